@@ -1,0 +1,65 @@
+# The two commands of the README: `make run` and `make check`. Both install what is missing first.
+BUILD          ?= build
+BUILD_SANITIZE ?= build-sanitize
+BUILD_FUZZ     ?= build-fuzz
+FUZZ_SECONDS   ?= 60
+MESON_TEST     := meson test --print-errorlogs --num-processes 2
+
+# Debian 12 packages the build, the tests and the benchmarks need.
+PACKAGES := g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3 \
+	libexpat1-dev libsystemd-dev libsdbus-c++-dev libboost1.81-dev \
+	libgtest-dev libgmock-dev libbenchmark-dev \
+	dbus-daemon dbus-bin dbus-tests dbus-broker
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build run check check-sanitize fuzz bench format clean
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing </dev/null; \
+	fi
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	$(BUILD)/marshal/busgate-marshal-demo
+
+check: build
+	$(MESON_TEST) -C $(BUILD) --suite unit
+	@tools/test-summary $(BUILD)
+
+$(BUILD_SANITIZE)/build.ninja:
+	meson setup $(BUILD_SANITIZE) -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled
+
+check-sanitize: deps $(BUILD_SANITIZE)/build.ninja
+	ninja -C $(BUILD_SANITIZE)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit
+	@tools/test-summary $(BUILD_SANITIZE)
+
+$(BUILD_FUZZ)/build.ninja:
+	CXX=clang++ meson setup $(BUILD_FUZZ) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dtests=disabled -Dbenchmarks=disabled -Dwerror=false
+
+# Runs every fuzz target for FUZZ_SECONDS, seeded from the upstream corpora; findings land in $(BUILD_FUZZ)/findings.
+fuzz: deps $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ)
+	tools/run-fuzzers $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+bench: build
+	tools/run-benchmarks $(BUILD)
+
+format:
+	git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(BUILD_SANITIZE) $(BUILD_FUZZ)

@@ -1,0 +1,35 @@
+// SipHash-2-4 (Aumasson and Bernstein), streaming: feed any number of pieces, then finish.
+// Used by the bloom filter to hash "<key>:<value>" elements without building the string.
+// Key halves and message words are read little-endian, so results do not depend on the host.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace busgate::core {
+
+class SipHash24 {
+  public:
+    explicit SipHash24(const std::array<uint8_t, 16>& key);
+
+    void update(std::string_view bytes);
+    uint64_t finish() const;
+
+    static uint64_t hash(const std::array<uint8_t, 16>& key, std::string_view bytes) {
+        SipHash24 state(key);
+        state.update(bytes);
+        return state.finish();
+    }
+
+  private:
+    void compress(uint64_t word);
+
+    uint64_t v0_, v1_, v2_, v3_;
+    uint64_t pending_ = 0;  // up to 7 bytes not yet compressed, little-endian
+    unsigned pending_bytes_ = 0;
+    uint64_t length_ = 0;
+};
+
+}  // namespace busgate::core

@@ -34,17 +34,17 @@ run: build
 	$(BUILD)/marshal/busgate-marshal-demo
 
 check: build
-	$(MESON_TEST) -C $(BUILD) --suite unit
-	@tools/test-summary $(BUILD)
+	@status=0; $(MESON_TEST) -C $(BUILD) --suite unit || status=$$?; \
+	tools/test-summary $(BUILD); exit $$status
 
 $(BUILD_SANITIZE)/build.ninja:
 	meson setup $(BUILD_SANITIZE) -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled
 
 check-sanitize: deps $(BUILD_SANITIZE)/build.ninja
 	ninja -C $(BUILD_SANITIZE)
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit
-	@tools/test-summary $(BUILD_SANITIZE)
+	@status=0; UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit || status=$$?; \
+	tools/test-summary $(BUILD_SANITIZE); exit $$status
 
 $(BUILD_FUZZ)/build.ninja:
 	CXX=clang++ meson setup $(BUILD_FUZZ) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \

@@ -285,7 +285,8 @@ TEST(Header, MessageMustBeExactlyOneFrame) {
     Bytes message = build_message({.type = MessageType::method_call, .path = "/", .member = "M"});
     message.push_back(0);
     EXPECT_EQ(parse(message), Validity::too_much_data);
-    message.resize(message.size() - 2);
+    message.pop_back();
+    message.pop_back();
     EXPECT_EQ(parse(message), Validity::not_enough_data);
 }
 

@@ -315,17 +315,36 @@ Validity parse_known_field(const ValueValidator& validator, std::uint8_t code, c
         return Validity::valid;
     }
 
-    const std::uint8_t* value_start = p;
-    if (const Validity validity = validator.walk(std::string_view(&expected, 1), p, 1, false);
-        validity != Validity::valid) {
-        return validity;
-    }
     std::string_view value;
     if (expected == type::signature) {
+        const std::uint8_t* value_start = p;
+        if (const Validity validity = validator.walk("g", p, 1, false); validity != Validity::valid) {
+            return validity;
+        }
         value = std::string_view(reinterpret_cast<const char*>(value_start + 1), *value_start);
     } else {
-        const std::uint8_t* length_at = validator.aligned(value_start, 4);
-        value = std::string_view(reinterpret_cast<const char*>(length_at + 4), validator.load_u32(length_at));
+        // A string or object path. Every field rule (name or path grammar) is stricter than
+        // UTF-8, so the text is checked once, by the rule.
+        const std::uint8_t* length_at = validator.aligned(p, 4);
+        if (length_at > end || end - length_at < 4) {
+            return Validity::not_enough_data;
+        }
+        if (!validator.skip_padding(p, 4)) {
+            return Validity::alignment_padding_not_nul;
+        }
+        const std::uint32_t length = validator.load_u32(p);
+        p += 4;
+        if (length > static_cast<std::size_t>(end - p)) {
+            return Validity::length_out_of_bounds;
+        }
+        value = std::string_view(reinterpret_cast<const char*>(p), length);
+        p += length;
+        if (p == end) {
+            return Validity::not_enough_data;
+        }
+        if (*p++ != 0) {
+            return Validity::string_missing_nul;
+        }
     }
     const FieldRule& rule = field_rules[code];
     if (rule.is_valid && !rule.is_valid(value)) {

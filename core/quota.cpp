@@ -1,0 +1,94 @@
+#include "busgate/core/quota.h"
+
+namespace busgate::core {
+namespace {
+
+// dbus-broker's user_charge_check with A(users) = users + 1, overflow meaning "no".
+bool fair_share_allows(uint64_t remaining, uint64_t users, uint64_t share, uint64_t charge) {
+    uint64_t limit = 0;
+    if (__builtin_add_overflow(share, charge, &limit))
+        return false;
+    if (__builtin_mul_overflow(limit, users + 1, &limit))
+        return false;
+    if (__builtin_sub_overflow(limit, share, &limit))
+        return false;
+    return limit <= remaining;
+}
+
+}  // namespace
+
+Result<QuotaCharge> QuotaRegistry::charge(UserKey user_key, UserKey actor, const QuotaAmounts& amounts) {
+    auto [it, created] = users_.try_emplace(user_key);
+    User& user = it->second;
+    if (created)
+        user.remaining = {limits_.bytes, limits_.fds, limits_.messages};
+    const auto usage = user.usages.find(actor);
+    const QuotaAmounts no_share{};
+    const QuotaAmounts& share = usage == user.usages.end() ? no_share : usage->second.share;
+    // n counts the actors holding a share, this one included.
+    const uint64_t users = user.usages.size() + (usage == user.usages.end() ? 1 : 0);
+
+    bool allowed = true;
+    for (size_t r = 0; r < quota_resource_count && allowed; ++r) {
+        if (amounts[r] == 0)
+            continue;
+        if (actor == user_key)
+            allowed = amounts[r] <= user.remaining[r];
+        else
+            allowed = fair_share_allows(user.remaining[r], users, share[r], amounts[r]);
+    }
+    if (!allowed) {
+        if (created)
+            users_.erase(it);
+        return Error::quota_exceeded;
+    }
+    auto& record = user.usages[actor];
+    for (size_t r = 0; r < quota_resource_count; ++r) {
+        user.remaining[r] -= amounts[r];
+        record.share[r] += amounts[r];
+    }
+    return QuotaCharge{user_key, actor, amounts, true};
+}
+
+void QuotaRegistry::discharge(QuotaCharge& charge) {
+    if (!charge.active)
+        return;
+    charge.active = false;
+    auto it = users_.find(charge.user);
+    if (it == users_.end())
+        return;
+    User& user = it->second;
+    auto usage = user.usages.find(charge.actor);
+    for (size_t r = 0; r < quota_resource_count; ++r) {
+        user.remaining[r] += charge.amounts[r];
+        if (usage != user.usages.end())
+            usage->second.share[r] -= charge.amounts[r];
+    }
+    if (usage != user.usages.end() && usage->second.share == QuotaAmounts{})
+        user.usages.erase(usage);
+    if (user.usages.empty())
+        users_.erase(it);
+}
+
+uint64_t QuotaRegistry::remaining(UserKey user, QuotaResource resource) const {
+    auto it = users_.find(user);
+    const auto index = static_cast<size_t>(resource);
+    if (it == users_.end())
+        return QuotaAmounts{limits_.bytes, limits_.fds, limits_.messages}[index];
+    return it->second.remaining[index];
+}
+
+uint64_t QuotaRegistry::share(UserKey user, UserKey actor, QuotaResource resource) const {
+    auto it = users_.find(user);
+    if (it == users_.end())
+        return 0;
+    auto usage = it->second.usages.find(actor);
+    return usage == it->second.usages.end() ? 0 : usage->second.share[static_cast<size_t>(resource)];
+}
+
+size_t QuotaRegistry::actor_count(UserKey user) const {
+    auto it = users_.find(user);
+    return it == users_.end() ? 0 : it->second.usages.size();
+}
+
+}  // namespace busgate::core

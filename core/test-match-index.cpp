@@ -1,0 +1,133 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "busgate/core/match_index.h"
+
+namespace busgate::core {
+namespace {
+
+BloomMask mask_member(std::string_view member) {
+    BloomMask mask;
+    mask.add_message_type("signal");
+    mask.add_member(member);
+    return mask;
+}
+
+BloomFilter filter_member(std::string_view member) {
+    BloomFilter filter;
+    filter.add_message_type("signal");
+    filter.add_interface("org.example.I");
+    filter.add_member(member);
+    filter.add_path("/org/example");
+    return filter;
+}
+
+std::set<std::pair<ConnectionId, uint64_t>> candidates(const MatchIndex& index, const BloomFilter& filter) {
+    std::set<std::pair<ConnectionId, uint64_t>> found;
+    index.for_each_candidate(filter, [&](const MatchIndex::Rule& rule) {
+        EXPECT_TRUE(found.emplace(rule.owner, rule.cookie).second) << "rule visited twice";
+    });
+    return found;
+}
+
+TEST(MatchIndex, FindsOnlyRulesWhoseMaskTheFilterCovers) {
+    MatchIndex index;
+    ASSERT_TRUE(index.add(1, MessageMatch{10, any_connection, "", mask_member("Changed")}).ok());
+    ASSERT_TRUE(index.add(2, MessageMatch{20, any_connection, "", mask_member("Removed")}).ok());
+    ASSERT_TRUE(index.add(3, MessageMatch{30, any_connection, "", BloomMask()}).ok());  // wildcard
+    auto found = candidates(index, filter_member("Changed"));
+    EXPECT_EQ(found, (std::set<std::pair<ConnectionId, uint64_t>>{{1, 10}, {3, 30}}));
+}
+
+TEST(MatchIndex, IdenticalMasksAreSharedAndFreedWithTheirLastRule) {
+    MatchIndex index;
+    for (ConnectionId id = 1; id <= 50; ++id)
+        ASSERT_TRUE(index.add(id, MessageMatch{id, any_connection, "", mask_member("Changed")}).ok());
+    ASSERT_TRUE(index.add(7, MessageMatch{99, any_connection, "", mask_member("Other")}).ok());
+    EXPECT_EQ(index.shared_mask_count(), 2u);
+    EXPECT_EQ(candidates(index, filter_member("Changed")).size(), 50u);
+    for (ConnectionId id = 1; id <= 50; ++id)
+        ASSERT_TRUE(index.remove(id, id).ok());
+    EXPECT_EQ(index.shared_mask_count(), 1u);
+    EXPECT_TRUE(candidates(index, filter_member("Changed")).empty());
+}
+
+TEST(MatchIndex, RemoveTakesEveryMatchWithTheCookieAndReportsUnknownCookies) {
+    MatchIndex index;
+    ASSERT_TRUE(index.add(1, MessageMatch{5, any_connection, "", mask_member("A")}).ok());
+    ASSERT_TRUE(index.add(1, MessageMatch{5, any_connection, "", mask_member("B")}).ok());
+    ASSERT_TRUE(index.add(1, NotificationMatch{5, NotificationType::name_add}).ok());
+    ASSERT_TRUE(index.add(1, MessageMatch{6, any_connection, "", mask_member("C")}).ok());
+    EXPECT_EQ(index.match_count(1), 4u);
+    ASSERT_TRUE(index.remove(1, 5).ok());
+    EXPECT_EQ(index.match_count(1), 1u);
+    EXPECT_EQ(index.remove(1, 5).error(), Error::no_such_match);
+    size_t notified = 0;
+    index.for_each_notification_match(NotificationType::name_add,
+                                      [&](ConnectionId, const auto&) { ++notified; });
+    EXPECT_EQ(notified, 0u);
+}
+
+TEST(MatchIndex, PerConnectionLimitIsEnforced) {
+    MatchIndex index(3);
+    for (uint64_t cookie = 0; cookie < 3; ++cookie)
+        ASSERT_TRUE(index.add(1, MessageMatch{cookie, any_connection, "", BloomMask()}).ok());
+    EXPECT_EQ(index.add(1, MessageMatch{3, any_connection, "", BloomMask()}).error(),
+              Error::match_limit_reached);
+    EXPECT_EQ(index.add(1, NotificationMatch{3}).error(), Error::match_limit_reached);
+    EXPECT_TRUE(index.add(2, MessageMatch{3, any_connection, "", BloomMask()}).ok());
+}
+
+TEST(MatchIndex, RemoveAllForgetsTheConnection) {
+    MatchIndex index;
+    ASSERT_TRUE(index.add(1, MessageMatch{1, any_connection, "", mask_member("A")}).ok());
+    ASSERT_TRUE(index.add(1, NotificationMatch{2, NotificationType::id_add}).ok());
+    index.remove_all(1);
+    EXPECT_EQ(index.match_count(1), 0u);
+    EXPECT_EQ(index.shared_mask_count(), 0u);
+    EXPECT_TRUE(candidates(index, filter_member("A")).empty());
+}
+
+TEST(MatchIndex, IndexAgreesWithLinearScanOnRandomMasks) {
+    std::mt19937_64 rng(7);
+    const std::vector<std::string> members = {"A", "B", "C", "D", "E", "F", "G", "H"};
+    const std::vector<std::string> interfaces = {"org.x.I", "org.y.J", "org.z.K"};
+    MatchIndex index;
+    struct Stored {
+        ConnectionId owner;
+        uint64_t cookie;
+        BloomMask mask;
+    };
+    std::vector<Stored> stored;
+    for (ConnectionId owner = 1; owner <= 200; ++owner) {
+        for (uint64_t cookie = 0; cookie < 5; ++cookie) {
+            BloomMask mask;
+            if (rng() % 2)
+                mask.add_member(members[rng() % members.size()]);
+            if (rng() % 2)
+                mask.add_interface(interfaces[rng() % interfaces.size()]);
+            if (rng() % 3 == 0)
+                mask.add_argument(static_cast<unsigned>(rng() % 3), members[rng() % members.size()]);
+            ASSERT_TRUE(index.add(owner, MessageMatch{cookie, any_connection, "", mask}).ok());
+            stored.push_back({owner, cookie, mask});
+        }
+    }
+    for (int round = 0; round < 300; ++round) {
+        BloomFilter filter;
+        filter.add_member(members[rng() % members.size()]);
+        filter.add_interface(interfaces[rng() % interfaces.size()]);
+        for (unsigned arg = 0; arg < 3; ++arg)
+            filter.add_argument(arg, members[rng() % members.size()]);
+        std::set<std::pair<ConnectionId, uint64_t>> expected;
+        for (const auto& s : stored)
+            if (filter.covers(s.mask))
+                expected.emplace(s.owner, s.cookie);
+        ASSERT_EQ(candidates(index, filter), expected);
+    }
+}
+
+}  // namespace
+}  // namespace busgate::core

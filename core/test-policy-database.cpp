@@ -1,0 +1,98 @@
+#include <gtest/gtest.h>
+
+#include "busgate/core/policy_database.h"
+
+namespace busgate::core {
+namespace {
+
+Credentials user(uint32_t uid, uint32_t gid = 100, std::vector<uint32_t> groups = {}) {
+    Credentials credentials;
+    credentials.uid = uid;
+    credentials.gid = gid;
+    credentials.groups = std::move(groups);
+    return credentials;
+}
+
+TEST(PolicyDatabase, NoEntryMeansNoAccess) {
+    PolicyDatabase db;
+    EXPECT_FALSE(db.query(user(1000), "org.example.A").has_value());
+}
+
+TEST(PolicyDatabase, HighestMatchingGrantWinsAndImpliesLowerLevels) {
+    PolicyDatabase db;
+    ASSERT_TRUE(db.replace(7, std::vector<PolicyEntry>{{"org.example.A",
+                                                        {{Grantee::world, 0, Access::see},
+                                                         {Grantee::user, 1000, Access::own},
+                                                         {Grantee::group, 50, Access::talk}}}})
+                    .ok());
+    EXPECT_EQ(db.query(user(1000), "org.example.A"), Access::own);
+    EXPECT_TRUE(db.allows(user(1000), "org.example.A", Access::talk));
+    EXPECT_EQ(db.query(user(1001, 50), "org.example.A"), Access::talk);
+    EXPECT_EQ(db.query(user(1001, 100, {50}), "org.example.A"), Access::talk);  // supplementary group
+    EXPECT_EQ(db.query(user(1002), "org.example.A"), Access::see);
+    EXPECT_FALSE(db.allows(user(1002), "org.example.A", Access::talk));
+}
+
+TEST(PolicyDatabase, WildcardCoversExactlyOneMoreElement) {
+    PolicyDatabase db;
+    ASSERT_TRUE(
+        db.replace(7, std::vector<PolicyEntry>{{"org.example.*", {{Grantee::world, 0, Access::talk}}}}).ok());
+    EXPECT_EQ(db.query(user(1), "org.example.Foo"), Access::talk);
+    EXPECT_FALSE(db.query(user(1), "org.example.Foo.Bar").has_value());
+    EXPECT_FALSE(db.query(user(1), "org.example").has_value());
+}
+
+TEST(PolicyDatabase, ExactEntryHidesWildcard) {
+    PolicyDatabase db;
+    ASSERT_TRUE(
+        db.replace(7, std::vector<PolicyEntry>{{"org.example.*", {{Grantee::world, 0, Access::own}}},
+                                               {"org.example.Locked", {{Grantee::user, 0, Access::own}}}})
+            .ok());
+    EXPECT_FALSE(db.query(user(1000), "org.example.Locked").has_value());
+    EXPECT_EQ(db.query(user(1000), "org.example.Open"), Access::own);
+}
+
+TEST(PolicyDatabase, ReplaceIsAtomicAndRefusesForeignNames) {
+    PolicyDatabase db;
+    ASSERT_TRUE(
+        db.replace(1, std::vector<PolicyEntry>{{"org.one.A", {{Grantee::world, 0, Access::talk}}}}).ok());
+    ASSERT_TRUE(
+        db.replace(2, std::vector<PolicyEntry>{{"org.two.A", {{Grantee::world, 0, Access::talk}}}}).ok());
+    // Holder 2 tries to take holder 1's name along with a new one: nothing changes.
+    auto status = db.replace(2, std::vector<PolicyEntry>{{"org.two.B", {{Grantee::world, 0, Access::own}}},
+                                                         {"org.one.A", {{Grantee::world, 0, Access::own}}}});
+    ASSERT_FALSE(status.ok());
+    EXPECT_EQ(status.error(), Error::already_exists);
+    EXPECT_EQ(db.query(user(5), "org.two.A"), Access::talk);
+    EXPECT_FALSE(db.query(user(5), "org.two.B").has_value());
+    EXPECT_EQ(db.query(user(5), "org.one.A"), Access::talk);
+
+    // A successful upload replaces the whole previous set.
+    ASSERT_TRUE(
+        db.replace(2, std::vector<PolicyEntry>{{"org.two.B", {{Grantee::world, 0, Access::own}}}}).ok());
+    EXPECT_FALSE(db.query(user(5), "org.two.A").has_value());
+    EXPECT_EQ(db.query(user(5), "org.two.B"), Access::own);
+}
+
+TEST(PolicyDatabase, InvalidNamesAndForbiddenWildcardsAreRejected) {
+    PolicyDatabase db;
+    EXPECT_EQ(db.replace(1, std::vector<PolicyEntry>{{"no-dots", {}}}).error(), Error::invalid_name);
+    EXPECT_EQ(db.replace(1, std::vector<PolicyEntry>{{"org.x.*", {}}}, false).error(),
+              Error::invalid_argument);
+    EXPECT_TRUE(db.replace(1, std::vector<PolicyEntry>{{"org.*", {{Grantee::world, 0, Access::see}}}}).ok());
+    EXPECT_EQ(db.query(user(1), "org.x"), Access::see);
+}
+
+TEST(PolicyDatabase, RemoveOwnerDropsOnlyItsEntries) {
+    PolicyDatabase db;
+    ASSERT_TRUE(
+        db.replace(1, std::vector<PolicyEntry>{{"org.one.A", {{Grantee::world, 0, Access::talk}}}}).ok());
+    ASSERT_TRUE(
+        db.replace(2, std::vector<PolicyEntry>{{"org.two.A", {{Grantee::world, 0, Access::talk}}}}).ok());
+    db.remove_owner(1);
+    EXPECT_FALSE(db.query(user(5), "org.one.A").has_value());
+    EXPECT_TRUE(db.query(user(5), "org.two.A").has_value());
+}
+
+}  // namespace
+}  // namespace busgate::core

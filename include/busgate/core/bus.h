@@ -1,0 +1,192 @@
+// Bus: the userspace kdbus/bus1 core behind a command API shaped like kdbus's (hello, bye, name acquire and
+// release, list, send, receive, match add and remove, policy upload, endpoints). It ties together the
+// modules, each the sole owner of its state: NameRegistry, MatchIndex, PolicyDatabase (the bus's and one per
+// Endpoint), ReplyTracker, QuotaRegistry, and each Connection's ReceiveQueue.
+// Invariants:
+//  - one global sequence clock: every transaction (a message, or one notification) takes the next value,
+//    every receiver's queue is ordered by it, so any two receivers of the same two items see them in the same
+//    order, notifications included;
+//  - connection ids are never reused;
+//  - every accepted call that expects a reply ends with exactly one of: its reply, REPLY_TIMEOUT (expire),
+//    REPLY_DEAD (callee gone, or the call could not be handed from an activator to the real owner);
+//  - a failing command changes nothing and returns an Error; nothing here throws on the message path.
+// The core knows nothing of dbus1: payloads are opaque, names and policy are kdbus's.
+#pragma once
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "busgate/core/connection.h"
+#include "busgate/core/endpoint.h"
+#include "busgate/core/match_index.h"
+#include "busgate/core/message.h"
+#include "busgate/core/name_registry.h"
+#include "busgate/core/policy_database.h"
+#include "busgate/core/quota.h"
+#include "busgate/core/receive_queue.h"
+#include "busgate/core/reply_tracker.h"
+#include "busgate/core/result.h"
+#include "busgate/core/types.h"
+
+namespace busgate::core {
+
+struct BusLimits {
+    size_t max_connections_per_user = 1024;           // KDBUS_USER_MAX_CONN
+    size_t max_names_per_connection = 256;            // KDBUS_CONN_MAX_NAMES (owned + queued + activated)
+    size_t max_matches_per_connection = 256;          // KDBUS_MATCH_MAX
+    size_t max_pending_replies_per_connection = 128;  // calls a connection may wait on at once
+    size_t max_fds_per_message = 253;
+    uint64_t max_message_bytes = 128 * 1024 * 1024;
+    QueueLimits queue;  // per receiving connection
+    QuotaLimits quota;  // per receiving user
+};
+
+struct BusConfig {
+    uint32_t owner_uid = 0;  // connections of this uid (and root) are privileged on the default endpoint
+    BusLimits limits;
+};
+
+struct HelloParams {
+    Credentials credentials;
+    UniqueFd pidfd;
+    uint64_t flags = 0;  // hello_flag::*; activator, policy_holder and monitor are exclusive and privileged
+    EndpointId endpoint = default_endpoint;
+    std::string name;                 // activators and policy holders: the name they stand for
+    std::vector<PolicyEntry> policy;  // activators and policy holders: their initial rules
+    std::string description;
+};
+
+struct ListEntry {
+    ConnectionId id = 0;
+    uint64_t connection_flags = 0;  // hello flags
+    std::string name;               // empty: a bare record for the unique id
+    uint64_t name_flags = 0;        // name_flag::* (primary, in_queue, activator, saved flags)
+    friend bool operator==(const ListEntry&, const ListEntry&) = default;
+};
+
+struct SendReceipt {
+    uint64_t sequence = 0;
+    ConnectionId destination = 0;  // unicast: the connection the message was queued on (0 if dropped)
+    size_t delivered = 0;          // receivers it was queued on, monitors excluded
+    size_t dropped = 0;            // broadcast receivers that matched but lost it to limits or quotas
+};
+
+class Bus {
+  public:
+    explicit Bus(BusConfig config = {});
+    ~Bus();
+    Bus(const Bus&) = delete;
+    Bus& operator=(const Bus&) = delete;
+
+    // ---- connections
+    Result<ConnectionId> hello(HelloParams params);
+    // Disconnects: releases names (queues advance, activators take back their messages), REPLY_DEAD to every
+    // caller waiting on this connection, drops its queue (returning its charges), then ID_REMOVE.
+    Status bye(ConnectionId id);
+    const Connection* connection(ConnectionId id) const;
+    // CONN_INFO: the connection if `caller` may see it (custom endpoints hide peers without visible names).
+    Result<const Connection*> connection_info(ConnectionId caller, ConnectionId id) const;
+    size_t connection_count() const { return connections_.size(); }
+
+    // ---- names
+    // flags: name_flag::{replace_existing, allow_replacement, queue}.
+    Result<AcquireResult> acquire_name(ConnectionId id, std::string_view name, uint64_t flags);
+    Result<ReleaseResult> release_name(ConnectionId id, std::string_view name);
+    // list_flag::{unique, names, activators, queued}; names the caller cannot SEE are left out.
+    std::vector<ListEntry> list(ConnectionId caller, uint64_t flags) const;
+    // GetNameOwner: the primary owner; name_has_no_owner if none (or only an activator) or invisible.
+    Result<ConnectionId> name_owner(ConnectionId caller, std::string_view name) const;
+    // ListQueuedOwners: primary owner first, then the queue.
+    Result<std::vector<ConnectionId>> queued_owners(ConnectionId caller, std::string_view name) const;
+    std::vector<std::string> owned_names(ConnectionId id) const;  // primary-owned, sorted
+
+    // ---- messages
+    Result<SendReceipt> send(ConnectionId sender, OutgoingMessage message);
+    // The oldest item of the connection's queue, if any; its quota charge is returned.
+    std::optional<QueueItem> receive(ConnectionId id);
+    const QueueItem* peek(ConnectionId id) const;
+    // Broadcasts and notifications this connection lost to limits since the last call (kdbus dropped_msgs).
+    uint64_t take_dropped(ConnectionId id);
+    // Connections whose queue went from empty to non-empty since the last call, for the gateway's writers.
+    std::vector<ConnectionId> take_readable();
+
+    // ---- replies
+    // REPLY_TIMEOUT to the caller of every call whose deadline is <= now. Returns how many expired.
+    size_t expire(Timestamp now);
+    std::optional<Timestamp> next_deadline() { return replies_.next_deadline(); }
+    size_t pending_replies(ConnectionId caller) const { return replies_.pending_for_caller(caller); }
+
+    // ---- matches
+    Status add_match(ConnectionId id, MessageMatch match);
+    Status add_match(ConnectionId id, NotificationMatch match);
+    Status remove_match(ConnectionId id, uint64_t cookie);
+
+    // ---- policy and endpoints
+    // A policy holder (or activator) replaces all its rules at once.
+    Status set_policy(ConnectionId holder, std::vector<PolicyEntry> entries);
+    Result<EndpointId> make_endpoint(std::string name, std::vector<PolicyEntry> policy);
+    Status update_endpoint(EndpointId id, std::vector<PolicyEntry> policy);
+    // Disconnects every connection of the endpoint, then removes it. The default endpoint cannot be removed.
+    Status remove_endpoint(EndpointId id);
+    const PolicyDatabase& bus_policy() const { return bus_policy_; }
+
+    // ---- observation (tests, busgatectl)
+    const QuotaRegistry& quotas() const { return quotas_; }
+    const MatchIndex& matches() const { return matches_; }
+    const NameRegistry& names() const { return names_; }
+    uint64_t last_sequence() const { return clock_; }
+
+    // Policy checks, exposed for the gateway's driver (e.g. to answer NameHasOwner from a custom endpoint).
+    bool can_see_name(const Connection& viewer, std::string_view name) const;
+    bool can_see_connection(const Connection& viewer, const Connection& target) const;
+    bool may_own(const Connection& connection, std::string_view name) const;
+    bool may_talk(const Connection& from, const Connection& to) const;
+
+  private:
+    Connection* find(ConnectionId id) const;
+    Endpoint* find_endpoint(EndpointId id) const;
+
+    Status enqueue(Connection& receiver, QueuedEntry entry);
+    void enqueue_notification(Connection& receiver, QueueItem item, bool must_deliver);
+    void mark_readable(Connection& connection);
+    void copy_to_monitors(const QueueItem& item);
+
+    void apply_name_changes(const std::vector<NameChange>& changes);
+    void move_name_messages(ConnectionId from, ConnectionId to, uint64_t name_id);
+    void notify_name_change(const NameChange& change);
+    void notify_id_change(NotificationType type, const Connection& subject);
+    void notify_reply(NotificationType type, ConnectionId caller, uint64_t cookie);
+
+    void begin_fanout();
+    void add_candidate(Connection& connection, const uint64_t* cookie);
+
+    Result<SendReceipt> broadcast(Connection& sender, OutgoingMessage& message);
+    Result<SendReceipt> unicast(Connection& sender, OutgoingMessage& message);
+
+    BusConfig config_;
+    uint64_t clock_ = 0;
+    ConnectionId next_connection_id_ = 1;
+    EndpointId next_endpoint_id_ = 1;
+
+    boost::unordered_flat_map<ConnectionId, std::unique_ptr<Connection>> connections_;
+    boost::unordered_flat_map<EndpointId, std::unique_ptr<Endpoint>> endpoints_;
+    boost::unordered_flat_map<UserKey, size_t> connections_per_user_;
+    std::vector<ConnectionId> monitors_;
+    std::vector<ConnectionId> readable_;
+
+    NameRegistry names_;
+    MatchIndex matches_;
+    PolicyDatabase bus_policy_;
+    ReplyTracker replies_;
+    QuotaRegistry quotas_;
+
+    uint64_t fanout_generation_ = 0;
+    std::vector<Connection*> candidates_;
+};
+
+}  // namespace busgate::core

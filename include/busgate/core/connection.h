@@ -1,0 +1,70 @@
+// Connection: one peer of the bus as the core knows it: its never-reused id, the credentials and hello flags
+// it connected with, its endpoint, the user its resources are charged to, and its receive queue.
+// Invariants: id, credentials, flags and endpoint never change after hello; only the Bus mutates a
+// connection (its queue, its readable mark).
+#pragma once
+
+#include <string>
+
+#include "busgate/core/quota.h"
+#include "busgate/core/receive_queue.h"
+#include "busgate/core/types.h"
+#include "busgate/core/unique_fd.h"
+
+namespace busgate::core {
+
+class Bus;
+
+class Connection {
+  public:
+    Connection(ConnectionId id, Credentials credentials, UniqueFd pidfd, uint64_t flags, EndpointId endpoint,
+               bool privileged, UserKey user, std::string description)
+        : id_(id),
+          credentials_(std::move(credentials)),
+          pidfd_(std::move(pidfd)),
+          flags_(flags),
+          endpoint_(endpoint),
+          privileged_(privileged),
+          user_(user),
+          description_(std::move(description)) {}
+
+    ConnectionId id() const { return id_; }
+    const Credentials& credentials() const { return credentials_; }
+    int pidfd() const { return pidfd_.get(); }  // -1 when the gateway had none
+    uint64_t flags() const { return flags_; }
+    EndpointId endpoint() const { return endpoint_; }
+    bool privileged() const { return privileged_; }
+    UserKey user() const { return user_; }
+    const std::string& description() const { return description_; }
+
+    bool is_ordinary() const {
+        return !(flags_ & (hello_flag::activator | hello_flag::policy_holder | hello_flag::monitor));
+    }
+    bool is_activator() const { return flags_ & hello_flag::activator; }
+    bool is_monitor() const { return flags_ & hello_flag::monitor; }
+    bool accepts_fds() const { return flags_ & hello_flag::accept_fds; }
+
+    const QueueCounters& queue_counters() const { return queue_.counters(); }
+    size_t queued() const { return queue_.size(); }
+
+  private:
+    friend class Bus;
+
+    ConnectionId id_;
+    Credentials credentials_;
+    UniqueFd pidfd_;
+    uint64_t flags_;
+    EndpointId endpoint_;
+    bool privileged_;
+    UserKey user_;
+    std::string description_;
+
+    ReceiveQueue queue_;
+    bool readable_listed_ = false;
+    // Fan-out bookkeeping: the sequence of the delivery this connection was last collected for, and the
+    // cookies of its matches that selected it.
+    uint64_t fanout_stamp_ = 0;
+    MatchCookies fanout_cookies_;
+};
+
+}  // namespace busgate::core

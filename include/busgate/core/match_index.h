@@ -1,0 +1,122 @@
+// MatchIndex: every connection's matches, and the index broadcast delivery uses to find candidate receivers.
+// Owns, per connection, its message matches (sender filter + bloom mask + the gateway's cookie) and its
+// notification matches. Identical masks of all connections are stored once ("shared masks"); each shared mask
+// sits in exactly one bucket, keyed by one of its set bits (the one whose bucket was least full when the mask
+// first appeared), or in the wildcard bucket when the mask is empty. A filter can only cover a mask whose
+// bits it contains, so a broadcast visits just the buckets of the filter's set bits plus the wildcard bucket.
+// Invariants: a shared mask lives while at least one match uses it; removing a cookie removes all of that
+// connection's matches carrying it (kdbus MATCH_REMOVE).
+#pragma once
+
+#include <array>
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "busgate/core/bloom.h"
+#include "busgate/core/result.h"
+#include "busgate/core/types.h"
+
+namespace busgate::core {
+
+// Matches data messages (broadcasts). An empty mask and no sender filter matches every broadcast.
+struct MessageMatch {
+    uint64_t cookie = 0;
+    ConnectionId sender_id = any_connection;
+    std::string sender_name;  // non-empty: the sender must be the primary owner of this name at send time
+    BloomMask mask;
+};
+
+// Matches one type of notification. Unused fields stay "any".
+struct NotificationMatch {
+    uint64_t cookie = 0;
+    NotificationType type = NotificationType::name_change;
+    ConnectionId id = any_connection;      // ID_ADD / ID_REMOVE: the connection
+    ConnectionId old_id = any_connection;  // NAME_*: previous owner (0 for NAME_ADD)
+    ConnectionId new_id = any_connection;  // NAME_*: new owner (0 for NAME_REMOVE)
+    std::string name;                      // NAME_*: empty matches every name
+};
+
+class MatchIndex {
+  public:
+    struct Rule;
+    struct SharedMask {
+        BloomMask mask;
+        int bucket = -1;  // the set bit it is filed under; -1: wildcard bucket
+        std::vector<Rule*> rules;
+    };
+    struct Rule {
+        ConnectionId owner = 0;
+        uint64_t cookie = 0;
+        ConnectionId sender_id = any_connection;
+        std::string sender_name;
+        SharedMask* shared = nullptr;
+    };
+
+    explicit MatchIndex(size_t max_matches_per_connection = 256) : max_matches_(max_matches_per_connection) {}
+    ~MatchIndex();
+    MatchIndex(const MatchIndex&) = delete;
+    MatchIndex& operator=(const MatchIndex&) = delete;
+
+    Status add(ConnectionId owner, MessageMatch match);
+    Status add(ConnectionId owner, NotificationMatch match);
+    Status remove(ConnectionId owner, uint64_t cookie);
+    void remove_all(ConnectionId owner);
+
+    // Calls visit(const Rule&) for every message rule whose mask `filter` covers. The sender filters are
+    // the caller's to check. Each rule is visited at most once.
+    template <typename Visit>
+    void for_each_candidate(const BloomFilter& filter, Visit&& visit) const {
+        for (const Rule* rule : wildcard_.rules)
+            visit(*rule);
+        const auto& words = filter.words();
+        for (unsigned w = 0; w < bloom_word_count; ++w) {
+            for (uint64_t word = words[w]; word != 0; word &= word - 1) {
+                const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
+                for (const SharedMask* shared : buckets_[bit])
+                    if (filter.covers(shared->mask))
+                        for (const Rule* rule : shared->rules)
+                            visit(*rule);
+            }
+        }
+    }
+
+    // Calls visit(ConnectionId, const NotificationMatch&) for every notification match of `type`.
+    template <typename Visit>
+    void for_each_notification_match(NotificationType type, Visit&& visit) const {
+        auto found = notification_subscribers_.find(type);
+        if (found == notification_subscribers_.end())
+            return;
+        for (const auto& [owner, count] : found->second) {
+            const auto& matches = connections_.find(owner)->second.notification_rules;
+            for (const auto& match : matches)
+                if (match.type == type)
+                    visit(owner, match);
+        }
+    }
+
+    size_t match_count(ConnectionId owner) const;
+    size_t shared_mask_count() const { return masks_.size(); }
+    size_t rule_count() const;
+
+  private:
+    struct ConnectionMatches {
+        std::vector<std::unique_ptr<Rule>> rules;
+        std::vector<NotificationMatch> notification_rules;
+    };
+
+    SharedMask* acquire_shared(const BloomMask& mask);
+    void release_shared(Rule* rule);
+
+    size_t max_matches_;
+    boost::unordered_flat_map<ConnectionId, ConnectionMatches> connections_;
+    boost::unordered_flat_map<BloomBits, std::unique_ptr<SharedMask>, BloomBitsHash> masks_;
+    std::array<std::vector<SharedMask*>, bloom_bit_count> buckets_;
+    SharedMask wildcard_;
+    boost::unordered_flat_map<NotificationType, boost::unordered_flat_map<ConnectionId, size_t>>
+        notification_subscribers_;
+};
+
+}  // namespace busgate::core

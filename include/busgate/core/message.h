@@ -1,0 +1,134 @@
+// Messages as the core sees them: an opaque, immutable, refcounted payload (the bytes the gateway will write
+// out, plus passed fds) and the routing metadata the gateway extracts from the dbus1 header. The core never
+// looks inside the bytes. One payload is shared by every receiver of a broadcast.
+// QueueItem is what a receiver dequeues: a data message or a kernel-style notification, stamped with the
+// global sequence number that orders everything on the bus.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "busgate/core/bloom.h"
+#include "busgate/core/types.h"
+#include "busgate/core/unique_fd.h"
+
+namespace busgate::core {
+
+struct MessagePayload {
+    std::vector<std::byte> bytes;
+    std::vector<UniqueFd> fds;
+
+    static std::shared_ptr<const MessagePayload> make(std::span<const std::byte> bytes,
+                                                      std::vector<UniqueFd> fds = {}) {
+        auto payload = std::make_shared<MessagePayload>();
+        payload->bytes.assign(bytes.begin(), bytes.end());
+        payload->fds = std::move(fds);
+        return payload;
+    }
+    static std::shared_ptr<const MessagePayload> make(std::vector<std::byte> bytes,
+                                                      std::vector<UniqueFd> fds = {}) {
+        auto payload = std::make_shared<MessagePayload>();
+        payload->bytes = std::move(bytes);
+        payload->fds = std::move(fds);
+        return payload;
+    }
+};
+
+using PayloadRef = std::shared_ptr<const MessagePayload>;
+
+// What the gateway hands to Bus::send.
+//   unicast by id:     destination_id = N, destination_name empty
+//   unicast by name:   destination_name = "org.foo"; destination_id 0, or N to send only if N still owns it
+//   broadcast:         destination_id = broadcast_destination, flags has message_flag::signal, bloom set
+//   reply:             reply_cookie != 0 (and no expect_reply), destination_id = the caller
+struct OutgoingMessage {
+    PayloadRef payload;
+    ConnectionId destination_id = 0;
+    std::string_view destination_name;
+    uint64_t cookie = 0;        // the sender's serial
+    uint64_t reply_cookie = 0;  // the serial this answers, 0 if not a reply
+    uint64_t flags = 0;         // message_flag::*
+    Timestamp timeout = 0;      // absolute deadline for the reply when expect_reply; 0 = none
+    BloomFilter bloom;          // broadcasts only
+};
+
+// A small list of the match cookies that selected a broadcast or notification for this receiver; most
+// deliveries match one rule, so a few are stored inline.
+class MatchCookies {
+  public:
+    void push_back(uint64_t cookie) {
+        if (size_ < inline_.size() && overflow_.empty()) {
+            inline_[size_++] = cookie;
+            return;
+        }
+        if (overflow_.empty())
+            overflow_.assign(inline_.begin(), inline_.begin() + size_);
+        overflow_.push_back(cookie);
+        ++size_;
+    }
+    void clear() {
+        size_ = 0;
+        overflow_.clear();
+    }
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    std::span<const uint64_t> view() const {
+        return overflow_.empty() ? std::span<const uint64_t>(inline_.data(), size_)
+                                 : std::span<const uint64_t>(overflow_);
+    }
+    bool contains(uint64_t cookie) const {
+        for (auto c : view())
+            if (c == cookie)
+                return true;
+        return false;
+    }
+
+  private:
+    std::array<uint64_t, 3> inline_{};
+    size_t size_ = 0;
+    std::vector<uint64_t> overflow_;
+};
+
+struct Notification {
+    NotificationType type = NotificationType::id_add;
+    // NAME_*: name and both sides (id 0 on the missing side). Flags are name_flag::* (activator,
+    // in_queue...).
+    std::string name;
+    ConnectionId old_id = 0;
+    uint64_t old_flags = 0;
+    ConnectionId new_id = 0;
+    uint64_t new_flags = 0;
+    // ID_*: the connection and its hello flags.
+    ConnectionId id = 0;
+    uint64_t id_flags = 0;
+    // REPLY_*: the cookie of the call that will get no reply (also in QueueItem::reply_cookie).
+};
+
+struct QueueItem {
+    enum class Kind { message, notification };
+
+    Kind kind = Kind::message;
+    uint64_t sequence = 0;  // global order: equal for all receivers of one broadcast
+    ConnectionId sender = kernel_connection;
+    ConnectionId destination = 0;  // the receiver, or broadcast_destination for broadcasts
+    uint64_t cookie = 0;
+    uint64_t reply_cookie = 0;
+    uint64_t flags = 0;
+    PayloadRef payload;
+    // Broadcasts and broadcast notifications: the cookies of this receiver's matches that selected it. Empty
+    // for unicast, and for name notifications delivered because the receiver itself gained or lost the name.
+    MatchCookies matched;
+    Notification notification;  // kind == notification
+    bool monitor_copy = false;  // a copy queued on a monitor
+
+    size_t byte_count() const { return payload ? payload->bytes.size() : 0; }
+    size_t fd_count() const { return payload ? payload->fds.size() : 0; }
+};
+
+}  // namespace busgate::core

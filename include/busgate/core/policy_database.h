@@ -1,0 +1,72 @@
+// PolicyDatabase: kdbus's coarse name policy. Owns entries "name" or "prefix.*" -> grants of SEE < TALK < OWN
+// to a user, a group or the world, each entry held by one owner (a policy holder's connection id, or 0 for an
+// endpoint's own rules).
+// Invariants: one owner per (name, wildcard); an owner's rules are replaced as a whole or not at all; a
+// wildcard "a.b.*" covers exactly one more element ("a.b.c", not "a.b.c.d"); the exact entry, when present,
+// hides the wildcard one.
+#pragma once
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "busgate/core/result.h"
+#include "busgate/core/types.h"
+
+namespace busgate::core {
+
+enum class Access : uint8_t { see = 0, talk = 1, own = 2 };
+enum class Grantee : uint8_t { user = 1, group = 2, world = 3 };
+
+struct PolicyGrant {
+    Grantee grantee = Grantee::world;
+    uint32_t id = 0;  // uid or gid; ignored for world
+    Access access = Access::see;
+};
+
+struct PolicyEntry {
+    std::string name;  // a well-known name, or a prefix ending in ".*"
+    std::vector<PolicyGrant> grants;
+};
+
+// kdbus name validity: two or more '.'-separated elements of [A-Za-z0-9_-], none starting with a digit,
+// at most 255 characters.
+bool is_valid_well_known_name(std::string_view name);
+
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const;
+};
+
+class PolicyDatabase {
+  public:
+    // Replaces every entry of `owner` with `entries`, atomically: on error nothing changes. Fails with
+    // invalid_name for a malformed name, invalid_argument for a wildcard when `allow_wildcards` is false,
+    // already_exists when another owner holds the same name.
+    Status replace(uint64_t owner, std::span<const PolicyEntry> entries, bool allow_wildcards = true);
+    void remove_owner(uint64_t owner);
+
+    // The highest access `credentials` get on `name`, or nothing (below SEE).
+    std::optional<Access> query(const Credentials& credentials, std::string_view name) const;
+    bool allows(const Credentials& credentials, std::string_view name, Access needed) const {
+        auto granted = query(credentials, name);
+        return granted && *granted >= needed;
+    }
+    size_t size() const { return exact_.size() + wildcard_.size(); }
+
+  private:
+    struct Entry {
+        uint64_t owner = 0;
+        std::vector<PolicyGrant> grants;
+    };
+    using Table = boost::unordered_flat_map<std::string, Entry, StringHash, std::equal_to<>>;
+
+    Table exact_;
+    Table wildcard_;  // keyed by the prefix without ".*"
+};
+
+}  // namespace busgate::core

@@ -1,0 +1,88 @@
+// ReceiveQueue: one connection's incoming items in global sequence order, with byte/message/fd counters and
+// the quota charge each item holds.
+// Invariants: items are sorted by sequence (appends come in increasing order; moved-in items are merged);
+// the counters equal the sums over queued items; an item's quota charge is returned exactly once, when it
+// leaves the queue (popped, moved out or dropped).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "busgate/core/message.h"
+#include "busgate/core/quota.h"
+
+namespace busgate::core {
+
+struct QueueLimits {
+    uint64_t max_bytes = 127 * 1024 * 1024;  // dbus-daemon's max_outgoing_bytes
+    uint64_t max_messages = 16384;
+    uint64_t max_fds = 4096;
+};
+
+struct QueueCounters {
+    uint64_t bytes = 0;
+    uint64_t messages = 0;
+    uint64_t fds = 0;
+    uint64_t dropped = 0;  // broadcasts and notifications lost to limits or quotas since the last reset
+};
+
+// A queued item with the core's bookkeeping.
+struct QueuedEntry {
+    QueueItem item;
+    uint64_t name_id = 0;  // the name it was sent to (0: by id or broadcast), for activator hand-overs
+    UserKey actor = 0;     // the sending user, to re-charge when moved
+    QuotaCharge charge;
+};
+
+class ReceiveQueue {
+  public:
+    bool empty() const { return head_ == entries_.size(); }
+    size_t size() const { return entries_.size() - head_; }
+    const QueueCounters& counters() const { return counters_; }
+    void count_dropped() { ++counters_.dropped; }
+    uint64_t take_dropped() { return std::exchange(counters_.dropped, 0); }
+
+    bool fits(const QueueLimits& limits, const QueueItem& item) const {
+        return counters_.messages + 1 <= limits.max_messages &&
+               counters_.bytes + item.byte_count() <= limits.max_bytes &&
+               counters_.fds + item.fd_count() <= limits.max_fds;
+    }
+
+    void push(QueuedEntry entry);
+    // Inserts entries (sorted by sequence) at their place in the order.
+    void merge(std::vector<QueuedEntry> entries);
+    const QueuedEntry* front() const { return empty() ? nullptr : &entries_[head_]; }
+    std::optional<QueuedEntry> pop();
+    // Removes and returns the entries for which pred(entry) holds, keeping their order.
+    template <typename Pred>
+    std::vector<QueuedEntry> extract(Pred&& pred) {
+        std::vector<QueuedEntry> taken;
+        std::vector<QueuedEntry> kept;
+        for (size_t i = head_; i < entries_.size(); ++i) {
+            if (pred(entries_[i])) {
+                account(entries_[i].item, -1);
+                taken.push_back(std::move(entries_[i]));
+            } else {
+                kept.push_back(std::move(entries_[i]));
+            }
+        }
+        if (!taken.empty()) {
+            entries_ = std::move(kept);
+            head_ = 0;
+        }
+        return taken;
+    }
+    // Removes everything (the connection is going away).
+    std::vector<QueuedEntry> take_all();
+
+  private:
+    void account(const QueueItem& item, int direction);
+    void compact();
+
+    std::vector<QueuedEntry> entries_;
+    size_t head_ = 0;
+    QueueCounters counters_;
+};
+
+}  // namespace busgate::core

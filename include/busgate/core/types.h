@@ -1,0 +1,75 @@
+// Identifiers, flag constants and credentials shared by every module of the core. The numeric values of
+// the flags are kdbus's (kdbus-semantics.md section 1.6), so a kernel backend could use them unchanged.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace busgate::core {
+
+using ConnectionId = uint64_t;
+using EndpointId = uint64_t;
+using Timestamp = uint64_t;  // CLOCK_MONOTONIC nanoseconds, supplied by the caller
+
+inline constexpr ConnectionId kernel_connection = 0;  // sender of notifications
+inline constexpr ConnectionId broadcast_destination = ~uint64_t{0};
+inline constexpr ConnectionId any_connection = ~uint64_t{0};  // wildcard in matches
+inline constexpr EndpointId default_endpoint = 0;
+
+namespace hello_flag {
+inline constexpr uint64_t accept_fds = 1 << 0;
+inline constexpr uint64_t activator = 1 << 1;
+inline constexpr uint64_t policy_holder = 1 << 2;
+inline constexpr uint64_t monitor = 1 << 3;
+}  // namespace hello_flag
+
+namespace name_flag {
+inline constexpr uint64_t replace_existing = 1 << 0;
+inline constexpr uint64_t allow_replacement = 1 << 1;
+inline constexpr uint64_t queue = 1 << 2;
+inline constexpr uint64_t in_queue = 1 << 3;
+inline constexpr uint64_t activator = 1 << 4;
+inline constexpr uint64_t primary = 1 << 5;
+// The flags an owner keeps between requests.
+inline constexpr uint64_t saved = allow_replacement | queue;
+}  // namespace name_flag
+
+namespace message_flag {
+inline constexpr uint64_t expect_reply = 1 << 0;
+inline constexpr uint64_t no_auto_start = 1 << 1;
+inline constexpr uint64_t signal = 1 << 2;
+}  // namespace message_flag
+
+namespace list_flag {
+inline constexpr uint64_t unique = 1 << 0;
+inline constexpr uint64_t names = 1 << 1;
+inline constexpr uint64_t activators = 1 << 2;
+inline constexpr uint64_t queued = 1 << 3;
+}  // namespace list_flag
+
+enum class NotificationType : uint64_t {
+    name_add = 0x8000,
+    name_remove = 0x8001,
+    name_change = 0x8002,
+    id_add = 0x8003,
+    id_remove = 0x8004,
+    reply_timeout = 0x8005,
+    reply_dead = 0x8006,
+};
+
+// dbus RequestName replies 1..4.
+enum class AcquireResult { primary_owner = 1, in_queue = 2, exists = 3, already_owner = 4 };
+// dbus ReleaseName replies 1..3.
+enum class ReleaseResult { released = 1, non_existent = 2, not_owner = 3 };
+
+// What the gateway learned about a peer when it connected (SO_PEERCRED, SO_PEERGROUPS, SO_PEERSEC).
+struct Credentials {
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    std::vector<uint32_t> groups;  // supplementary groups
+    int32_t pid = 0;
+    std::string security_label;
+};
+
+}  // namespace busgate::core

@@ -165,6 +165,11 @@ void BM_Broadcast1000x20(benchmark::State& state) {
     state.counters["receivers_per_broadcast"] =
         benchmark::Counter(static_cast<double>(delivered) / static_cast<double>(state.iterations()));
     state.counters["shared_masks"] = static_cast<double>(bus.matches().shared_mask_count());
+    size_t visited = 0;
+    for (const auto& filter : fixture.filters)
+        visited += bus.matches().masks_visited(filter);
+    state.counters["masks_tested"] =
+        static_cast<double>(visited) / static_cast<double>(fixture.filters.size());
 }
 BENCHMARK(BM_Broadcast1000x20);
 

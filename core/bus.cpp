@@ -536,6 +536,7 @@ Result<SendReceipt> Bus::broadcast(Connection& sender, OutgoingMessage& message)
 
     begin_fanout();
     const ConnectionId sender_id = sender.id();
+    matches_.observe(message.bloom);
     matches_.for_each_candidate(message.bloom, [&](const MatchIndex::Rule& rule) {
         if (rule.owner == sender_id)
             return;

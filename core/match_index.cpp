@@ -4,6 +4,18 @@
 
 namespace busgate::core {
 
+namespace {
+
+constexpr uint32_t heat_halving_interval = 4096;
+constexpr unsigned masks_refiled_per_broadcast = 4;
+
+}  // namespace
+
+MatchIndex::MatchIndex(size_t max_matches_per_connection) : max_matches_(max_matches_per_connection) {
+    for (auto type : {"signal", "method_call", "method_return", "error"})
+        type_bits_.add_element("message-type", type);
+}
+
 MatchIndex::~MatchIndex() = default;
 
 size_t MatchIndex::match_count(ConnectionId owner) const {
@@ -20,6 +32,83 @@ size_t MatchIndex::rule_count() const {
     return count;
 }
 
+size_t MatchIndex::masks_visited(const BloomFilter& filter) const {
+    size_t visited = 0;
+    for (unsigned bit = 0; bit < bloom_bit_count; ++bit)
+        if (filter.test(bit))
+            visited += buckets_[bit].size();
+    return visited;
+}
+
+unsigned MatchIndex::coldest_bit(const BloomMask& mask) const {
+    // Expected cost of filing under a bit = how often broadcasts carry it; among equals, the shorter bucket.
+    const uint64_t type_heat = std::max<uint64_t>(observed_, 1);
+    unsigned best = 0;
+    uint64_t best_heat = UINT64_MAX;
+    size_t best_size = SIZE_MAX;
+    const auto& words = mask.words();
+    for (unsigned w = 0; w < bloom_word_count; ++w) {
+        for (uint64_t word = words[w]; word != 0; word &= word - 1) {
+            const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
+            const uint64_t heat = heat_[bit] + (type_bits_.test(bit) ? type_heat : 0);
+            const size_t size = buckets_[bit].size();
+            if (heat < best_heat || (heat == best_heat && size < best_size)) {
+                best = bit;
+                best_heat = heat;
+                best_size = size;
+            }
+        }
+    }
+    return best;
+}
+
+void MatchIndex::file(SharedMask& shared, unsigned bit) {
+    auto& bucket = buckets_[bit];
+    shared.bucket = static_cast<int>(bit);
+    shared.slot = bucket.size();
+    bucket.push_back({shared.mask.words(), &shared});
+}
+
+void MatchIndex::unfile(SharedMask& shared) {
+    auto& bucket = buckets_[static_cast<size_t>(shared.bucket)];
+    if (shared.slot + 1 != bucket.size()) {
+        bucket[shared.slot] = bucket.back();
+        bucket[shared.slot].shared->slot = shared.slot;
+    }
+    bucket.pop_back();
+    shared.bucket = -1;
+}
+
+void MatchIndex::observe(const BloomFilter& filter) {
+    const auto& words = filter.words();
+    for (unsigned w = 0; w < bloom_word_count; ++w)
+        for (uint64_t word = words[w]; word != 0; word &= word - 1)
+            ++heat_[w * 64 + static_cast<unsigned>(__builtin_ctzll(word))];
+    if (++observed_ >= heat_halving_interval) {
+        for (auto& heat : heat_)
+            heat /= 2;
+        observed_ /= 2;
+    }
+    for (unsigned i = 0; i < masks_refiled_per_broadcast && !rotation_.empty(); ++i) {
+        if (rotation_cursor_ >= rotation_.size())
+            rotation_cursor_ = 0;
+        refile(*rotation_[rotation_cursor_++]);
+    }
+}
+
+void MatchIndex::refile(SharedMask& shared) {
+    const unsigned current = static_cast<unsigned>(shared.bucket);
+    const unsigned best = coldest_bit(shared.mask);
+    // Move only for a clear gain, so that masks do not oscillate between similar bits.
+    const uint64_t type_heat = std::max<uint64_t>(observed_, 1);
+    const uint64_t current_heat = heat_[current] + (type_bits_.test(current) ? type_heat : 0);
+    const uint64_t best_heat = heat_[best] + (type_bits_.test(best) ? type_heat : 0);
+    if (best != current && best_heat * 2 < current_heat) {
+        unfile(shared);
+        file(shared, best);
+    }
+}
+
 MatchIndex::SharedMask* MatchIndex::acquire_shared(const BloomMask& mask) {
     if (mask.empty())
         return &wildcard_;
@@ -28,15 +117,9 @@ MatchIndex::SharedMask* MatchIndex::acquire_shared(const BloomMask& mask) {
         return found->second.get();
     auto shared = std::make_unique<SharedMask>();
     shared->mask = mask;
-    // File it under the set bit whose bucket is least full, so that buckets stay short.
-    size_t best_size = SIZE_MAX;
-    for (unsigned bit = 0; bit < bloom_bit_count; ++bit) {
-        if (mask.test(bit) && buckets_[bit].size() < best_size) {
-            best_size = buckets_[bit].size();
-            shared->bucket = static_cast<int>(bit);
-        }
-    }
-    buckets_[static_cast<size_t>(shared->bucket)].push_back(shared.get());
+    file(*shared, coldest_bit(mask));
+    shared->order = rotation_.size();
+    rotation_.push_back(shared.get());
     SharedMask* result = shared.get();
     masks_.emplace(static_cast<const BloomBits&>(mask), std::move(shared));
     return result;
@@ -48,8 +131,10 @@ void MatchIndex::release_shared(Rule* rule) {
     rules.erase(std::find(rules.begin(), rules.end(), rule));
     if (!rules.empty() || shared == &wildcard_)
         return;
-    auto& bucket = buckets_[static_cast<size_t>(shared->bucket)];
-    bucket.erase(std::find(bucket.begin(), bucket.end(), shared));
+    unfile(*shared);
+    rotation_[shared->order] = rotation_.back();
+    rotation_[shared->order]->order = shared->order;
+    rotation_.pop_back();
     masks_.erase(static_cast<const BloomBits&>(shared->mask));
 }
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <random>
 #include <set>
 
@@ -115,18 +116,54 @@ TEST(MatchIndex, IndexAgreesWithLinearScanOnRandomMasks) {
             stored.push_back({owner, cookie, mask});
         }
     }
-    for (int round = 0; round < 300; ++round) {
+    for (int round = 0; round < 6000; ++round) {
         BloomFilter filter;
         filter.add_member(members[rng() % members.size()]);
         filter.add_interface(interfaces[rng() % interfaces.size()]);
         for (unsigned arg = 0; arg < 3; ++arg)
             filter.add_argument(arg, members[rng() % members.size()]);
+        index.observe(filter);  // re-filing happens along the way and must not change the answer
         std::set<std::pair<ConnectionId, uint64_t>> expected;
         for (const auto& s : stored)
             if (filter.covers(s.mask))
                 expected.emplace(s.owner, s.cookie);
         ASSERT_EQ(candidates(index, filter), expected);
     }
+}
+
+TEST(MatchIndex, MasksAreNotFiledUnderMessageTypeBits) {
+    MatchIndex index;
+    // Every mask shares the "message-type:signal" bits; filing under them would make every broadcast visit
+    // every mask.
+    for (ConnectionId id = 1; id <= 100; ++id)
+        ASSERT_TRUE(
+            index.add(id, MessageMatch{1, any_connection, "", mask_member("M" + std::to_string(id))}).ok());
+    BloomFilter only_type;
+    only_type.add_message_type("signal");
+    EXPECT_EQ(index.masks_visited(only_type), 0u);
+}
+
+TEST(MatchIndex, MasksMoveAwayFromBitsThatBroadcastsCarryOften) {
+    MatchIndex index;
+    // Each mask = a common element (carried by every broadcast) + a rare one.
+    for (ConnectionId id = 1; id <= 200; ++id) {
+        BloomMask mask;
+        mask.add_interface("org.freedesktop.DBus.Properties");
+        mask.add_argument(0, "rare" + std::to_string(id));
+        ASSERT_TRUE(index.add(id, MessageMatch{1, any_connection, "", mask}).ok());
+    }
+    BloomFilter common;
+    common.add_interface("org.freedesktop.DBus.Properties");
+    common.add_argument(0, "rare7");
+    const size_t before = index.masks_visited(common);
+    for (int i = 0; i < 5000; ++i)
+        index.observe(common);
+    const size_t after = index.masks_visited(common);
+    EXPECT_LT(after, before);
+    EXPECT_LE(after, 10u);
+    std::printf("masks visited for a common broadcast: %zu before observing traffic, %zu after\n", before,
+                after);
+    EXPECT_EQ(candidates(index, common), (std::set<std::pair<ConnectionId, uint64_t>>{{7, 1}}));
 }
 
 }  // namespace

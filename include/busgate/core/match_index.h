@@ -44,7 +44,9 @@ class MatchIndex {
     struct Rule;
     struct SharedMask {
         BloomMask mask;
-        int bucket = -1;  // the set bit it is filed under; -1: wildcard bucket
+        int bucket = -1;   // the set bit it is filed under; -1: wildcard bucket
+        size_t slot = 0;   // its position in that bucket
+        size_t order = 0;  // its position in the re-filing rotation
         std::vector<Rule*> rules;
     };
     struct Rule {
@@ -55,7 +57,7 @@ class MatchIndex {
         SharedMask* shared = nullptr;
     };
 
-    explicit MatchIndex(size_t max_matches_per_connection = 256) : max_matches_(max_matches_per_connection) {}
+    explicit MatchIndex(size_t max_matches_per_connection = 256);
     ~MatchIndex();
     MatchIndex(const MatchIndex&) = delete;
     MatchIndex& operator=(const MatchIndex&) = delete;
@@ -75,13 +77,22 @@ class MatchIndex {
         for (unsigned w = 0; w < bloom_word_count; ++w) {
             for (uint64_t word = words[w]; word != 0; word &= word - 1) {
                 const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
-                for (const SharedMask* shared : buckets_[bit])
-                    if (filter.covers(shared->mask))
-                        for (const Rule* rule : shared->rules)
+                for (const BucketEntry& entry : buckets_[bit]) {
+                    uint64_t missing = 0;
+                    for (unsigned i = 0; i < bloom_word_count; ++i)
+                        missing |= entry.mask[i] & ~words[i];
+                    if (missing == 0)
+                        for (const Rule* rule : entry.shared->rules)
                             visit(*rule);
+                }
             }
         }
     }
+
+    // Tells the index which bits broadcasts carry, so that masks get filed under bits that are rarely set.
+    // Each call also re-examines a few masks in rotation and moves those filed under a hot bit to a colder
+    // one, so re-filing costs a little per broadcast instead of a stall.
+    void observe(const BloomFilter& filter);
 
     // Calls visit(ConnectionId, const NotificationMatch&) for every notification match of `type`.
     template <typename Visit>
@@ -100,23 +111,42 @@ class MatchIndex {
     size_t match_count(ConnectionId owner) const;
     size_t shared_mask_count() const { return masks_.size(); }
     size_t rule_count() const;
+    // How many shared masks a broadcast with this filter has to test (for tests and benchmarks).
+    size_t masks_visited(const BloomFilter& filter) const;
 
   private:
     struct ConnectionMatches {
         std::vector<std::unique_ptr<Rule>> rules;
         std::vector<NotificationMatch> notification_rules;
     };
+    // The mask is copied into the bucket so that a broadcast scans contiguous memory.
+    struct BucketEntry {
+        BloomBits::Words mask;
+        SharedMask* shared;
+    };
 
     SharedMask* acquire_shared(const BloomMask& mask);
     void release_shared(Rule* rule);
+    unsigned coldest_bit(const BloomMask& mask) const;
+    void file(SharedMask& shared, unsigned bit);
+    void unfile(SharedMask& shared);
+    void refile(SharedMask& shared);
 
     size_t max_matches_;
     boost::unordered_flat_map<ConnectionId, ConnectionMatches> connections_;
     boost::unordered_flat_map<BloomBits, std::unique_ptr<SharedMask>, BloomBitsHash> masks_;
-    std::array<std::vector<SharedMask*>, bloom_bit_count> buckets_;
+    std::array<std::vector<BucketEntry>, bloom_bit_count> buckets_;
     SharedMask wildcard_;
     boost::unordered_flat_map<NotificationType, boost::unordered_flat_map<ConnectionId, size_t>>
         notification_subscribers_;
+
+    // How often each bit was set in recent broadcast filters (halved at every re-filing), and the bits of
+    // "message-type:<t>", which nearly every broadcast carries and which count as hot before any traffic.
+    std::array<uint32_t, bloom_bit_count> heat_{};
+    BloomBits type_bits_;
+    uint32_t observed_ = 0;
+    std::vector<SharedMask*> rotation_;
+    size_t rotation_cursor_ = 0;
 };
 
 }  // namespace busgate::core

@@ -1,0 +1,519 @@
+#include "bus_daemon.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+
+#include "busgate/marshal/names.h"
+#include "busgate/marshal/reader.h"
+#include "busgate/marshal/rewrite.h"
+#include "driver.h"
+
+namespace busgate::gateway {
+namespace {
+
+constexpr std::string_view bus_name = "org.freedesktop.DBus";
+constexpr std::string_view unique_prefix = ":1.";
+
+std::string_view type_name(marshal::MessageType type) {
+    switch (type) {
+        case marshal::MessageType::method_call:
+            return "method_call";
+        case marshal::MessageType::method_return:
+            return "method_return";
+        case marshal::MessageType::error:
+            return "error";
+        case marshal::MessageType::signal:
+            return "signal";
+        default:
+            return "invalid";
+    }
+}
+
+// The bloom filter of a broadcast: header fields and every leading string-like argument (or array of
+// them), as kdbus-semantics.md section 2.3 describes, without the v219-v228 argument bug.
+core::BloomFilter bloom_of(std::span<const std::uint8_t> bytes, const marshal::MessageHeader& header) {
+    core::BloomFilter filter;
+    filter.add_message_type(type_name(header.type));
+    if (!header.interface.empty()) {
+        filter.add_interface(header.interface);
+    }
+    if (!header.member.empty()) {
+        filter.add_member(header.member);
+    }
+    if (!header.path.empty()) {
+        filter.add_path(header.path);
+    }
+    marshal::BodyReader reader(bytes, header);
+    for (unsigned index = 0; index < 64 && !reader.at_end(); ++index) {
+        const char code = reader.peek();
+        if (marshal::is_string_like_type(code)) {
+            const auto value = code == 's'   ? reader.read_string()
+                               : code == 'o' ? reader.read_object_path()
+                                             : reader.read_signature();
+            filter.add_argument(index, *value);
+        } else if (code == 'a' && marshal::is_string_like_type(reader.peek_signature()[1]) &&
+                   reader.peek_signature().size() == 2) {
+            const char element = reader.peek_signature()[1];
+            reader.enter();
+            while (!reader.at_end()) {
+                const auto value = element == 's'   ? reader.read_string()
+                                   : element == 'o' ? reader.read_object_path()
+                                                    : reader.read_signature();
+                if (!value) {
+                    break;
+                }
+                filter.add_argument_array_element(index, *value);
+            }
+            reader.leave();
+        } else {
+            break;
+        }
+    }
+    return filter;
+}
+
+core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<UniqueFd> fds = {}) {
+    const auto* begin = reinterpret_cast<const std::byte*>(bytes.data());
+    return core::MessagePayload::make(std::span<const std::byte>(begin, bytes.size()), std::move(fds));
+}
+
+}  // namespace
+
+std::string unique_name_of(core::ConnectionId id) {
+    return std::string(unique_prefix) + std::to_string(id);
+}
+
+core::ConnectionId id_of_unique_name(std::string_view name) {
+    if (!name.starts_with(unique_prefix)) {
+        return 0;
+    }
+    name.remove_prefix(unique_prefix.size());
+    core::ConnectionId id = 0;
+    const auto [end, error] = std::from_chars(name.data(), name.data() + name.size(), id);
+    return error == std::errc() && end == name.data() + name.size() ? id : 0;
+}
+
+BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
+    : loop_(loop), options_(std::move(options)), guid_(make_guid()), bus_(options_.core) {
+    driver_ = std::make_unique<Driver>(*this);
+    core::HelloParams driver;
+    driver.credentials.uid = options_.bus_uid;
+    driver.credentials.pid = ::getpid();
+    driver.description = std::string(bus_name);
+    driver_id_ = bus_.hello(std::move(driver)).value();
+    // The driver hears of every owner change and every connection, and re-broadcasts them as signals.
+    for (const auto type : {core::NotificationType::name_add, core::NotificationType::name_remove,
+                            core::NotificationType::name_change, core::NotificationType::id_add,
+                            core::NotificationType::id_remove}) {
+        core::NotificationMatch match;
+        match.cookie = static_cast<std::uint64_t>(type);
+        match.type = type;
+        (void)bus_.add_match(driver_id_, std::move(match));
+    }
+    loop_.set_idle([this] {
+        for (const int fd : std::exchange(dirty_, {})) {
+            if (const auto found = peers_.find(fd); found != peers_.end()) {
+                flush(*found->second);
+            }
+        }
+    });
+}
+
+BusDaemon::~BusDaemon() {
+    stop();
+}
+
+bool BusDaemon::start(std::string& error) {
+    for (const std::string& address : options_.listen) {
+        const ParsedAddress parsed = parse_address(address);
+        if (!parsed.error.empty()) {
+            error = "Failed to listen on \"" + address + "\": " + parsed.error;
+            return false;
+        }
+        for (const AddressEntry& entry : parsed.entries) {
+            ListenResult result = listen_on(entry, options_.runtime_directory);
+            if (!result.error.empty()) {
+                error = result.error;
+                return false;
+            }
+            for (Listener& listener : result.listeners) {
+                listeners_.push_back(std::move(listener));
+            }
+        }
+    }
+    for (const Listener& listener : listeners_) {
+        loop_.add(listener.fd.get(), EPOLLIN, [this, &listener](std::uint32_t) { accept(listener); });
+    }
+    return true;
+}
+
+std::string BusDaemon::address() const {
+    std::string joined;
+    std::string_view previous;
+    for (const Listener& listener : listeners_) {
+        if (listener.connectable == previous) {
+            continue;  // one tcp address may have several sockets (IPv4 and IPv6)
+        }
+        previous = listener.connectable;
+        if (!joined.empty()) {
+            joined += ';';
+        }
+        joined += listener.connectable + ",guid=" + guid_;
+    }
+    return joined;
+}
+
+void BusDaemon::stop() {
+    for (Listener& listener : listeners_) {
+        loop_.remove(listener.fd.get());
+        if (!listener.unlink_path.empty()) {
+            ::unlink(listener.unlink_path.c_str());
+        }
+        if (!listener.nonce_file.empty()) {
+            ::unlink(listener.nonce_file.c_str());
+            ::rmdir(std::filesystem::path(listener.nonce_file).parent_path().c_str());
+        }
+    }
+    listeners_.clear();
+}
+
+void BusDaemon::accept(const Listener& listener) {
+    for (;;) {
+        UniqueFd socket(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!socket) {
+            return;  // EAGAIN, or EMFILE: try again on the next readiness
+        }
+        if (incomplete_ >= options_.max_incomplete_connections) {
+            continue;  // dbus-daemon drops new connections while too many are still authenticating
+        }
+        PeerCredentials credentials =
+            listener.is_unix ? read_peer_credentials(socket.get()) : PeerCredentials{};
+        SaslOptions sasl{.guid = guid_,
+                         .mechanisms = options_.auth_mechanisms,
+                         .unix_fd_possible = listener.is_unix,
+                         .server_uid = options_.bus_uid,
+                         .keyring_directory = options_.keyring_directory};
+        auto peer = std::make_unique<Peer>();
+        peer->client = std::make_unique<Client>(std::move(socket), std::move(credentials), std::move(sasl),
+                                                options_.client, listener.nonce);
+        peer->auth_deadline = EventLoop::now() + options_.auth_timeout_ns;
+        const int fd = peer->client->fd();
+        loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client_event(fd, events); });
+        peers_[fd] = std::move(peer);
+        ++incomplete_;
+        arm_timer();
+    }
+}
+
+void BusDaemon::on_client_event(int fd, std::uint32_t events) {
+    const auto found = peers_.find(fd);
+    if (found == peers_.end()) {
+        return;
+    }
+    Peer& peer = *found->second;
+    if (events & EPOLLOUT) {
+        flush(peer);
+        if (peers_.find(fd) == peers_.end()) {
+            return;
+        }
+    }
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        return;
+    }
+    const bool was_authenticated = peer.client->authenticated();
+    std::vector<IncomingMessage> messages;
+    std::string reason;
+    const bool alive = peer.client->read(messages, reason);
+    if (!was_authenticated && peer.client->authenticated()) {
+        --incomplete_;
+        if (peer.client->sasl().authenticated_anonymously() && !options_.allow_anonymous) {
+            disconnect(peer, "anonymous authentication is not allowed");
+            return;
+        }
+    }
+    if (peer.client->has_output()) {
+        dirty_.push_back(fd);
+    }
+    for (IncomingMessage& message : messages) {
+        handle_message(peer, std::move(message));
+        if (peers_.find(fd) == peers_.end()) {
+            return;  // the message got its sender disconnected
+        }
+    }
+    deliver();
+    if (options_.reply_timeout_ns) {
+        arm_timer();
+    }
+    if (!alive) {
+        if (const auto still = peers_.find(fd); still != peers_.end()) {
+            disconnect(*still->second, reason);
+        }
+    }
+}
+
+void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
+    if (message.header.destination == bus_name) {
+        driver_->handle(peer, message);
+        return;
+    }
+    if (!peer.registered()) {
+        send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+                   "Client tried to send a message other than Hello without being registered");
+        disconnect(peer, "sent a message before Hello");
+        return;
+    }
+    route(peer, message);
+}
+
+void BusDaemon::route(Peer& peer, IncomingMessage& message) {
+    const marshal::MessageHeader& header = message.header;
+    core::OutgoingMessage outgoing;
+    outgoing.cookie = header.serial;
+    if (header.type == marshal::MessageType::method_call &&
+        !(header.flags & marshal::flag::no_reply_expected)) {
+        outgoing.flags |= core::message_flag::expect_reply;
+        if (options_.reply_timeout_ns) {
+            outgoing.timeout = EventLoop::now() + *options_.reply_timeout_ns;
+        }
+    }
+    if (header.flags & marshal::flag::no_auto_start) {
+        outgoing.flags |= core::message_flag::no_auto_start;
+    }
+    if (header.type == marshal::MessageType::method_return || header.type == marshal::MessageType::error) {
+        outgoing.reply_cookie = header.reply_serial;
+    }
+    if (header.type == marshal::MessageType::signal) {
+        outgoing.flags |= core::message_flag::signal;
+    }
+    if (header.destination.empty()) {
+        if (header.type != marshal::MessageType::signal) {
+            return;  // without a destination only signals go anywhere (and only eavesdroppers see the rest)
+        }
+        outgoing.destination_id = core::broadcast_destination;
+        outgoing.bloom = bloom_of(message.bytes, header);
+    } else if (marshal::is_unique_name(header.destination)) {
+        outgoing.destination_id = id_of_unique_name(header.destination);
+    } else {
+        outgoing.destination_name = header.destination;
+    }
+
+    std::vector<std::uint8_t> stamped;
+    stamped.reserve(message.bytes.size() + 32);
+    marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped);
+    const auto body = marshal::body_of(message.bytes, header);
+    stamped.insert(stamped.end(), body.begin(), body.end());
+    outgoing.payload = payload_of(stamped, std::move(message.fds));
+
+    const std::string destination(header.destination);
+    const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
+                          ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
+                          : bus_.send(peer.id, std::move(outgoing));
+    if (sent) {
+        return;
+    }
+    // The sender hears why only if it waits for a reply; replies that answer no call are dropped.
+    switch (sent.error()) {
+        case core::Error::name_has_no_owner:
+        case core::Error::no_such_connection:
+        case core::Error::activation_disabled:
+            if (header.flags & marshal::flag::no_auto_start) {
+                send_error(peer, message, "org.freedesktop.DBus.Error.NameHasNoOwner",
+                           "Name \"" + destination + "\" does not exist");
+            } else {
+                send_error(peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
+                           "The name " + destination + " was not provided by any .service files");
+            }
+            break;
+        case core::Error::permission_denied:
+            send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+                       "Rejected send message, 0 matched rules; type=\"" +
+                           std::string(type_name(header.type)) + "\", sender=\"" + peer.unique_name +
+                           "\", destination=\"" + destination + "\"");
+            break;
+        case core::Error::fds_not_accepted:
+            send_error(
+                peer, message, "org.freedesktop.DBus.Error.NotSupported",
+                "Tried to send message with Unix file descriptors to a client that doesn't support that.");
+            break;
+        case core::Error::too_many_pending_replies:
+            send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
+                       "The maximum number of pending replies per connection has been reached");
+            break;
+        case core::Error::unexpected_reply:
+            break;
+        default:
+            send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
+                       std::string(core::describe(sent.error())));
+            break;
+    }
+}
+
+std::uint32_t BusDaemon::next_serial() {
+    if (++serial_ == 0) {
+        serial_ = 1;
+    }
+    return serial_;
+}
+
+void BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
+    marshal::MessageSpec stamped = spec;
+    stamped.serial = next_serial();
+    stamped.sender = bus_name;
+    if (stamped.type != marshal::MessageType::method_call) {
+        stamped.flags |= marshal::flag::no_reply_expected;
+    }
+    const std::vector<std::uint8_t> bytes = marshal::build_message(stamped, body);
+    core::OutgoingMessage outgoing;
+    outgoing.cookie = stamped.serial;
+    if (spec.destination.empty()) {
+        marshal::MessageHeader header;
+        (void)marshal::parse_message(bytes, header);
+        outgoing.destination_id = core::broadcast_destination;
+        outgoing.flags = core::message_flag::signal;
+        outgoing.bloom = bloom_of(bytes, header);
+    } else {
+        outgoing.destination_id = id_of_unique_name(spec.destination);
+        if (stamped.type == marshal::MessageType::signal) {
+            outgoing.flags = core::message_flag::signal;
+        }
+    }
+    outgoing.payload = payload_of(bytes);
+    (void)bus_.send(driver_id_, std::move(outgoing));
+}
+
+void BusDaemon::send_error(Peer& peer, const IncomingMessage& to, std::string_view name,
+                           std::string_view text) {
+    if (to.header.type != marshal::MessageType::method_call ||
+        (to.header.flags & marshal::flag::no_reply_expected)) {
+        return;
+    }
+    marshal::BodyWriter body;
+    body.string(text);
+    marshal::MessageSpec spec{.type = marshal::MessageType::error,
+                              .error_name = name,
+                              .destination = peer.unique_name,
+                              .reply_serial = to.header.serial};
+    if (peer.registered()) {
+        send_from_bus(spec, body);
+        return;
+    }
+    // Before Hello the peer has no core connection: write straight to its socket.
+    spec.serial = next_serial();
+    spec.sender = bus_name;
+    spec.destination = {};
+    peer.client->send(payload_of(marshal::build_message(spec, body)));
+    dirty_.push_back(peer.client->fd());
+}
+
+BusDaemon::Peer* BusDaemon::find_peer(core::ConnectionId id) {
+    const auto found = registered_.find(id);
+    return found == registered_.end() ? nullptr : found->second;
+}
+
+void BusDaemon::deliver() {
+    // Delivering can queue more (errors, the driver's signals), so go on until nothing is readable.
+    for (;;) {
+        driver_->process_notifications();
+        const std::vector<core::ConnectionId> readable = bus_.take_readable();
+        if (readable.empty()) {
+            break;
+        }
+        for (const core::ConnectionId id : readable) {
+            if (id != driver_id_) {
+                deliver_to(id);
+            }
+        }
+    }
+}
+
+void BusDaemon::deliver_to(core::ConnectionId id) {
+    Peer* peer = find_peer(id);
+    while (auto item = bus_.receive(id)) {
+        if (peer == nullptr) {
+            continue;
+        }
+        if (item->kind == core::QueueItem::Kind::message) {
+            if (!peer->client->send(item->payload)) {
+                // The receiver does not read: dbus-daemon disconnects it when its outgoing limit is hit.
+                disconnect(*peer, "outgoing queue full");
+                return;
+            }
+            continue;
+        }
+        const core::NotificationType type = item->notification.type;
+        if (type == core::NotificationType::reply_timeout || type == core::NotificationType::reply_dead) {
+            marshal::BodyWriter body;
+            body.string(type == core::NotificationType::reply_dead
+                            ? "Message recipient disconnected from message bus without replying"
+                            : "Message did not receive a reply (timeout by message bus)");
+            send_from_bus({.type = marshal::MessageType::error,
+                           .error_name = "org.freedesktop.DBus.Error.NoReply",
+                           .destination = peer->unique_name,
+                           .reply_serial = static_cast<std::uint32_t>(item->reply_cookie)},
+                          body);
+        }
+    }
+    if (peer != nullptr && peer->client->has_output()) {
+        dirty_.push_back(peer->client->fd());
+    }
+}
+
+void BusDaemon::flush(Peer& peer) {
+    if (!peer.client->flush()) {
+        disconnect(peer, "write failed");
+        return;
+    }
+    loop_.modify(peer.client->fd(), peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
+}
+
+void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
+    const int fd = peer.client->fd();
+    if (!peer.client->authenticated()) {
+        --incomplete_;
+    }
+    if (peer.registered()) {
+        const core::ConnectionId id = peer.id;
+        registered_.erase(id);
+        (void)bus_.bye(id);
+    }
+    loop_.remove(fd);
+    // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.
+    (void)peer.client->flush();
+    peers_.erase(fd);
+    deliver();
+}
+
+void BusDaemon::arm_timer() {
+    std::optional<std::uint64_t> deadline = bus_.next_deadline();
+    for (const auto& [fd, peer] : peers_) {
+        if (!peer->client->authenticated() && (!deadline || peer->auth_deadline < *deadline)) {
+            deadline = peer->auth_deadline;
+        }
+    }
+    loop_.set_timer(deadline, [this] { on_timer(); });
+}
+
+void BusDaemon::on_timer() {
+    const std::uint64_t now = EventLoop::now();
+    bus_.expire(now);
+    std::vector<int> late;
+    for (const auto& [fd, peer] : peers_) {
+        if (!peer->client->authenticated() && peer->auth_deadline <= now) {
+            late.push_back(fd);
+        }
+    }
+    for (const int fd : late) {
+        if (const auto found = peers_.find(fd); found != peers_.end()) {
+            disconnect(*found->second, "authentication timed out");
+        }
+    }
+    deliver();
+    arm_timer();
+}
+
+}  // namespace busgate::gateway

@@ -1,0 +1,104 @@
+// BusDaemon: the dbus1 side of the bus. Owns the listening sockets, every client connection and
+// the core Bus; translates what clients send into core commands (unique names are core ids, the
+// header is stamped with SENDER once, broadcasts carry a bloom filter) and what the core queues for
+// a connection back into dbus1 messages. The org.freedesktop.DBus driver (driver.cpp) is a core
+// connection of its own: it answers method calls to the bus and turns the core's name and id
+// notifications into NameOwnerChanged, NameAcquired and NameLost, in dbus-daemon's order.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "address.h"
+#include "busgate/core/bus.h"
+#include "busgate/marshal/writer.h"
+#include "client.h"
+#include "event_loop.h"
+
+namespace busgate::gateway {
+
+struct DaemonOptions {
+    std::vector<std::string> listen;           // addresses, as <listen> or --address gives them
+    std::vector<std::string> auth_mechanisms;  // <auth>; empty allows all
+    bool allow_anonymous = false;
+    std::string runtime_directory;            // $XDG_RUNTIME_DIR for unix:runtime=yes
+    std::filesystem::path keyring_directory;  // DBUS_COOKIE_SHA1
+    uid_t bus_uid = 0;
+    ClientLimits client;
+    core::BusConfig core;
+    std::optional<std::uint64_t> reply_timeout_ns;  // none: calls never time out (dbus-daemon's default)
+    std::uint64_t auth_timeout_ns = 30'000'000'000;
+    std::size_t max_incomplete_connections = 64;
+};
+
+class BusDaemon {
+  public:
+    BusDaemon(EventLoop& loop, DaemonOptions options);
+    ~BusDaemon();
+    BusDaemon(const BusDaemon&) = delete;
+    BusDaemon& operator=(const BusDaemon&) = delete;
+
+    // Listens on every configured address; false with `error` if any fails.
+    bool start(std::string& error);
+    // The connectable addresses, ';'-separated, each with the bus GUID.
+    std::string address() const;
+    const std::string& guid() const { return guid_; }
+    void stop();
+
+    std::size_t connection_count() const { return peers_.size(); }
+
+  private:
+    friend class Driver;
+
+    struct Peer {
+        std::unique_ptr<Client> client;
+        core::ConnectionId id = 0;  // 0 until Hello
+        std::string unique_name;
+        std::uint64_t auth_deadline = 0;
+        bool registered() const { return id != 0; }
+    };
+
+    void accept(const Listener& listener);
+    void on_client_event(int fd, std::uint32_t events);
+    void handle_message(Peer& peer, IncomingMessage message);
+    void route(Peer& peer, IncomingMessage& message);
+    void disconnect(Peer& peer, std::string_view reason);
+    void deliver();
+    void deliver_to(core::ConnectionId id);
+    void flush(Peer& peer);
+    void arm_timer();
+    void on_timer();
+
+    // Sends a message the bus built (driver replies, errors, signals) through the core.
+    void send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
+    void send_error(Peer& peer, const IncomingMessage& to, std::string_view name, std::string_view text);
+    std::uint32_t next_serial();
+
+    Peer* find_peer(core::ConnectionId id);
+
+    EventLoop& loop_;
+    DaemonOptions options_;
+    std::string guid_;
+    std::vector<Listener> listeners_;
+    core::Bus bus_;
+    core::ConnectionId driver_id_ = 0;
+    std::unique_ptr<class Driver> driver_;
+    boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd
+    boost::unordered_flat_map<core::ConnectionId, Peer*> registered_;
+    std::vector<int> dirty_;  // peers with output to flush
+    std::uint32_t serial_ = 0;
+    std::size_t incomplete_ = 0;
+};
+
+// ":1.42" for core id 42; and back (0 if `name` is not one of ours).
+std::string unique_name_of(core::ConnectionId id);
+core::ConnectionId id_of_unique_name(std::string_view name);
+
+}  // namespace busgate::gateway

@@ -1,0 +1,90 @@
+// Client: one dbus1 socket connection's transport. Owns the socket, runs the authentication
+// conversation, frames and validates incoming messages (collecting passed fds), and writes queued
+// messages with gathered I/O, fds attached to the first byte of their message. It knows nothing of
+// names or routing: the daemon takes framed messages out and puts payloads in.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "busgate/core/message.h"
+#include "busgate/core/unique_fd.h"
+#include "busgate/marshal/message.h"
+#include "sasl.h"
+
+namespace busgate::gateway {
+
+using core::UniqueFd;
+
+// A complete, validated message as it arrived, with its fds.
+struct IncomingMessage {
+    std::vector<std::uint8_t> bytes;
+    marshal::MessageHeader header;  // views into `bytes`
+    std::vector<UniqueFd> fds;
+};
+
+struct ClientLimits {
+    std::size_t max_message_size = 128u * 1024 * 1024;
+    std::size_t max_message_unix_fds = 1024;
+    std::size_t max_outgoing_bytes = 128u * 1024 * 1024;
+};
+
+class Client {
+  public:
+    Client(UniqueFd socket, PeerCredentials credentials, SaslOptions sasl, ClientLimits limits,
+           std::string nonce = {});
+
+    int fd() const { return socket_.get(); }
+    const PeerCredentials& credentials() const { return credentials_; }
+    bool authenticated() const { return sasl_.state() == SaslServer::State::authenticated; }
+    bool unix_fds_allowed() const { return sasl_.unix_fd_negotiated(); }
+    const SaslServer& sasl() const { return sasl_; }
+
+    // Reads what the socket has and appends every complete message to `messages`. Returns false
+    // when the connection must be closed (peer hung up, failed authentication, invalid message);
+    // `reason` then says why.
+    bool read(std::vector<IncomingMessage>& messages, std::string& reason);
+
+    // Queues a message for sending. Returns false if the outgoing limit is exceeded.
+    bool send(core::PayloadRef payload);
+    void send_bytes(std::string bytes);  // authentication replies
+    // Writes as much as the socket takes. Returns false on a fatal error.
+    bool flush();
+    bool has_output() const { return !output_.empty(); }
+    std::size_t queued_bytes() const { return queued_bytes_; }
+
+  private:
+    struct OutgoingFrame {
+        core::PayloadRef payload;
+        std::string text;  // authentication lines, when payload is null
+        std::size_t offset = 0;
+        std::size_t size() const { return payload ? payload->bytes.size() : text.size(); }
+        const std::byte* data() const {
+            return payload ? payload->bytes.data() : reinterpret_cast<const std::byte*>(text.data());
+        }
+    };
+
+    bool frame_messages(std::vector<IncomingMessage>& messages, std::string& reason);
+
+    UniqueFd socket_;
+    PeerCredentials credentials_;
+    SaslServer sasl_;
+    ClientLimits limits_;
+    std::string nonce_;  // nonce-tcp: bytes still expected before authentication
+    std::vector<std::uint8_t> input_;
+    std::size_t input_start_ = 0;  // first unconsumed byte of input_
+    std::deque<UniqueFd> received_fds_;
+    std::deque<OutgoingFrame> output_;
+    std::size_t queued_bytes_ = 0;
+};
+
+// What the kernel says about the peer of a connected unix socket (uid, gid, pid, groups, label).
+PeerCredentials read_peer_credentials(int fd);
+
+}  // namespace busgate::gateway

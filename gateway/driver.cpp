@@ -1,0 +1,691 @@
+#include "driver.h"
+
+#include <fstream>
+
+#include "busgate/marshal/names.h"
+
+namespace busgate::gateway {
+namespace {
+
+using marshal::BodyReader;
+using marshal::BodyWriter;
+
+constexpr std::string_view bus_name = "org.freedesktop.DBus";
+constexpr std::string_view bus_path = "/org/freedesktop/DBus";
+constexpr std::string_view bus_interface = "org.freedesktop.DBus";
+constexpr std::string_view peer_interface = "org.freedesktop.DBus.Peer";
+constexpr std::string_view introspectable_interface = "org.freedesktop.DBus.Introspectable";
+constexpr std::string_view properties_interface = "org.freedesktop.DBus.Properties";
+
+namespace error_name {
+constexpr std::string_view failed = "org.freedesktop.DBus.Error.Failed";
+constexpr std::string_view invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
+constexpr std::string_view access_denied = "org.freedesktop.DBus.Error.AccessDenied";
+constexpr std::string_view name_has_no_owner = "org.freedesktop.DBus.Error.NameHasNoOwner";
+constexpr std::string_view service_unknown = "org.freedesktop.DBus.Error.ServiceUnknown";
+constexpr std::string_view unknown_method = "org.freedesktop.DBus.Error.UnknownMethod";
+constexpr std::string_view unknown_interface = "org.freedesktop.DBus.Error.UnknownInterface";
+constexpr std::string_view unknown_property = "org.freedesktop.DBus.Error.UnknownProperty";
+constexpr std::string_view property_read_only = "org.freedesktop.DBus.Error.PropertyReadOnly";
+constexpr std::string_view limits_exceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
+constexpr std::string_view match_rule_not_found = "org.freedesktop.DBus.Error.MatchRuleNotFound";
+constexpr std::string_view adt_audit_data_unknown = "org.freedesktop.DBus.Error.AdtAuditDataUnknown";
+constexpr std::string_view selinux_context_unknown =
+    "org.freedesktop.DBus.Error.SELinuxSecurityContextUnknown";
+}  // namespace error_name
+
+// RequestName flags and replies.
+constexpr std::uint32_t allow_replacement = 0x1;
+constexpr std::uint32_t replace_existing = 0x2;
+constexpr std::uint32_t do_not_queue = 0x4;
+
+// The bus's features and interfaces properties, as dbus-daemon 1.14 lists them.
+const std::vector<std::string_view> features = {"HeaderFiltering", "SystemdActivation"};
+const std::vector<std::string_view> extra_interfaces = {"org.freedesktop.DBus.Monitoring",
+                                                        "org.freedesktop.DBus.Debug.Stats"};
+
+std::string machine_id() {
+    for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
+        std::ifstream file(path);
+        std::string id;
+        if (file >> id && id.size() == 32) {
+            return id;
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+const Driver::Method Driver::methods[] = {
+    {bus_interface, "Hello", "", false, &Driver::hello},
+    {bus_interface, "RequestName", "su", true, &Driver::request_name},
+    {bus_interface, "ReleaseName", "s", true, &Driver::release_name},
+    {bus_interface, "StartServiceByName", "su", true, &Driver::start_service_by_name},
+    {bus_interface, "UpdateActivationEnvironment", "a{ss}", true, &Driver::update_activation_environment},
+    {bus_interface, "NameHasOwner", "s", true, &Driver::name_has_owner},
+    {bus_interface, "ListNames", "", true, &Driver::list_names},
+    {bus_interface, "ListActivatableNames", "", true, &Driver::list_activatable_names},
+    {bus_interface, "AddMatch", "s", true, &Driver::add_match},
+    {bus_interface, "RemoveMatch", "s", true, &Driver::remove_match},
+    {bus_interface, "GetNameOwner", "s", true, &Driver::get_name_owner},
+    {bus_interface, "ListQueuedOwners", "s", true, &Driver::list_queued_owners},
+    {bus_interface, "GetConnectionUnixUser", "s", true, &Driver::get_connection_unix_user},
+    {bus_interface, "GetConnectionUnixProcessID", "s", true, &Driver::get_connection_unix_process_id},
+    {bus_interface, "GetAdtAuditSessionData", "s", true, &Driver::get_adt_audit_session_data},
+    {bus_interface, "GetConnectionSELinuxSecurityContext", "s", true,
+     &Driver::get_connection_selinux_security_context},
+    {bus_interface, "ReloadConfig", "", true, &Driver::reload_config},
+    {bus_interface, "GetId", "", true, &Driver::get_id},
+    {bus_interface, "GetConnectionCredentials", "s", true, &Driver::get_connection_credentials},
+    {introspectable_interface, "Introspect", "", true, &Driver::introspect},
+    {peer_interface, "Ping", "", true, &Driver::ping},
+    {peer_interface, "GetMachineId", "", true, &Driver::get_machine_id},
+    {properties_interface, "Get", "ss", true, &Driver::properties_get},
+    {properties_interface, "GetAll", "s", true, &Driver::properties_get_all},
+    {properties_interface, "Set", "ssv", true, &Driver::properties_set},
+};
+
+void Driver::handle(Peer& peer, const IncomingMessage& message) {
+    const marshal::MessageHeader& header = message.header;
+    if (header.type != marshal::MessageType::method_call) {
+        return;  // signals and replies to the bus go nowhere
+    }
+    const Method* found = nullptr;
+    bool interface_known = header.interface.empty();
+    for (const Method& method : methods) {
+        if (!header.interface.empty() && method.interface != header.interface) {
+            continue;
+        }
+        interface_known = true;
+        if (method.member == header.member) {
+            found = &method;
+            break;
+        }
+    }
+    if (!peer.registered() && (found == nullptr || found->handler != &Driver::hello)) {
+        error(peer, message, error_name::access_denied,
+              "Client tried to send a message other than Hello without being registered");
+        daemon_.disconnect(peer, "sent a message before Hello");
+        return;
+    }
+    if (found == nullptr) {
+        if (!interface_known) {
+            return error(peer, message, error_name::unknown_interface,
+                         "org.freedesktop.DBus does not understand message " + std::string(header.member));
+        }
+        return error(peer, message, error_name::unknown_method,
+                     "org.freedesktop.DBus does not understand message " + std::string(header.member));
+    }
+    if (header.signature != found->signature) {
+        return error(peer, message, error_name::invalid_args,
+                     "Call to " + std::string(found->member) + " has wrong args (" +
+                         std::string(header.signature) + ", expected " + std::string(found->signature) + ")");
+    }
+    BodyReader reader(message.bytes, header);
+    (this->*found->handler)(peer, message, reader);
+}
+
+void Driver::reply(Peer& peer, const IncomingMessage& call, const BodyWriter& body) {
+    if (call.header.flags & marshal::flag::no_reply_expected) {
+        return;
+    }
+    daemon_.send_from_bus({.type = marshal::MessageType::method_return,
+                           .destination = peer.unique_name,
+                           .reply_serial = call.header.serial},
+                          body);
+}
+
+void Driver::error(Peer& peer, const IncomingMessage& call, std::string_view name, std::string text) {
+    daemon_.send_error(peer, call, name, text);
+}
+
+void Driver::signal(std::string_view destination, std::string_view member, const BodyWriter& body) {
+    daemon_.send_from_bus({.type = marshal::MessageType::signal,
+                           .path = bus_path,
+                           .interface = bus_interface,
+                           .member = member,
+                           .destination = destination},
+                          body);
+}
+
+void Driver::name_owner_changed(std::string_view name, std::string_view old_owner,
+                                std::string_view new_owner) {
+    BodyWriter body;
+    body.string(name).string(old_owner).string(new_owner);
+    signal({}, "NameOwnerChanged", body);
+}
+
+void Driver::process_notifications() {
+    core::Bus& bus = daemon_.bus_;
+    while (auto item = bus.receive(daemon_.driver_id_)) {
+        if (item->kind != core::QueueItem::Kind::notification) {
+            continue;
+        }
+        const core::Notification& notification = item->notification;
+        switch (notification.type) {
+            case core::NotificationType::name_add:
+            case core::NotificationType::name_remove:
+            case core::NotificationType::name_change: {
+                if (notification.new_flags & core::name_flag::activator) {
+                    break;  // an activator holding a name is not an owner to dbus1 clients
+                }
+                const std::string old_owner = notification.old_id ? unique_name_of(notification.old_id) : "";
+                const std::string new_owner = notification.new_id ? unique_name_of(notification.new_id) : "";
+                BodyWriter name;
+                name.string(notification.name);
+                if (!old_owner.empty() && daemon_.find_peer(notification.old_id)) {
+                    signal(old_owner, "NameLost", name);
+                }
+                name_owner_changed(notification.name, old_owner, new_owner);
+                if (!new_owner.empty()) {
+                    signal(new_owner, "NameAcquired", name);
+                }
+                break;
+            }
+            case core::NotificationType::id_add:
+                if (notification.id != daemon_.driver_id_) {
+                    const std::string name = unique_name_of(notification.id);
+                    name_owner_changed(name, "", name);
+                    BodyWriter acquired;
+                    acquired.string(name);
+                    signal(name, "NameAcquired", acquired);
+                }
+                break;
+            case core::NotificationType::id_remove: {
+                const std::string name = unique_name_of(notification.id);
+                name_owner_changed(name, name, "");
+                break;
+            }
+            default:
+                break;
+        }
+    }
+}
+
+void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    if (peer.registered()) {
+        return error(peer, call, error_name::failed, "Already handled an Hello message");
+    }
+    const PeerCredentials& socket = peer.client->credentials();
+    core::HelloParams params;
+    params.credentials.uid = peer.client->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
+    params.credentials.gid = socket.gid.value_or(~0u);
+    params.credentials.pid = socket.pid;
+    params.credentials.groups.assign(socket.groups.begin(), socket.groups.end());
+    params.credentials.security_label = socket.security_label;
+    if (peer.client->unix_fds_allowed()) {
+        params.flags |= core::hello_flag::accept_fds;
+    }
+    auto id = daemon_.bus_.hello(std::move(params));
+    if (!id) {
+        return error(peer, call, error_name::limits_exceeded,
+                     "The maximum number of active connections for UID " +
+                         std::to_string(socket.uid.value_or(0)) + " has been reached");
+    }
+    peer.id = *id;
+    peer.unique_name = unique_name_of(peer.id);
+    daemon_.registered_[peer.id] = &peer;
+    // dbus-daemon answers Hello before it announces the new name.
+    BodyWriter body;
+    body.string(peer.unique_name);
+    reply(peer, call, body);
+    process_notifications();
+}
+
+void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    const std::uint32_t flags = *reader.read_uint32();
+    if (!marshal::is_valid_bus_name(name)) {
+        return error(peer, call, error_name::invalid_args,
+                     "Requested bus name \"" + name + "\" is not valid");
+    }
+    if (marshal::is_unique_name(name)) {
+        return error(peer, call, error_name::invalid_args,
+                     "Cannot acquire a service starting with ':' such as \"" + name + "\"");
+    }
+    if (name == bus_name) {
+        return error(peer, call, error_name::access_denied,
+                     "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
+                         "\" because it is reserved for D-Bus' use only");
+    }
+    std::uint64_t core_flags = 0;
+    if (flags & allow_replacement)
+        core_flags |= core::name_flag::allow_replacement;
+    if (flags & replace_existing)
+        core_flags |= core::name_flag::replace_existing;
+    if (!(flags & do_not_queue))
+        core_flags |= core::name_flag::queue;
+    const auto result = daemon_.bus_.acquire_name(peer.id, name, core_flags);
+    if (!result) {
+        if (result.error() == core::Error::permission_denied) {
+            return error(peer, call, error_name::access_denied,
+                         "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" +
+                             name + "\" due to security policies in the configuration file");
+        }
+        if (result.error() == core::Error::name_limit_reached) {
+            return error(peer, call, error_name::limits_exceeded,
+                         "Connection \"" + peer.unique_name +
+                             "\" is not allowed to own more services (increase limits in configuration file "
+                             "if required)");
+        }
+        return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
+    }
+    process_notifications();
+    BodyWriter body;
+    body.uint32(static_cast<std::uint32_t>(*result));
+    reply(peer, call, body);
+}
+
+void Driver::release_name(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (!marshal::is_valid_bus_name(name)) {
+        return error(peer, call, error_name::invalid_args, "Given bus name \"" + name + "\" is not valid");
+    }
+    if (marshal::is_unique_name(name)) {
+        return error(peer, call, error_name::invalid_args,
+                     "Cannot release a service starting with ':' such as \"" + name + "\"");
+    }
+    if (name == bus_name) {
+        return error(peer, call, error_name::invalid_args,
+                     "Cannot release the D-Bus service because it is owned by the bus");
+    }
+    const auto result = daemon_.bus_.release_name(peer.id, name);
+    if (!result) {
+        return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
+    }
+    process_notifications();
+    BodyWriter body;
+    body.uint32(static_cast<std::uint32_t>(*result));
+    reply(peer, call, body);
+}
+
+void Driver::list_names(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    BodyWriter body;
+    body.open_array("s").string(bus_name);
+    for (const core::ListEntry& entry :
+         daemon_.bus_.list(peer.id, core::list_flag::unique | core::list_flag::names)) {
+        if (entry.id == daemon_.driver_id_) {
+            continue;
+        }
+        body.string(entry.name.empty() ? unique_name_of(entry.id) : entry.name);
+    }
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::list_activatable_names(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    BodyWriter body;
+    body.open_array("s").string(bus_name);
+    for (const core::ListEntry& entry : daemon_.bus_.list(peer.id, core::list_flag::activators)) {
+        if (!entry.name.empty()) {
+            body.string(entry.name);
+        }
+    }
+    body.close_array();
+    reply(peer, call, body);
+}
+
+const core::Connection* Driver::connection_for(Peer& peer, const IncomingMessage& call, std::string_view name,
+                                               std::string_view what) {
+    core::ConnectionId id = 0;
+    if (marshal::is_unique_name(name)) {
+        id = id_of_unique_name(name);
+    } else if (marshal::is_valid_bus_name(name)) {
+        if (auto owner = daemon_.bus_.name_owner(peer.id, name)) {
+            id = *owner;
+        }
+    }
+    const core::Connection* connection = id ? daemon_.bus_.connection(id) : nullptr;
+    if (connection == nullptr || id == daemon_.driver_id_) {
+        error(peer, call, error_name::name_has_no_owner,
+              "Could not get " + std::string(what) + " of name '" + std::string(name) + "': no such name");
+        return nullptr;
+    }
+    return connection;
+}
+
+void Driver::name_has_owner(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string_view name = *reader.read_string();
+    bool has_owner = name == bus_name;
+    if (!has_owner && marshal::is_unique_name(name)) {
+        const core::ConnectionId id = id_of_unique_name(name);
+        has_owner = id != 0 && id != daemon_.driver_id_ && daemon_.bus_.connection(id) != nullptr;
+    } else if (!has_owner && marshal::is_valid_bus_name(name)) {
+        has_owner = daemon_.bus_.name_owner(peer.id, name).ok();
+    }
+    BodyWriter body;
+    body.boolean(has_owner);
+    reply(peer, call, body);
+}
+
+void Driver::get_name_owner(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    BodyWriter body;
+    if (name == bus_name) {
+        body.string(bus_name);
+        return reply(peer, call, body);
+    }
+    if (!marshal::is_valid_bus_name(name)) {
+        return error(peer, call, error_name::invalid_args, "Given bus name \"" + name + "\" is not valid");
+    }
+    if (const core::Connection* owner = connection_for(peer, call, name, "owner")) {
+        body.string(unique_name_of(owner->id()));
+        reply(peer, call, body);
+    }
+}
+
+void Driver::list_queued_owners(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    BodyWriter body;
+    body.open_array("s");
+    if (name == bus_name) {
+        body.string(bus_name).close_array();
+        return reply(peer, call, body);
+    }
+    if (marshal::is_unique_name(name)) {
+        if (const core::Connection* owner = connection_for(peer, call, name, "owners")) {
+            body.string(unique_name_of(owner->id())).close_array();
+            reply(peer, call, body);
+        }
+        return;
+    }
+    const auto owners = marshal::is_valid_bus_name(name)
+                            ? daemon_.bus_.queued_owners(peer.id, name)
+                            : core::Result<std::vector<core::ConnectionId>>(core::Error::invalid_name);
+    if (!owners || owners->empty()) {
+        return error(peer, call, error_name::name_has_no_owner,
+                     "Could not get owners of name '" + name + "': no such name");
+    }
+    for (const core::ConnectionId id : *owners) {
+        body.string(unique_name_of(id));
+    }
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::start_service_by_name(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (name == bus_name || daemon_.bus_.name_owner(peer.id, name).ok()) {
+        BodyWriter body;
+        body.uint32(2);  // DBUS_START_REPLY_ALREADY_RUNNING
+        return reply(peer, call, body);
+    }
+    error(peer, call, error_name::service_unknown,
+          "The name " + name + " was not provided by any .service files");
+}
+
+void Driver::update_activation_environment(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    // Accepted and ignored until activation exists (issue 6); dbus-daemon only lets the bus's own user in.
+    const core::Connection* self = daemon_.bus_.connection(peer.id);
+    if (self && self->credentials().uid != daemon_.options_.bus_uid && self->credentials().uid != 0) {
+        return error(
+            peer, call, error_name::access_denied,
+            "Connection \"" + peer.unique_name + "\" is not allowed to call UpdateActivationEnvironment");
+    }
+    reply(peer, call, BodyWriter());
+}
+
+void Driver::get_connection_unix_user(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (const core::Connection* connection = connection_for(peer, call, name, "UID")) {
+        BodyWriter body;
+        body.uint32(connection->credentials().uid);
+        reply(peer, call, body);
+    }
+}
+
+void Driver::get_connection_unix_process_id(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (const core::Connection* connection = connection_for(peer, call, name, "PID")) {
+        BodyWriter body;
+        body.uint32(static_cast<std::uint32_t>(connection->credentials().pid));
+        reply(peer, call, body);
+    }
+}
+
+void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    const core::Connection* connection = connection_for(peer, call, name, "credentials");
+    if (connection == nullptr) {
+        return;
+    }
+    const core::Credentials& credentials = connection->credentials();
+    BodyWriter body;
+    body.open_array("{sv}");
+    body.open_dict_entry()
+        .string("UnixUserID")
+        .open_variant("u")
+        .uint32(credentials.uid)
+        .close_variant()
+        .close_dict_entry();
+    if (!credentials.groups.empty()) {
+        body.open_dict_entry().string("UnixGroupIDs").open_variant("au").open_array("u");
+        for (const std::uint32_t gid : credentials.groups) {
+            body.uint32(gid);
+        }
+        body.close_array().close_variant().close_dict_entry();
+    }
+    if (credentials.pid > 0) {
+        body.open_dict_entry()
+            .string("ProcessID")
+            .open_variant("u")
+            .uint32(static_cast<std::uint32_t>(credentials.pid));
+        body.close_variant().close_dict_entry();
+    }
+    if (!credentials.security_label.empty()) {
+        // dbus-daemon sends the label with its trailing nul, as an array of bytes.
+        body.open_dict_entry().string("LinuxSecurityLabel").open_variant("ay").open_array("y");
+        for (const char c : credentials.security_label) {
+            body.byte(static_cast<std::uint8_t>(c));
+        }
+        body.byte(0).close_array().close_variant().close_dict_entry();
+    }
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::get_adt_audit_session_data(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (connection_for(peer, call, name, "audit session data")) {
+        error(peer, call, error_name::adt_audit_data_unknown,
+              "Could not determine audit session data for '" + name + "'");
+    }
+}
+
+void Driver::get_connection_selinux_security_context(Peer& peer, const IncomingMessage& call,
+                                                     BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (connection_for(peer, call, name, "security context")) {
+        error(peer, call, error_name::selinux_context_unknown,
+              "Could not determine security context for '" + name + "'");
+    }
+}
+
+void Driver::get_id(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    BodyWriter body;
+    body.string(daemon_.guid_);
+    reply(peer, call, body);
+}
+
+void Driver::reload_config(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    reply(peer, call, BodyWriter());
+}
+
+void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    // Until match rules exist every AddMatch subscribes to every broadcast (the core filters nothing).
+    core::MessageMatch match;
+    match.cookie = 1;
+    if (!daemon_.bus_.add_match(peer.id, std::move(match))) {
+        return error(
+            peer, call, error_name::limits_exceeded,
+            "Connection \"" + peer.unique_name +
+                "\" is not allowed to add more match rules "
+                "(increase limits in configuration file if required; max_match_rules_per_connection=256)");
+    }
+    reply(peer, call, BodyWriter());
+}
+
+void Driver::remove_match(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    if (!daemon_.bus_.remove_match(peer.id, 1)) {
+        return error(peer, call, error_name::match_rule_not_found,
+                     "The given match rule wasn't found and can't be removed");
+    }
+    reply(peer, call, BodyWriter());
+}
+
+void Driver::introspect(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    BodyWriter body;
+    body.string(introspection_xml());
+    reply(peer, call, body);
+}
+
+void Driver::ping(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    reply(peer, call, BodyWriter());
+}
+
+void Driver::get_machine_id(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    const std::string id = machine_id();
+    if (id.empty()) {
+        return error(peer, call, error_name::failed, "Failed to read the machine ID");
+    }
+    BodyWriter body;
+    body.string(id);
+    reply(peer, call, body);
+}
+
+void Driver::properties_get(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string interface(*reader.read_string());
+    const std::string property(*reader.read_string());
+    if (interface != bus_interface) {
+        return error(peer, call, error_name::unknown_interface,
+                     "Interface \"" + interface + "\" does not exist");
+    }
+    const std::vector<std::string_view>* values = property == "Features"     ? &features
+                                                  : property == "Interfaces" ? &extra_interfaces
+                                                                             : nullptr;
+    if (values == nullptr) {
+        return error(peer, call, error_name::unknown_property,
+                     "Property \"" + interface + "." + property + "\" does not exist");
+    }
+    BodyWriter body;
+    body.open_variant("as").open_array("s");
+    for (std::string_view value : *values) {
+        body.string(value);
+    }
+    body.close_array().close_variant();
+    reply(peer, call, body);
+}
+
+void Driver::properties_get_all(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string interface(*reader.read_string());
+    BodyWriter body;
+    body.open_array("{sv}");
+    if (interface == bus_interface || interface.empty()) {
+        for (const auto& [property, values] :
+             {std::pair{"Features", &features}, std::pair{"Interfaces", &extra_interfaces}}) {
+            body.open_dict_entry().string(property).open_variant("as").open_array("s");
+            for (std::string_view value : *values) {
+                body.string(value);
+            }
+            body.close_array().close_variant().close_dict_entry();
+        }
+    } else {
+        return error(peer, call, error_name::unknown_interface,
+                     "Interface \"" + interface + "\" does not exist");
+    }
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::properties_set(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string interface(*reader.read_string());
+    const std::string property(*reader.read_string());
+    if (interface != bus_interface) {
+        return error(peer, call, error_name::unknown_interface,
+                     "Interface \"" + interface + "\" does not exist");
+    }
+    if (property == "Features" || property == "Interfaces") {
+        return error(peer, call, error_name::property_read_only,
+                     "Property \"" + interface + "." + property + "\" is read-only");
+    }
+    error(peer, call, error_name::unknown_property,
+          "Property \"" + interface + "." + property + "\" does not exist");
+}
+
+std::string Driver::introspection_xml() {
+    std::string xml =
+        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
+        "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
+        "<node>\n"
+        "  <interface name=\"org.freedesktop.DBus\">\n"
+        "    <method name=\"Hello\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
+        "    <method name=\"RequestName\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"in\" type=\"u\"/>\n      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
+        "    <method name=\"ReleaseName\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
+        "    <method name=\"StartServiceByName\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"in\" type=\"u\"/>\n      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
+        "    <method name=\"UpdateActivationEnvironment\">\n      <arg direction=\"in\" type=\"a{ss}\"/>\n"
+        "    </method>\n"
+        "    <method name=\"NameHasOwner\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"b\"/>\n    </method>\n"
+        "    <method name=\"ListNames\">\n      <arg direction=\"out\" type=\"as\"/>\n    </method>\n"
+        "    <method name=\"ListActivatableNames\">\n      <arg direction=\"out\" type=\"as\"/>\n    "
+        "</method>\n"
+        "    <method name=\"AddMatch\">\n      <arg direction=\"in\" type=\"s\"/>\n    </method>\n"
+        "    <method name=\"RemoveMatch\">\n      <arg direction=\"in\" type=\"s\"/>\n    </method>\n"
+        "    <method name=\"GetNameOwner\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
+        "    <method name=\"ListQueuedOwners\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"as\"/>\n    </method>\n"
+        "    <method name=\"GetConnectionUnixUser\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
+        "    <method name=\"GetConnectionUnixProcessID\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
+        "    <method name=\"GetAdtAuditSessionData\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"ay\"/>\n    </method>\n"
+        "    <method name=\"GetConnectionSELinuxSecurityContext\">\n      <arg direction=\"in\" "
+        "type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"ay\"/>\n    </method>\n"
+        "    <method name=\"ReloadConfig\">\n    </method>\n"
+        "    <method name=\"GetId\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
+        "    <method name=\"GetConnectionCredentials\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"a{sv}\"/>\n    </method>\n"
+        "    <property name=\"Features\" type=\"as\" access=\"read\">\n"
+        "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
+        "    </property>\n"
+        "    <property name=\"Interfaces\" type=\"as\" access=\"read\">\n"
+        "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
+        "    </property>\n"
+        "    <signal name=\"NameOwnerChanged\">\n      <arg type=\"s\"/>\n      <arg type=\"s\"/>\n"
+        "      <arg type=\"s\"/>\n    </signal>\n"
+        "    <signal name=\"NameLost\">\n      <arg type=\"s\"/>\n    </signal>\n"
+        "    <signal name=\"NameAcquired\">\n      <arg type=\"s\"/>\n    </signal>\n"
+        "  </interface>\n"
+        "  <interface name=\"org.freedesktop.DBus.Properties\">\n"
+        "    <method name=\"Get\">\n      <arg direction=\"in\" type=\"s\"/>\n      <arg direction=\"in\" "
+        "type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"v\"/>\n    </method>\n"
+        "    <method name=\"GetAll\">\n      <arg direction=\"in\" type=\"s\"/>\n"
+        "      <arg direction=\"out\" type=\"a{sv}\"/>\n    </method>\n"
+        "    <method name=\"Set\">\n      <arg direction=\"in\" type=\"s\"/>\n      <arg direction=\"in\" "
+        "type=\"s\"/>\n"
+        "      <arg direction=\"in\" type=\"v\"/>\n    </method>\n"
+        "    <signal name=\"PropertiesChanged\">\n      <arg type=\"s\" name=\"interface_name\"/>\n"
+        "      <arg type=\"a{sv}\" name=\"changed_properties\"/>\n"
+        "      <arg type=\"as\" name=\"invalidated_properties\"/>\n    </signal>\n"
+        "  </interface>\n"
+        "  <interface name=\"org.freedesktop.DBus.Introspectable\">\n"
+        "    <method name=\"Introspect\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
+        "  </interface>\n"
+        "  <interface name=\"org.freedesktop.DBus.Peer\">\n"
+        "    <method name=\"GetMachineId\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
+        "    <method name=\"Ping\">\n    </method>\n"
+        "  </interface>\n"
+        "  <node name=\"org/freedesktop/DBus\"/>\n"
+        "</node>\n";
+    return xml;
+}
+
+}  // namespace busgate::gateway

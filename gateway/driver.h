@@ -1,0 +1,77 @@
+// Driver: the org.freedesktop.DBus service. Methods are a table (interface, member, input
+// signature, whether Hello must come first, handler); a new method is one row and one function.
+// Errors use dbus-daemon's names and texts. The driver also turns the core's NAME_* and ID_*
+// notifications into NameLost, NameOwnerChanged and NameAcquired, in that order, as dbus-daemon
+// emits them.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "bus_daemon.h"
+#include "busgate/marshal/reader.h"
+
+namespace busgate::gateway {
+
+class Driver {
+  public:
+    using Peer = BusDaemon::Peer;
+
+    explicit Driver(BusDaemon& daemon) : daemon_(daemon) {}
+
+    // A method call (or any message) whose destination is org.freedesktop.DBus.
+    void handle(Peer& peer, const IncomingMessage& message);
+    // Signals for the notifications queued on the driver's core connection.
+    void process_notifications();
+
+    static std::string introspection_xml();
+
+  private:
+    struct Method {
+        std::string_view interface;
+        std::string_view member;
+        std::string_view signature;
+        bool needs_hello;
+        void (Driver::*handler)(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    };
+    static const Method methods[];
+
+    void hello(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void request_name(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void release_name(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void list_names(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void list_activatable_names(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void name_has_owner(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_name_owner(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void list_queued_owners(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void start_service_by_name(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void update_activation_environment(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_connection_unix_user(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_connection_unix_process_id(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_connection_credentials(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_adt_audit_session_data(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_connection_selinux_security_context(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_id(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void reload_config(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void add_match(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void remove_match(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void introspect(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void ping(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_machine_id(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void properties_get(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void properties_get_all(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void properties_set(Peer&, const IncomingMessage&, marshal::BodyReader&);
+
+    void reply(Peer& peer, const IncomingMessage& call, const marshal::BodyWriter& body);
+    void error(Peer& peer, const IncomingMessage& call, std::string_view name, std::string text);
+    // The connection owning `name` (a unique or well-known name), or null after replying
+    // NameHasNoOwner with "Could not get <what> of name '<name>': no such name".
+    const core::Connection* connection_for(Peer& peer, const IncomingMessage& call, std::string_view name,
+                                           std::string_view what);
+    void signal(std::string_view destination, std::string_view member, const marshal::BodyWriter& body);
+    void name_owner_changed(std::string_view name, std::string_view old_owner, std::string_view new_owner);
+
+    BusDaemon& daemon_;
+};
+
+}  // namespace busgate::gateway

@@ -1,0 +1,184 @@
+// The daemon end to end, in-process: a BusDaemon on a temporary socket, its loop on a thread, and
+// sd-bus (libsystemd) as a real client.
+#include <gtest/gtest.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "bus_daemon.h"
+
+using namespace busgate::gateway;
+
+namespace {
+
+class RunningBus {
+  public:
+    RunningBus() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "busgate-daemon-XXXXXX").string();
+        directory_ = mkdtemp(pattern.data());
+        DaemonOptions options;
+        options.listen = {"unix:path=" + (directory_ / "bus").string()};
+        options.bus_uid = getuid();
+        options.auth_mechanisms = {"EXTERNAL"};
+        daemon_ = std::make_unique<BusDaemon>(loop_, options);
+        std::string error;
+        started_ = daemon_->start(error);
+        EXPECT_TRUE(started_) << error;
+        address_ = daemon_->address();
+        thread_ = std::thread([this] {
+            while (!stop_) {
+                loop_.run_once(20);
+            }
+        });
+    }
+    ~RunningBus() {
+        stop_ = true;
+        thread_.join();
+        daemon_.reset();
+        std::filesystem::remove_all(directory_);
+    }
+    const std::string& address() const { return address_; }
+
+  private:
+    std::filesystem::path directory_;
+    EventLoop loop_;
+    std::unique_ptr<BusDaemon> daemon_;
+    bool started_ = false;
+    std::string address_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+struct BusClient {
+    sd_bus* bus = nullptr;
+    explicit BusClient(const std::string& address) {
+        EXPECT_GE(sd_bus_new(&bus), 0);
+        sd_bus_set_address(bus, address.c_str());
+        sd_bus_set_bus_client(bus, 1);
+        sd_bus_negotiate_fds(bus, 1);
+        const int started = sd_bus_start(bus);
+        EXPECT_GE(started, 0) << strerror(-started);
+    }
+    ~BusClient() { sd_bus_flush_close_unref(bus); }
+    std::string unique_name() const {
+        const char* name = nullptr;
+        sd_bus_get_unique_name(bus, &name);
+        return name ? name : "";
+    }
+};
+
+// Calls a driver method returning one string; returns the string or "error:<name>".
+std::string call_string(BusClient& client, const char* member, const char* argument) {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    const int result = sd_bus_call_method(client.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                          "org.freedesktop.DBus", member, &error, &reply, "s", argument);
+    std::string text;
+    if (result < 0) {
+        text = std::string("error:") + (error.name ? error.name : "?");
+    } else {
+        const char* value = nullptr;
+        sd_bus_message_read(reply, "s", &value);
+        text = value ? value : "";
+    }
+    sd_bus_error_free(&error);
+    sd_bus_message_unref(reply);
+    return text;
+}
+
+}  // namespace
+
+TEST(BusDaemon, HelloGivesEachClientAUniqueName) {
+    RunningBus bus;
+    BusClient first(bus.address());
+    BusClient second(bus.address());
+    EXPECT_EQ(first.unique_name().substr(0, 3), ":1.");
+    EXPECT_NE(first.unique_name(), second.unique_name());
+    EXPECT_EQ(call_string(first, "GetNameOwner", second.unique_name().c_str()), second.unique_name());
+    EXPECT_EQ(call_string(first, "GetNameOwner", "org.freedesktop.DBus"), "org.freedesktop.DBus");
+}
+
+TEST(BusDaemon, RequestedNamesAreOwnedAndReleasedOnDisconnect) {
+    RunningBus bus;
+    BusClient observer(bus.address());
+    std::string owner_name;
+    {
+        BusClient owner(bus.address());
+        owner_name = owner.unique_name();
+        ASSERT_GE(sd_bus_request_name(owner.bus, "org.example.Service", 0), 0);
+        EXPECT_EQ(call_string(observer, "GetNameOwner", "org.example.Service"), owner_name);
+        // A second owner without replacement rights is refused (sd-bus maps EXISTS to -EEXIST).
+        BusClient rival(bus.address());
+        EXPECT_EQ(sd_bus_request_name(rival.bus, "org.example.Service", 0), -EEXIST);
+    }
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        if (call_string(observer, "GetNameOwner", "org.example.Service").starts_with("error:")) {
+            break;
+        }
+        usleep(10000);
+    }
+    EXPECT_EQ(call_string(observer, "GetNameOwner", "org.example.Service"),
+              "error:org.freedesktop.DBus.Error.NameHasNoOwner");
+}
+
+TEST(BusDaemon, MethodCallsReachTheOwnerAndRepliesComeBack) {
+    RunningBus bus;
+    BusClient service(bus.address());
+    ASSERT_GE(sd_bus_request_name(service.bus, "org.example.Echo", 0), 0);
+    std::thread server([&] {
+        for (int handled = 0; handled < 1;) {
+            sd_bus_message* call = nullptr;
+            if (sd_bus_process(service.bus, &call) > 0 && call != nullptr) {
+                if (sd_bus_message_is_method_call(call, "org.example.Echo", "Echo")) {
+                    const char* text = nullptr;
+                    sd_bus_message_read(call, "s", &text);
+                    sd_bus_reply_method_return(call, "s", text);
+                    ++handled;
+                }
+                sd_bus_message_unref(call);
+            } else {
+                sd_bus_wait(service.bus, 100000);
+            }
+        }
+    });
+    BusClient client(bus.address());
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    ASSERT_GE(sd_bus_call_method(client.bus, "org.example.Echo", "/", "org.example.Echo", "Echo", &error,
+                                 &reply, "s", "hello through the core"),
+              0)
+        << (error.message ? error.message : "");
+    const char* text = nullptr;
+    sd_bus_message_read(reply, "s", &text);
+    EXPECT_STREQ(text, "hello through the core");
+    const char* sender = sd_bus_message_get_sender(reply);
+    EXPECT_EQ(std::string(sender ? sender : ""), service.unique_name());
+    sd_bus_message_unref(reply);
+    server.join();
+}
+
+TEST(BusDaemon, UnknownDestinationsGetServiceUnknown) {
+    RunningBus bus;
+    BusClient client(bus.address());
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    EXPECT_LT(
+        sd_bus_call_method(client.bus, "org.example.Nobody", "/", "org.example.X", "Y", &error, nullptr, ""),
+        0);
+    EXPECT_STREQ(error.name, "org.freedesktop.DBus.Error.ServiceUnknown");
+    EXPECT_STREQ(error.message, "The name org.example.Nobody was not provided by any .service files");
+    sd_bus_error_free(&error);
+}
+
+TEST(BusDaemon, UnknownDriverMethodsAreRejected) {
+    RunningBus bus;
+    BusClient client(bus.address());
+    EXPECT_EQ(call_string(client, "NoSuchMethod", "x"), "error:org.freedesktop.DBus.Error.UnknownMethod");
+    EXPECT_EQ(call_string(client, "GetNameOwner", "not a name"),
+              "error:org.freedesktop.DBus.Error.InvalidArgs");
+    EXPECT_EQ(call_string(client, "GetConnectionUnixUser", ":1.999"),
+              "error:org.freedesktop.DBus.Error.NameHasNoOwner");
+}

@@ -167,8 +167,10 @@ Status Bus::bye(ConnectionId id) {
         quotas_.discharge(entry.charge);
 
     const UserKey user = connection->user();
-    if (--connections_per_user_[user] == 0)
+    if (--connections_per_user_[user] == 0) {
         connections_per_user_.erase(user);
+        quotas_.forget_user(user);
+    }
     std::erase(monitors_, id);
     std::erase(readable_, id);
     std::unique_ptr<Connection> gone = std::move(connections_.find(id)->second);
@@ -466,13 +468,12 @@ void Bus::mark_readable(Connection& connection) {
     }
 }
 
-std::vector<ConnectionId> Bus::take_readable() {
-    std::vector<ConnectionId> ready;
+void Bus::take_readable(std::vector<ConnectionId>& ready) {
+    ready.clear();
     ready.swap(readable_);
     for (ConnectionId id : ready)
         if (Connection* connection = find(id))
             connection->readable_listed_ = false;
-    return ready;
 }
 
 Status Bus::enqueue(Connection& receiver, QueuedEntry entry) {

@@ -66,7 +66,11 @@ void QuotaRegistry::discharge(QuotaCharge& charge) {
     }
     if (usage != user.usages.end() && usage->second.share == QuotaAmounts{})
         user.usages.erase(usage);
-    if (user.usages.empty())
+}
+
+void QuotaRegistry::forget_user(UserKey user) {
+    auto it = users_.find(user);
+    if (it != users_.end() && it->second.usages.empty())
         users_.erase(it);
 }
 

@@ -231,7 +231,8 @@ TEST_F(BusTest, QueueAccountsBytesMessagesAndFds) {
     EXPECT_EQ(counters.fds, 0u);
     ASSERT_TRUE(bus.receive(b).has_value());
     EXPECT_FALSE(bus.receive(b).has_value());
-    EXPECT_EQ(bus.quotas().user_count(), 0u);
+    EXPECT_EQ(bus.quotas().remaining(alice, QuotaResource::bytes), QuotaLimits{}.bytes);
+    EXPECT_EQ(bus.quotas().actor_count(alice), 0u);
 }
 
 TEST_F(BusTest, FdsToAConnectionThatDoesNotAcceptThemFail) {
@@ -251,6 +252,9 @@ TEST_F(BusTest, ByeDropsTheQueueAndReturnsItsCharges) {
     ASSERT_TRUE(bus.send(c, call_to(b, 2)).ok());
     EXPECT_LT(bus.quotas().remaining(bob, QuotaResource::messages), QuotaLimits{}.messages);
     ASSERT_TRUE(bus.bye(b).ok());
+    EXPECT_EQ(bus.quotas().remaining(bob, QuotaResource::messages), QuotaLimits{}.messages);
+    EXPECT_EQ(bus.quotas().actor_count(bob), 0u);
+    ASSERT_TRUE(bus.bye(c).ok());  // bob's last connection: his record goes
     EXPECT_EQ(bus.quotas().user_count(), 0u);
     (void)a;
 }
@@ -258,11 +262,14 @@ TEST_F(BusTest, ByeDropsTheQueueAndReturnsItsCharges) {
 TEST_F(BusTest, TakeReadableListsConnectionsThatGotItemsOnce) {
     const ConnectionId a = connect(alice);
     const ConnectionId b = connect(alice);
-    bus.take_readable();
+    std::vector<ConnectionId> ready;
+    bus.take_readable(ready);
     ASSERT_TRUE(bus.send(a, call_to(b, 1)).ok());
     ASSERT_TRUE(bus.send(a, call_to(b, 2)).ok());
-    EXPECT_EQ(bus.take_readable(), (std::vector<ConnectionId>{b}));
-    EXPECT_TRUE(bus.take_readable().empty());
+    bus.take_readable(ready);
+    EXPECT_EQ(ready, (std::vector<ConnectionId>{b}));
+    bus.take_readable(ready);
+    EXPECT_TRUE(ready.empty());
 }
 
 // ---------------------------------------------------------------------------------------------- names

@@ -19,6 +19,8 @@ TEST(Quota, SelfChargeIsBoundedOnlyByTheBudget) {
     EXPECT_EQ(quotas.charge(1, 1, of_bytes(1)).error(), Error::quota_exceeded);
     quotas.discharge(*charge);
     EXPECT_EQ(quotas.remaining(1, bytes), 1000u);
+    EXPECT_EQ(quotas.user_count(), 1u);
+    quotas.forget_user(1);
     EXPECT_EQ(quotas.user_count(), 0u);
 }
 

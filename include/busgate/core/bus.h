@@ -113,7 +113,9 @@ class Bus {
     // Broadcasts and notifications this connection lost to limits since the last call (kdbus dropped_msgs).
     uint64_t take_dropped(ConnectionId id);
     // Connections whose queue went from empty to non-empty since the last call, for the gateway's writers.
-    std::vector<ConnectionId> take_readable();
+    // `ready` is cleared and filled; its storage is swapped with the bus's, so reusing one vector allocates
+    // nothing.
+    void take_readable(std::vector<ConnectionId>& ready);
 
     // ---- replies
     // REPLY_TIMEOUT to the caller of every call whose deadline is <= now. Returns how many expired.

@@ -6,7 +6,8 @@
 // (counting this one) and remaining what is left of the user's budget. Each remote user thus gets between
 // 1/n and 1/n^2 of the budget. Charges to oneself are bounded by `remaining` only.
 // Invariants: a charge is all or nothing across the resources; remaining + sum of shares == maximum for each
-// resource; a user with nothing charged is forgotten.
+// resource. A user's record stays while it has connections (so that steady traffic allocates nothing) and is
+// dropped by forget_user once it has none and nothing is charged.
 #pragma once
 
 #include <array>
@@ -48,6 +49,8 @@ class QuotaRegistry {
     // quota_exceeded when any resource would break the rule; nothing is charged then.
     Result<QuotaCharge> charge(UserKey user, UserKey actor, const QuotaAmounts& amounts);
     void discharge(QuotaCharge& charge);
+    // Drops the record of a user that has nothing charged (its last connection left).
+    void forget_user(UserKey user);
 
     uint64_t remaining(UserKey user, QuotaResource resource) const;
     uint64_t share(UserKey user, UserKey actor, QuotaResource resource) const;

@@ -606,7 +606,12 @@ Result<SendReceipt> Bus::unicast(Connection& sender, OutgoingMessage& message) {
         name_id = entry->name_id;
     } else {
         receiver = find(message.destination_id);
-        if (!receiver || !receiver->is_ordinary() || !can_see_connection(sender, *receiver))
+        if (!receiver || !receiver->is_ordinary())
+            return Error::no_such_connection;
+        // A peer hidden by the sender's endpoint stays reachable for the replies it is owed.
+        const bool owed_reply =
+            is_reply && replies_.contains(sender.id(), receiver->id(), message.reply_cookie);
+        if (!owed_reply && !can_see_connection(sender, *receiver))
             return Error::no_such_connection;
     }
 

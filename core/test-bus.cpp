@@ -812,6 +812,18 @@ TEST_F(EndpointTest, TalkIsEnforcedInsideAnEndpointEvenBetweenTheSameUser) {
     EXPECT_EQ(drain_messages(inside).size(), 1u);
 }
 
+TEST_F(EndpointTest, ASandboxedServiceMayAnswerACallerItCannotSee) {
+    const ConnectionId inside = connect(bus_owner, hello_flag::accept_fds, sandbox);
+    hold_policy(
+        {{"org.example.Sandboxed", {{Grantee::world, 0, Access::own}, {Grantee::world, 0, Access::talk}}}});
+    ASSERT_TRUE(bus.acquire_name(inside, "org.example.Sandboxed", 0).ok());
+    const ConnectionId caller = connect(alice);  // no names: invisible from the sandbox
+    ASSERT_TRUE(bus.send(caller, call_to_name("org.example.Sandboxed", 1)).ok());
+    expect_error(bus.send(inside, call_to(caller, 2)), Error::no_such_connection);
+    EXPECT_TRUE(bus.send(inside, reply_to(caller, 3, 1)).ok());
+    expect_error(bus.send(inside, reply_to(caller, 4, 1)), Error::no_such_connection);  // nothing owed now
+}
+
 TEST_F(EndpointTest, UpdateReplacesTheEndpointPolicy) {
     const ConnectionId inside = connect(alice, hello_flag::accept_fds, sandbox);
     ASSERT_TRUE(

@@ -1,0 +1,114 @@
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "busgate/core/receive_queue.h"
+#include "busgate/core/unique_fd.h"
+
+namespace busgate::core {
+namespace {
+
+QueuedEntry entry(uint64_t sequence, size_t bytes = 10, uint64_t name_id = 0) {
+    QueuedEntry e;
+    e.item.sequence = sequence;
+    e.item.payload = MessagePayload::make(std::vector<std::byte>(bytes));
+    e.name_id = name_id;
+    return e;
+}
+
+std::vector<uint64_t> sequences(ReceiveQueue& queue) {
+    std::vector<uint64_t> out;
+    while (auto e = queue.pop())
+        out.push_back(e->item.sequence);
+    return out;
+}
+
+TEST(ReceiveQueue, PopsInSequenceOrderAndKeepsCountersExact) {
+    ReceiveQueue queue;
+    queue.push(entry(1, 100));
+    queue.push(entry(2, 20));
+    EXPECT_EQ(queue.counters().messages, 2u);
+    EXPECT_EQ(queue.counters().bytes, 120u);
+    EXPECT_EQ(queue.front()->item.sequence, 1u);
+    EXPECT_EQ(queue.pop()->item.sequence, 1u);
+    EXPECT_EQ(queue.counters().bytes, 20u);
+    EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{2}));
+    EXPECT_EQ(queue.counters().messages, 0u);
+    EXPECT_TRUE(queue.empty());
+}
+
+TEST(ReceiveQueue, MovedInEntriesAreMergedAtTheirPlaceInTheGlobalOrder) {
+    ReceiveQueue queue;
+    for (uint64_t s : {2, 5, 9})
+        queue.push(entry(s));
+    (void)queue.pop();  // a consumed head must not confuse the merge
+    std::vector<QueuedEntry> moved;
+    for (uint64_t s : {1, 6, 12})
+        moved.push_back(entry(s));
+    queue.merge(std::move(moved));
+    EXPECT_EQ(queue.counters().messages, 5u);
+    EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{1, 5, 6, 9, 12}));
+}
+
+TEST(ReceiveQueue, ExtractTakesMatchingEntriesAndAdjustsCounters) {
+    ReceiveQueue queue;
+    queue.push(entry(1, 10, 7));
+    queue.push(entry(2, 10, 8));
+    queue.push(entry(3, 10, 7));
+    auto taken = queue.extract([](const QueuedEntry& e) { return e.name_id == 7; });
+    ASSERT_EQ(taken.size(), 2u);
+    EXPECT_EQ(taken[0].item.sequence, 1u);
+    EXPECT_EQ(taken[1].item.sequence, 3u);
+    EXPECT_EQ(queue.counters().messages, 1u);
+    EXPECT_EQ(queue.counters().bytes, 10u);
+    EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{2}));
+}
+
+TEST(ReceiveQueue, LimitsAreCheckedBeforeQueueing) {
+    ReceiveQueue queue;
+    QueueLimits limits{.max_bytes = 25, .max_messages = 2, .max_fds = 0};
+    EXPECT_TRUE(queue.fits(limits, entry(1, 20).item));
+    queue.push(entry(1, 20));
+    EXPECT_FALSE(queue.fits(limits, entry(2, 10).item));  // bytes
+    EXPECT_TRUE(queue.fits(limits, entry(2, 5).item));
+    queue.push(entry(2, 5));
+    EXPECT_FALSE(queue.fits(limits, entry(3, 0).item));  // messages
+}
+
+TEST(ReceiveQueue, LongRunsStayInOrder) {
+    // Two pushes per pop: the consumed head is compacted away many times along the way.
+    ReceiveQueue queue;
+    uint64_t next_expected = 1;
+    for (uint64_t s = 1; s <= 100000; ++s) {
+        queue.push(entry(s, 1));
+        if (s % 2 == 0) {
+            auto popped = queue.pop();
+            ASSERT_TRUE(popped.has_value());
+            ASSERT_EQ(popped->item.sequence, next_expected++);
+        }
+    }
+    EXPECT_EQ(queue.size(), 50000u);
+    EXPECT_EQ(queue.counters().messages, 50000u);
+    EXPECT_EQ(queue.front()->item.sequence, 50001u);
+}
+
+TEST(UniqueFd, ClosesOnDestructionAndMovesOwnership) {
+    int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(raw, 0);
+    {
+        UniqueFd first(raw);
+        UniqueFd second(std::move(first));
+        EXPECT_FALSE(first.valid());
+        EXPECT_EQ(second.get(), raw);
+        EXPECT_NE(::fcntl(raw, F_GETFD), -1);
+    }
+    EXPECT_EQ(::fcntl(raw, F_GETFD), -1);
+    UniqueFd released(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    const int kept = released.release();
+    EXPECT_FALSE(released.valid());
+    EXPECT_NE(::fcntl(kept, F_GETFD), -1);
+    ::close(kept);
+}
+
+}  // namespace
+}  // namespace busgate::core

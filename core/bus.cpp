@@ -107,7 +107,7 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
     if (special && !privileged)
         return Error::permission_denied;
     const bool stands_for_name = flags & (hello_flag::activator | hello_flag::policy_holder);
-    if (stands_for_name != !params.name.empty())
+    if (stands_for_name != !params.name.empty() || (!stands_for_name && !params.policy.empty()))
         return Error::invalid_argument;
     if (stands_for_name && !is_valid_well_known_name(params.name))
         return Error::invalid_name;
@@ -733,6 +733,11 @@ Status Bus::set_policy(ConnectionId holder, std::vector<PolicyEntry> entries) {
 }
 
 Result<EndpointId> Bus::make_endpoint(std::string name, std::vector<PolicyEntry> policy) {
+    if (name.empty())
+        return Error::invalid_argument;
+    for (const auto& [id, endpoint] : endpoints_)
+        if (endpoint->name() == name)
+            return Error::already_exists;
     auto endpoint = std::make_unique<Endpoint>(next_endpoint_id_, std::move(name));
     if (auto status = endpoint->policy().replace(0, policy); !status)
         return status.error();

@@ -188,6 +188,11 @@ TEST_F(BusTest, HelloRejectsBadFlagCombinations) {
     ordinary_with_name.name = "org.example.Svc";
     expect_error(bus.hello(std::move(ordinary_with_name)), Error::invalid_argument);
 
+    HelloParams ordinary_with_policy;
+    ordinary_with_policy.credentials.uid = 0;
+    ordinary_with_policy.policy = {{"org.example.Svc", {{Grantee::world, 0, Access::own}}}};
+    expect_error(bus.hello(std::move(ordinary_with_policy)), Error::invalid_argument);
+
     HelloParams unknown_flag;
     unknown_flag.flags = 1 << 10;
     expect_error(bus.hello(std::move(unknown_flag)), Error::invalid_argument);
@@ -841,6 +846,12 @@ TEST_F(EndpointTest, EndpointConnectionsAreChargedToTheEndpointsOwnUser) {
     EXPECT_EQ(bus.quotas().remaining(alice, QuotaResource::messages), QuotaLimits{}.messages);
     EXPECT_LT(bus.quotas().remaining(bus.connection(inside)->user(), QuotaResource::messages),
               QuotaLimits{}.messages);
+}
+
+TEST_F(EndpointTest, EndpointNamesAreUnique) {
+    expect_error(bus.make_endpoint("1000-sandbox", {}), Error::already_exists);
+    expect_error(bus.make_endpoint("", {}), Error::invalid_argument);
+    EXPECT_TRUE(bus.make_endpoint("1000-other", {}).ok());
 }
 
 TEST_F(EndpointTest, RemovingAnEndpointDisconnectsItsConnections) {

@@ -131,6 +131,7 @@ class Bus {
     // ---- policy and endpoints
     // A policy holder (or activator) replaces all its rules at once.
     Status set_policy(ConnectionId holder, std::vector<PolicyEntry> entries);
+    // A custom endpoint with its own policy; names are unique per bus (already_exists).
     Result<EndpointId> make_endpoint(std::string name, std::vector<PolicyEntry> policy);
     Status update_endpoint(EndpointId id, std::vector<PolicyEntry> policy);
     // Disconnects every connection of the endpoint, then removes it. The default endpoint cannot be removed.

@@ -1,12 +1,12 @@
 // MatchIndex: every connection's matches, and the index broadcast delivery uses to find candidate receivers.
 // Owns, per connection, its message matches (sender filter + bloom mask + the gateway's cookie) and its
 // notification matches. Identical masks of all connections are stored once ("shared masks"); each shared mask
-// sits in exactly one bucket, keyed by one of its set bits (the one broadcasts carry least often, as observed,
-// with the message-type bits counted as hot; ties go to the shorter bucket), or in the wildcard bucket when
-// the mask is empty. A filter can only cover a mask whose bits it contains, so a broadcast visits just the
-// buckets of the filter's set bits plus the wildcard bucket, never every connection.
-// Invariants: a shared mask lives while at least one match uses it; removing a cookie removes all of that
-// connection's matches carrying it (kdbus MATCH_REMOVE).
+// sits in exactly one bucket, keyed by one of its set bits (the one broadcasts carry least often, as
+// observed, with the message-type bits counted as hot; ties go to the shorter bucket), or in the wildcard
+// bucket when the mask is empty. A filter can only cover a mask whose bits it contains, so a broadcast visits
+// just the buckets of the filter's set bits plus the wildcard bucket, never every connection. Invariants: a
+// shared mask lives while at least one match uses it; removing a cookie removes all of that connection's
+// matches carrying it (kdbus MATCH_REMOVE).
 #pragma once
 
 #include <array>

@@ -47,6 +47,8 @@ using PayloadRef = std::shared_ptr<const MessagePayload>;
 //   unicast by name:   destination_name = "org.foo"; destination_id 0, or N to send only if N still owns it
 //   broadcast:         destination_id = broadcast_destination, flags has message_flag::signal, bloom set
 //   reply:             reply_cookie != 0 (and no expect_reply), destination_id = the caller
+// A unicast signal needs no match at the receiver (dbus1 semantics, unlike kdbus) but is silently dropped
+// unless the receiver may TALK to the sender.
 struct OutgoingMessage {
     PayloadRef payload;
     ConnectionId destination_id = 0;

@@ -13,7 +13,7 @@ PACKAGES := g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3 \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run check check-sanitize fuzz bench format clean
+.PHONY: deps build run compat check check-sanitize fuzz bench format clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -30,8 +30,15 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# Starts a session bus on the bundled configuration, in the foreground (Ctrl-C stops it).
 run: build
-	$(BUILD)/marshal/busgate-marshal-demo
+	@echo "starting busgate with data/session.conf; try, in another shell:"
+	@echo "  DBUS_SESSION_BUS_ADDRESS=<the address below> busctl --user list"
+	$(BUILD)/gateway/busgate --config-file=data/session.conf --print-address --nofork
+
+# The upstream dbus test binaries (dbus-tests) against busgate, scored against dbus-daemon's results.
+compat: build
+	compat-tests/run-upstream $(CURDIR)/$(BUILD)/gateway/busgate
 
 check: build
 	@status=0; $(MESON_TEST) -C $(BUILD) --suite unit || status=$$?; \

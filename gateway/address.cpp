@@ -97,6 +97,11 @@ ListenResult listen_unix(std::string_view path, bool abstract) {
         result.error = errno_text("Failed to bind socket \"" + std::string(path) + "\"", errno);
         return result;
     }
+    // Anyone may connect, as to dbus-daemon's sockets; the bus's policy decides what they may do.
+    if (!abstract && ::chmod(std::string(path).c_str(), 0777) != 0) {
+        result.error = errno_text("Failed to make socket \"" + std::string(path) + "\" accessible", errno);
+        return result;
+    }
     if (::listen(fd.get(), listen_backlog) != 0) {
         result.error = errno_text("Failed to listen on socket \"" + std::string(path) + "\"", errno);
         return result;

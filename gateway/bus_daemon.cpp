@@ -302,12 +302,18 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
         outgoing.destination_name = header.destination;
     }
 
-    std::vector<std::uint8_t> stamped;
-    stamped.reserve(message.bytes.size() + 32);
-    marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped);
+    // One buffer for every receiver: the stamped header, then the body as the client sent it.
+    static thread_local std::vector<std::uint8_t> stamped_header;
+    marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped_header);
     const auto body = marshal::body_of(message.bytes, header);
-    stamped.insert(stamped.end(), body.begin(), body.end());
-    outgoing.payload = payload_of(stamped, std::move(message.fds));
+    auto payload = std::make_shared<core::MessagePayload>();
+    payload->bytes.resize(stamped_header.size() + body.size());
+    std::memcpy(payload->bytes.data(), stamped_header.data(), stamped_header.size());
+    if (!body.empty()) {
+        std::memcpy(payload->bytes.data() + stamped_header.size(), body.data(), body.size());
+    }
+    payload->fds = std::move(message.fds);
+    outgoing.payload = std::move(payload);
 
     const std::string destination(header.destination);
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
@@ -417,18 +423,25 @@ BusDaemon::Peer* BusDaemon::find_peer(core::ConnectionId id) {
 
 void BusDaemon::deliver() {
     // Delivering can queue more (errors, the driver's signals), so go on until nothing is readable.
+    // A disconnect during delivery calls back here; the running loop picks up what it queued.
+    if (delivering_) {
+        return;
+    }
+    delivering_ = true;
     for (;;) {
         driver_->process_notifications();
-        const std::vector<core::ConnectionId> readable = bus_.take_readable();
-        if (readable.empty()) {
+        readable_.clear();
+        bus_.take_readable(readable_);
+        if (readable_.empty()) {
             break;
         }
-        for (const core::ConnectionId id : readable) {
+        for (const core::ConnectionId id : readable_) {
             if (id != driver_id_) {
                 deliver_to(id);
             }
         }
     }
+    delivering_ = false;
 }
 
 void BusDaemon::deliver_to(core::ConnectionId id) {

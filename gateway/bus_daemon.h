@@ -92,7 +92,9 @@ class BusDaemon {
     std::unique_ptr<class Driver> driver_;
     boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd
     boost::unordered_flat_map<core::ConnectionId, Peer*> registered_;
-    std::vector<int> dirty_;  // peers with output to flush
+    std::vector<int> dirty_;                    // peers with output to flush
+    std::vector<core::ConnectionId> readable_;  // scratch for deliver()
+    bool delivering_ = false;
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
 };

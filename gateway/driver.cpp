@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "busgate/marshal/names.h"
+#include "busgate/marshal/signature.h"
 
 namespace busgate::gateway {
 namespace {
@@ -16,6 +17,7 @@ constexpr std::string_view bus_interface = "org.freedesktop.DBus";
 constexpr std::string_view peer_interface = "org.freedesktop.DBus.Peer";
 constexpr std::string_view introspectable_interface = "org.freedesktop.DBus.Introspectable";
 constexpr std::string_view properties_interface = "org.freedesktop.DBus.Properties";
+constexpr std::string_view monitoring_interface = "org.freedesktop.DBus.Monitoring";
 
 namespace error_name {
 constexpr std::string_view failed = "org.freedesktop.DBus.Error.Failed";
@@ -40,7 +42,7 @@ constexpr std::uint32_t replace_existing = 0x2;
 constexpr std::uint32_t do_not_queue = 0x4;
 
 // The bus's features and interfaces properties, as dbus-daemon 1.14 lists them.
-const std::vector<std::string_view> features = {"HeaderFiltering", "SystemdActivation"};
+const std::vector<std::string_view> features = {"ActivatableServicesChanged", "HeaderFiltering"};
 const std::vector<std::string_view> extra_interfaces = {"org.freedesktop.DBus.Monitoring",
                                                         "org.freedesktop.DBus.Debug.Stats"};
 
@@ -57,33 +59,57 @@ std::string machine_id() {
 
 }  // namespace
 
+const Driver::Interface Driver::interfaces[] = {
+    {bus_interface, true,
+     "    <property name=\"Features\" type=\"as\" access=\"read\">\n"
+     "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
+     "    </property>\n"
+     "    <property name=\"Interfaces\" type=\"as\" access=\"read\">\n"
+     "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
+     "    </property>\n"
+     "    <signal name=\"NameOwnerChanged\">\n      <arg type=\"s\"/>\n      <arg type=\"s\"/>\n"
+     "      <arg type=\"s\"/>\n    </signal>\n"
+     "    <signal name=\"NameLost\">\n      <arg type=\"s\"/>\n    </signal>\n"
+     "    <signal name=\"NameAcquired\">\n      <arg type=\"s\"/>\n    </signal>\n"
+     "    <signal name=\"ActivatableServicesChanged\">\n    </signal>\n"},
+    {properties_interface, false,
+     "    <signal name=\"PropertiesChanged\">\n      <arg type=\"s\" name=\"interface_name\"/>\n"
+     "      <arg type=\"a{sv}\" name=\"changed_properties\"/>\n"
+     "      <arg type=\"as\" name=\"invalidated_properties\"/>\n    </signal>\n"},
+    {introspectable_interface, true, ""},
+    {monitoring_interface, false, ""},
+    {peer_interface, true, ""},
+};
+
 const Driver::Method Driver::methods[] = {
-    {bus_interface, "Hello", "", false, &Driver::hello},
-    {bus_interface, "RequestName", "su", true, &Driver::request_name},
-    {bus_interface, "ReleaseName", "s", true, &Driver::release_name},
-    {bus_interface, "StartServiceByName", "su", true, &Driver::start_service_by_name},
-    {bus_interface, "UpdateActivationEnvironment", "a{ss}", true, &Driver::update_activation_environment},
-    {bus_interface, "NameHasOwner", "s", true, &Driver::name_has_owner},
-    {bus_interface, "ListNames", "", true, &Driver::list_names},
-    {bus_interface, "ListActivatableNames", "", true, &Driver::list_activatable_names},
-    {bus_interface, "AddMatch", "s", true, &Driver::add_match},
-    {bus_interface, "RemoveMatch", "s", true, &Driver::remove_match},
-    {bus_interface, "GetNameOwner", "s", true, &Driver::get_name_owner},
-    {bus_interface, "ListQueuedOwners", "s", true, &Driver::list_queued_owners},
-    {bus_interface, "GetConnectionUnixUser", "s", true, &Driver::get_connection_unix_user},
-    {bus_interface, "GetConnectionUnixProcessID", "s", true, &Driver::get_connection_unix_process_id},
-    {bus_interface, "GetAdtAuditSessionData", "s", true, &Driver::get_adt_audit_session_data},
-    {bus_interface, "GetConnectionSELinuxSecurityContext", "s", true,
+    {&interfaces[0], "Hello", "", "s", any_path, &Driver::hello},
+    {&interfaces[0], "RequestName", "su", "u", any_path, &Driver::request_name},
+    {&interfaces[0], "ReleaseName", "s", "u", any_path, &Driver::release_name},
+    {&interfaces[0], "StartServiceByName", "su", "u", any_path, &Driver::start_service_by_name},
+    {&interfaces[0], "UpdateActivationEnvironment", "a{ss}", "", privileged,
+     &Driver::update_activation_environment},
+    {&interfaces[0], "NameHasOwner", "s", "b", any_path, &Driver::name_has_owner},
+    {&interfaces[0], "ListNames", "", "as", any_path, &Driver::list_names},
+    {&interfaces[0], "ListActivatableNames", "", "as", any_path, &Driver::list_activatable_names},
+    {&interfaces[0], "AddMatch", "s", "", any_path, &Driver::add_match},
+    {&interfaces[0], "RemoveMatch", "s", "", any_path, &Driver::remove_match},
+    {&interfaces[0], "GetNameOwner", "s", "s", any_path, &Driver::get_name_owner},
+    {&interfaces[0], "ListQueuedOwners", "s", "as", any_path, &Driver::list_queued_owners},
+    {&interfaces[0], "GetConnectionUnixUser", "s", "u", any_path, &Driver::get_connection_unix_user},
+    {&interfaces[0], "GetConnectionUnixProcessID", "s", "u", any_path,
+     &Driver::get_connection_unix_process_id},
+    {&interfaces[0], "GetAdtAuditSessionData", "s", "ay", any_path, &Driver::get_adt_audit_session_data},
+    {&interfaces[0], "GetConnectionSELinuxSecurityContext", "s", "ay", any_path,
      &Driver::get_connection_selinux_security_context},
-    {bus_interface, "ReloadConfig", "", true, &Driver::reload_config},
-    {bus_interface, "GetId", "", true, &Driver::get_id},
-    {bus_interface, "GetConnectionCredentials", "s", true, &Driver::get_connection_credentials},
-    {introspectable_interface, "Introspect", "", true, &Driver::introspect},
-    {peer_interface, "Ping", "", true, &Driver::ping},
-    {peer_interface, "GetMachineId", "", true, &Driver::get_machine_id},
-    {properties_interface, "Get", "ss", true, &Driver::properties_get},
-    {properties_interface, "GetAll", "s", true, &Driver::properties_get_all},
-    {properties_interface, "Set", "ssv", true, &Driver::properties_set},
+    {&interfaces[0], "ReloadConfig", "", "", any_path, &Driver::reload_config},
+    {&interfaces[0], "GetId", "", "s", any_path, &Driver::get_id},
+    {&interfaces[0], "GetConnectionCredentials", "s", "a{sv}", any_path, &Driver::get_connection_credentials},
+    {&interfaces[1], "Get", "ss", "v", none, &Driver::properties_get},
+    {&interfaces[1], "GetAll", "s", "a{sv}", none, &Driver::properties_get_all},
+    {&interfaces[1], "Set", "ssv", "", none, &Driver::properties_set},
+    {&interfaces[2], "Introspect", "", "s", any_path, &Driver::introspect},
+    {&interfaces[4], "GetMachineId", "", "s", any_path, &Driver::get_machine_id},
+    {&interfaces[4], "Ping", "", "", any_path, &Driver::ping},
 };
 
 void Driver::handle(Peer& peer, const IncomingMessage& message) {
@@ -91,15 +117,24 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
     if (header.type != marshal::MessageType::method_call) {
         return;  // signals and replies to the bus go nowhere
     }
+    // As dbus-daemon: interfaces not reachable at this path are skipped, and the first interface (in
+    // table order) with a method of that name wins when the call names no interface.
+    const bool canonical_path = header.path == bus_path;
     const Method* found = nullptr;
-    bool interface_known = header.interface.empty();
-    for (const Method& method : methods) {
-        if (!header.interface.empty() && method.interface != header.interface) {
+    bool interface_found = false;
+    for (const Interface& interface : interfaces) {
+        if ((!canonical_path && !interface.any_path) ||
+            (!header.interface.empty() && header.interface != interface.name)) {
             continue;
         }
-        interface_known = true;
-        if (method.member == header.member) {
-            found = &method;
+        interface_found = true;
+        for (const Method& method : methods) {
+            if (method.interface == &interface && method.member == header.member) {
+                found = &method;
+                break;
+            }
+        }
+        if (found) {
             break;
         }
     }
@@ -110,17 +145,31 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
         return;
     }
     if (found == nullptr) {
-        if (!interface_known) {
-            return error(peer, message, error_name::unknown_interface,
-                         "org.freedesktop.DBus does not understand message " + std::string(header.member));
-        }
-        return error(peer, message, error_name::unknown_method,
+        return error(peer, message,
+                     interface_found ? error_name::unknown_method : error_name::unknown_interface,
                      "org.freedesktop.DBus does not understand message " + std::string(header.member));
     }
-    if (header.signature != found->signature) {
+    if (found->flags & privileged) {
+        const core::Connection* caller = daemon_.bus_.connection(peer.id);
+        const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
+        if (uid != 0 && uid != daemon_.options_.bus_uid) {
+            return error(peer, message, error_name::access_denied,
+                         "Connection " + peer.unique_name + " (uid=" + std::to_string(uid) +
+                             ") is not privileged for method \"" + std::string(found->interface->name) + "." +
+                             std::string(found->member) + "\"");
+        }
+    }
+    if (!canonical_path && !(found->flags & any_path)) {
+        return error(peer, message, error_name::access_denied,
+                     "Method '" + std::string(header.member) +
+                         "' is only available at the canonical object path '" + std::string(bus_path) + "'");
+    }
+    if (header.signature != found->in_signature) {
+        // dbus-daemon's text, trailing newline included.
         return error(peer, message, error_name::invalid_args,
                      "Call to " + std::string(found->member) + " has wrong args (" +
-                         std::string(header.signature) + ", expected " + std::string(found->signature) + ")");
+                         std::string(header.signature) + ", expected " + std::string(found->in_signature) +
+                         ")\n");
     }
     BodyReader reader(message.bytes, header);
     (this->*found->handler)(peer, message, reader);
@@ -536,7 +585,7 @@ void Driver::remove_match(Peer& peer, const IncomingMessage& call, BodyReader&) 
 
 void Driver::introspect(Peer& peer, const IncomingMessage& call, BodyReader&) {
     BodyWriter body;
-    body.string(introspection_xml());
+    body.string(introspection_xml(call.header.path));
     reply(peer, call, body);
 }
 
@@ -613,78 +662,46 @@ void Driver::properties_set(Peer& peer, const IncomingMessage& call, BodyReader&
           "Property \"" + interface + "." + property + "\" does not exist");
 }
 
-std::string Driver::introspection_xml() {
+std::string Driver::introspection_xml(std::string_view path) {
+    const bool canonical_path = path == bus_path;
     std::string xml =
         "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
         "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
-        "<node>\n"
-        "  <interface name=\"org.freedesktop.DBus\">\n"
-        "    <method name=\"Hello\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
-        "    <method name=\"RequestName\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"in\" type=\"u\"/>\n      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
-        "    <method name=\"ReleaseName\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
-        "    <method name=\"StartServiceByName\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"in\" type=\"u\"/>\n      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
-        "    <method name=\"UpdateActivationEnvironment\">\n      <arg direction=\"in\" type=\"a{ss}\"/>\n"
-        "    </method>\n"
-        "    <method name=\"NameHasOwner\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"b\"/>\n    </method>\n"
-        "    <method name=\"ListNames\">\n      <arg direction=\"out\" type=\"as\"/>\n    </method>\n"
-        "    <method name=\"ListActivatableNames\">\n      <arg direction=\"out\" type=\"as\"/>\n    "
-        "</method>\n"
-        "    <method name=\"AddMatch\">\n      <arg direction=\"in\" type=\"s\"/>\n    </method>\n"
-        "    <method name=\"RemoveMatch\">\n      <arg direction=\"in\" type=\"s\"/>\n    </method>\n"
-        "    <method name=\"GetNameOwner\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
-        "    <method name=\"ListQueuedOwners\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"as\"/>\n    </method>\n"
-        "    <method name=\"GetConnectionUnixUser\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
-        "    <method name=\"GetConnectionUnixProcessID\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"u\"/>\n    </method>\n"
-        "    <method name=\"GetAdtAuditSessionData\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"ay\"/>\n    </method>\n"
-        "    <method name=\"GetConnectionSELinuxSecurityContext\">\n      <arg direction=\"in\" "
-        "type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"ay\"/>\n    </method>\n"
-        "    <method name=\"ReloadConfig\">\n    </method>\n"
-        "    <method name=\"GetId\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
-        "    <method name=\"GetConnectionCredentials\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"a{sv}\"/>\n    </method>\n"
-        "    <property name=\"Features\" type=\"as\" access=\"read\">\n"
-        "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
-        "    </property>\n"
-        "    <property name=\"Interfaces\" type=\"as\" access=\"read\">\n"
-        "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
-        "    </property>\n"
-        "    <signal name=\"NameOwnerChanged\">\n      <arg type=\"s\"/>\n      <arg type=\"s\"/>\n"
-        "      <arg type=\"s\"/>\n    </signal>\n"
-        "    <signal name=\"NameLost\">\n      <arg type=\"s\"/>\n    </signal>\n"
-        "    <signal name=\"NameAcquired\">\n      <arg type=\"s\"/>\n    </signal>\n"
-        "  </interface>\n"
-        "  <interface name=\"org.freedesktop.DBus.Properties\">\n"
-        "    <method name=\"Get\">\n      <arg direction=\"in\" type=\"s\"/>\n      <arg direction=\"in\" "
-        "type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"v\"/>\n    </method>\n"
-        "    <method name=\"GetAll\">\n      <arg direction=\"in\" type=\"s\"/>\n"
-        "      <arg direction=\"out\" type=\"a{sv}\"/>\n    </method>\n"
-        "    <method name=\"Set\">\n      <arg direction=\"in\" type=\"s\"/>\n      <arg direction=\"in\" "
-        "type=\"s\"/>\n"
-        "      <arg direction=\"in\" type=\"v\"/>\n    </method>\n"
-        "    <signal name=\"PropertiesChanged\">\n      <arg type=\"s\" name=\"interface_name\"/>\n"
-        "      <arg type=\"a{sv}\" name=\"changed_properties\"/>\n"
-        "      <arg type=\"as\" name=\"invalidated_properties\"/>\n    </signal>\n"
-        "  </interface>\n"
-        "  <interface name=\"org.freedesktop.DBus.Introspectable\">\n"
-        "    <method name=\"Introspect\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
-        "  </interface>\n"
-        "  <interface name=\"org.freedesktop.DBus.Peer\">\n"
-        "    <method name=\"GetMachineId\">\n      <arg direction=\"out\" type=\"s\"/>\n    </method>\n"
-        "    <method name=\"Ping\">\n    </method>\n"
-        "  </interface>\n"
-        "  <node name=\"org/freedesktop/DBus\"/>\n"
-        "</node>\n";
+        "<node>\n";
+    const auto arguments = [&xml](std::string_view signature, const char* direction) {
+        for (std::size_t at = 0; at < signature.size();) {
+            const std::size_t end = marshal::complete_type_end(signature, at);
+            xml += "      <arg direction=\"" + std::string(direction) + "\" type=\"" +
+                   std::string(signature.substr(at, end - at)) + "\"/>\n";
+            at = end;
+        }
+    };
+    for (const Interface& interface : interfaces) {
+        if (!canonical_path && !interface.any_path) {
+            continue;
+        }
+        xml += "  <interface name=\"" + std::string(interface.name) + "\">\n";
+        for (const Method& method : methods) {
+            if (method.interface != &interface) {
+                continue;
+            }
+            xml += "    <method name=\"" + std::string(method.member) + "\">\n";
+            arguments(method.in_signature, "in");
+            arguments(method.out_signature, "out");
+            xml += "    </method>\n";
+        }
+        xml += interface.introspection;
+        xml += "  </interface>\n";
+    }
+    // Make the driver's object path discoverable from its ancestors.
+    if (path == "/") {
+        xml += "  <node name=\"org/freedesktop/DBus\"/>\n";
+    } else if (path == "/org") {
+        xml += "  <node name=\"freedesktop/DBus\"/>\n";
+    } else if (path == "/org/freedesktop") {
+        xml += "  <node name=\"DBus\"/>\n";
+    }
+    xml += "</node>\n";
     return xml;
 }
 

@@ -24,16 +24,26 @@ class Driver {
     // Signals for the notifications queued on the driver's core connection.
     void process_notifications();
 
-    static std::string introspection_xml();
+    // What Introspect returns at `path` (the canonical path lists every interface).
+    static std::string introspection_xml(std::string_view path = "/org/freedesktop/DBus");
 
   private:
+    // Where a method may be called and by whom (dbus-daemon's METHOD_FLAG_*).
+    enum MethodFlags : unsigned { none = 0, any_path = 1, privileged = 2 };
+    struct Interface {
+        std::string_view name;
+        bool any_path;                   // reachable at every object path, not only /org/freedesktop/DBus
+        std::string_view introspection;  // signals and properties, appended after the methods
+    };
     struct Method {
-        std::string_view interface;
+        const Interface* interface;
         std::string_view member;
-        std::string_view signature;
-        bool needs_hello;
+        std::string_view in_signature;
+        std::string_view out_signature;
+        unsigned flags;
         void (Driver::*handler)(Peer&, const IncomingMessage&, marshal::BodyReader&);
     };
+    static const Interface interfaces[];
     static const Method methods[];
 
     void hello(Peer&, const IncomingMessage&, marshal::BodyReader&);

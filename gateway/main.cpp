@@ -1,0 +1,247 @@
+// busgate: the daemon's entry point. Behaves as dbus-daemon does from the outside: the same
+// options, the same configuration files, the address and pid printed where asked, --fork returning
+// only once the bus is listening, SIGTERM to stop and SIGHUP to reload.
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "bus_daemon.h"
+#include "busgate/policy/configuration.h"
+#include "command_line.h"
+#include "driver.h"
+
+using namespace busgate;
+using namespace busgate::gateway;
+
+namespace {
+
+constexpr const char* version_text =
+    "busgate %s (D-Bus Message Bus Daemon compatible with dbus-daemon 1.14)\n"
+    "This is free software; see the source for copying conditions.\n";
+
+void write_to(const std::string& descriptor, const std::string& text) {
+    const int fd = descriptor.empty() ? STDOUT_FILENO : parse_descriptor(descriptor);
+    const std::string line = text + "\n";
+    (void)!::write(fd, line.data(), line.size());
+    if (fd != STDOUT_FILENO && fd != STDERR_FILENO) {
+        ::close(fd);  // the reader sees end-of-file, as with dbus-daemon
+    }
+}
+
+std::string home_directory() {
+    if (const passwd* entry = ::getpwuid(::getuid()); entry && entry->pw_dir) {
+        return entry->pw_dir;
+    }
+    const char* home = std::getenv("HOME");
+    return home ? home : "/";
+}
+
+DaemonOptions options_from(const policy::Configuration& configuration, const CommandLine& command_line) {
+    DaemonOptions options;
+    if (!command_line.address.empty()) {
+        options.listen = {command_line.address};
+    } else {
+        // dbus-daemon advertises the last <listen> first.
+        options.listen.assign(configuration.listen.rbegin(), configuration.listen.rend());
+    }
+    options.auth_mechanisms = configuration.auth;
+    options.allow_anonymous = configuration.allow_anonymous;
+    if (const char* runtime = std::getenv("XDG_RUNTIME_DIR")) {
+        options.runtime_directory = runtime;
+    }
+    options.keyring_directory = std::filesystem::path(home_directory()) / ".dbus-keyrings";
+    options.bus_uid = ::getuid();
+    const policy::Limits& limits = configuration.limits;
+    options.client.max_message_size = static_cast<std::size_t>(limits.max_message_size);
+    options.client.max_message_unix_fds = static_cast<std::size_t>(limits.max_message_unix_fds);
+    options.client.max_outgoing_bytes = static_cast<std::size_t>(limits.max_outgoing_bytes);
+    options.core.owner_uid = ::getuid();
+    options.core.limits.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
+    options.core.limits.max_names_per_connection = static_cast<std::size_t>(limits.max_names_per_connection);
+    options.core.limits.max_matches_per_connection =
+        static_cast<std::size_t>(limits.max_match_rules_per_connection);
+    options.core.limits.max_pending_replies_per_connection =
+        static_cast<std::size_t>(limits.max_replies_per_connection);
+    options.core.limits.max_fds_per_message = static_cast<std::size_t>(limits.max_message_unix_fds);
+    options.core.limits.max_message_bytes = static_cast<std::uint64_t>(limits.max_message_size);
+    if (limits.reply_timeout > 0) {
+        options.reply_timeout_ns = static_cast<std::uint64_t>(limits.reply_timeout) * 1'000'000u;
+    }
+    options.auth_timeout_ns = static_cast<std::uint64_t>(std::max(limits.auth_timeout, 1)) * 1'000'000u;
+    options.max_incomplete_connections = static_cast<std::size_t>(limits.max_incomplete_connections);
+    return options;
+}
+
+// <user>: a bus started as root drops to this account once it listens.
+bool switch_user(const std::string& user, std::string& error) {
+    const passwd* entry = ::getpwnam(user.c_str());
+    if (entry == nullptr) {
+        error = "Could not get UID and GID for username \"" + user + "\"";
+        return false;
+    }
+    if (::getuid() == entry->pw_uid) {
+        return true;
+    }
+    if (::initgroups(entry->pw_name, entry->pw_gid) != 0 || ::setgid(entry->pw_gid) != 0 ||
+        ::setuid(entry->pw_uid) != 0) {
+        error = "Failed to drop privileges to user \"" + user + "\": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+int fail(const std::string& message) {
+    std::fprintf(stderr, "busgate: Failed to start message bus: %s\n", message.c_str());
+    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    // Our own fds must never become 0, 1 or 2 (a caller may have closed them).
+    for (int fd = 0; fd < 3; ++fd) {
+        if (::fcntl(fd, F_GETFD) < 0) {
+            ::open("/dev/null", O_RDWR);
+        }
+    }
+
+    const CommandLineResult parsed =
+        parse_command_line(std::span<const char* const>(argv, static_cast<std::size_t>(argc)));
+    const CommandLine& command_line = parsed.command_line;
+    switch (command_line.action) {
+        case CommandLine::Action::help:
+            std::fputs(usage_text("busgate").c_str(), stderr);
+            return 1;
+        case CommandLine::Action::version:
+            std::printf(version_text, "0.1.0");
+            return 0;
+        case CommandLine::Action::introspect:
+            std::printf("%s\n", Driver::introspection_xml().c_str());
+            return 0;
+        default:
+            break;
+    }
+    if (!parsed.error.empty()) {
+        std::fprintf(stderr, "%s\n%s", parsed.error.c_str(), usage_text("busgate").c_str());
+        return 1;
+    }
+
+    policy::Configuration configuration;
+    try {
+        configuration = policy::load_configuration(command_line.config_file);
+    } catch (const policy::ConfigError& error) {
+        return fail(error.describe());
+    }
+    if (command_line.action == CommandLine::Action::check_config) {
+        std::printf("%s: configuration is valid\n", command_line.config_file.c_str());
+        return 0;
+    }
+    for (const policy::ConfigWarning& warning : configuration.warnings) {
+        std::fprintf(stderr, "busgate: %s:%d: %s\n", warning.file.c_str(), warning.line,
+                     warning.message.c_str());
+    }
+
+    const bool fork_requested = command_line.fork == CommandLine::Fork::always ||
+                                (command_line.fork == CommandLine::Fork::as_configured && configuration.fork);
+    if (command_line.address.empty() && configuration.listen.empty() && sd_listen_fds(0) <= 0) {
+        return fail("No listen addresses were specified in the configuration file");
+    }
+
+    EventLoop loop;
+    BusDaemon daemon(loop, options_from(configuration, command_line));
+    std::string error;
+    if (!daemon.start(error)) {
+        return fail(error);
+    }
+
+    int ready_pipe[2] = {-1, -1};
+    if (fork_requested) {
+        if (::pipe2(ready_pipe, O_CLOEXEC) != 0) {
+            return fail("cannot create a pipe");
+        }
+        const pid_t child = ::fork();
+        if (child < 0) {
+            return fail(std::string("fork failed: ") + std::strerror(errno));
+        }
+        if (child > 0) {
+            // Return only once the child is listening, so the caller can connect at once.
+            ::close(ready_pipe[1]);
+            char ready = 0;
+            if (::read(ready_pipe[0], &ready, 1) != 1) {
+                return 1;
+            }
+            if (command_line.print_address) {
+                write_to(command_line.print_address_fd, daemon.address());
+            }
+            if (command_line.print_pid) {
+                write_to(command_line.print_pid_fd, std::to_string(child));
+            }
+            std::_Exit(0);
+        }
+        ::close(ready_pipe[0]);
+        ::setsid();
+        if (!configuration.keep_umask) {
+            ::umask(022);
+        }
+        (void)!::chdir("/");
+        const int null = ::open("/dev/null", O_RDWR);
+        ::dup2(null, STDIN_FILENO);
+        if (!std::getenv("DBUS_DEBUG_OUTPUT")) {
+            ::dup2(null, STDOUT_FILENO);
+            ::dup2(null, STDERR_FILENO);
+        }
+        ::close(null);
+    }
+
+    if (configuration.pidfile && command_line.write_pid_file) {
+        std::ofstream pidfile(*configuration.pidfile, std::ios::trunc);
+        if (!(pidfile << ::getpid() << '\n')) {
+            return fail("Failed to write pid file \"" + *configuration.pidfile +
+                        "\": " + std::strerror(errno));
+        }
+    }
+    if (configuration.user && !switch_user(*configuration.user, error)) {
+        return fail(error);
+    }
+
+    if (fork_requested) {
+        (void)!::write(ready_pipe[1], "1", 1);
+        ::close(ready_pipe[1]);
+    } else {
+        if (command_line.print_address) {
+            write_to(command_line.print_address_fd, daemon.address());
+        }
+        if (command_line.print_pid) {
+            write_to(command_line.print_pid_fd, std::to_string(::getpid()));
+        }
+    }
+
+    std::signal(SIGPIPE, SIG_IGN);
+    loop.watch_signals({SIGTERM, SIGINT, SIGHUP}, [&](int signal) {
+        if (signal == SIGHUP) {
+            if (auto failure = policy::reload_configuration(configuration, command_line.config_file)) {
+                std::fprintf(stderr, "busgate: Unable to reload configuration: %s\n",
+                             failure->describe().c_str());
+            }
+            return;
+        }
+        loop.quit();
+    });
+    sd_notify(0, "READY=1");
+    loop.run();
+    sd_notify(0, "STOPPING=1");
+    daemon.stop();
+    if (configuration.pidfile && command_line.write_pid_file) {
+        ::unlink(configuration.pidfile->c_str());
+    }
+    return 0;
+}

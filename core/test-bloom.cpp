@@ -169,6 +169,19 @@ TEST(Bloom, LaterArgumentsAreIncludedNotOnlyTheFirst) {
     EXPECT_FALSE(BloomMask().add_argument(64, "too far"));
 }
 
+TEST(Bloom, StringArgumentAfterANonStringOneStillMatchesItsIndex) {
+    // Signal (u, s): the gateway skips arg0 and adds arg1 at index 1, so "arg1='x'" is not a false negative.
+    BloomFilter filter;
+    filter.add_message_type("signal");
+    filter.add_argument(1, "x");
+    BloomMask mask;
+    mask.add_argument(1, "x");
+    EXPECT_TRUE(filter.covers(mask));
+    BloomMask arg0;
+    arg0.add_argument(0, "x");
+    EXPECT_FALSE(filter.covers(arg0));
+}
+
 TEST(Bloom, ArgumentHasMatchesArrayElement) {
     BloomFilter filter;
     filter.add_argument_array_element(2, "x");

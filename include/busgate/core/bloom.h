@@ -66,8 +66,12 @@ class BloomFilter : public BloomBits {
     void add_member(std::string_view member) { add_element("member", member); }
     // path:<p>, and path-slash-prefix:<p> with all its slash prefixes.
     void add_path(std::string_view path);
-    // A leading string, object path or signature argument number `index` (argN, argN-dot-prefix and
+    // A string, object path or signature argument number `index` (argN, argN-dot-prefix and
     // argN-slash-prefix). Returns false (and adds nothing) when index > 63.
+    // Add every string-like argument at its own index, skipping other types rather than stopping at them:
+    // dbus1's argN matches the Nth argument whatever precedes it, so a rule "arg1='x'" must pass the bloom
+    // check for a signal of signature "us"; stopping at the first non-string argument (kdbus's "leading
+    // arguments") would turn such rules into false negatives.
     bool add_argument(unsigned index, std::string_view value);
     // One element of a leading array-of-strings argument (argN-has). Returns false when index > 63.
     bool add_argument_array_element(unsigned index, std::string_view element);

@@ -34,8 +34,9 @@ std::string_view type_name(marshal::MessageType type) {
     }
 }
 
-// The bloom filter of a broadcast: header fields and every leading string-like argument (or array of
-// them), as kdbus-semantics.md section 2.3 describes, without the v219-v228 argument bug.
+// The bloom filter of a broadcast: header fields and every string-like argument (or array of them) among
+// the first 64, each at its own index: dbus1's argN matches the Nth argument whatever precedes it, so
+// unlike kdbus (section 2.3) other types are skipped, not a reason to stop.
 core::BloomFilter bloom_of(std::span<const std::uint8_t> bytes, const marshal::MessageHeader& header) {
     core::BloomFilter filter;
     filter.add_message_type(type_name(header.type));
@@ -70,7 +71,7 @@ core::BloomFilter bloom_of(std::span<const std::uint8_t> bytes, const marshal::M
                 filter.add_argument_array_element(index, *value);
             }
             reader.leave();
-        } else {
+        } else if (!reader.skip()) {
             break;
         }
     }
@@ -416,6 +417,43 @@ void BusDaemon::send_error(Peer& peer, const IncomingMessage& to, std::string_vi
     dirty_.push_back(peer.client->fd());
 }
 
+const BusDaemon::InstalledMatch* BusDaemon::Peer::match(std::uint64_t cookie) const {
+    for (const InstalledMatch& installed : matches) {
+        if (installed.cookie == cookie) {
+            return &installed;
+        }
+    }
+    return nullptr;
+}
+
+bool BusDaemon::Names::is_primary_owner(std::string_view unique_name,
+                                        std::string_view well_known_name) const {
+    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, well_known_name);
+    return owner.ok() && *owner == id_of_unique_name(unique_name);
+}
+
+bool BusDaemon::wanted(const Peer& peer, const core::QueueItem& item) {
+    if (item.destination != core::broadcast_destination) {
+        return true;  // addressed to this peer
+    }
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    const MessageView view(bytes, header);
+    const std::string sender = item.sender == driver_id_ ? std::string() : unique_name_of(item.sender);
+    const MessageParties parties{.sender = sender, .addressed_recipient = {}, .names = &names_};
+    for (const std::uint64_t cookie : item.matched.view()) {
+        const InstalledMatch* installed = peer.match(cookie);
+        if (installed != nullptr && matches(installed->rule, view, parties)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 BusDaemon::Peer* BusDaemon::find_peer(core::ConnectionId id) {
     const auto found = registered_.find(id);
     return found == registered_.end() ? nullptr : found->second;
@@ -451,6 +489,9 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
             continue;
         }
         if (item->kind == core::QueueItem::Kind::message) {
+            if (!wanted(*peer, *item)) {
+                continue;  // a bloom false positive
+            }
             if (!peer->client->send(item->payload)) {
                 // The receiver does not read: dbus-daemon disconnects it when its outgoing limit is hit.
                 disconnect(*peer, "outgoing queue full");

@@ -21,6 +21,7 @@
 #include "busgate/marshal/writer.h"
 #include "client.h"
 #include "event_loop.h"
+#include "match_rule.h"
 
 namespace busgate::gateway {
 
@@ -36,6 +37,10 @@ struct DaemonOptions {
     std::optional<std::uint64_t> reply_timeout_ns;  // none: calls never time out (dbus-daemon's default)
     std::uint64_t auth_timeout_ns = 30'000'000'000;
     std::size_t max_incomplete_connections = 64;
+    std::size_t max_completed_connections = 2048;
+    // Checked at Hello by the gateway, which knows which connections are clients (the driver is not).
+    std::size_t max_connections_per_user = 256;
+    std::size_t max_match_rules_per_connection = 512;
 };
 
 class BusDaemon {
@@ -57,13 +62,33 @@ class BusDaemon {
   private:
     friend class Driver;
 
+    struct InstalledMatch {
+        std::uint64_t cookie;
+        MatchRule rule;
+        bool in_core;  // the core holds its mask (it can match broadcasts)
+    };
     struct Peer {
         std::unique_ptr<Client> client;
         core::ConnectionId id = 0;  // 0 until Hello
         std::string unique_name;
         std::uint64_t auth_deadline = 0;
+        std::vector<InstalledMatch> matches;
+        std::uint64_t next_match_cookie = 1;
         bool registered() const { return id != 0; }
+        const InstalledMatch* match(std::uint64_t cookie) const;
     };
+    // Well-known name ownership for sender= rules, answered by the core's registry.
+    class Names final : public NameOwnership {
+      public:
+        explicit Names(BusDaemon& daemon) : daemon_(daemon) {}
+        virtual ~Names() = default;
+        bool is_primary_owner(std::string_view unique_name, std::string_view well_known_name) const override;
+
+      private:
+        BusDaemon& daemon_;
+    };
+    // The exact dbus1 check of a broadcast the core's bloom filters selected for `peer`.
+    bool wanted(const Peer& peer, const core::QueueItem& item);
 
     void accept(const Listener& listener);
     void on_client_event(int fd, std::uint32_t events);
@@ -95,6 +120,7 @@ class BusDaemon {
     std::vector<int> dirty_;                    // peers with output to flush
     std::vector<core::ConnectionId> readable_;  // scratch for deliver()
     bool delivering_ = false;
+    Names names_{*this};
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
 };

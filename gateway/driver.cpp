@@ -256,9 +256,24 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     if (peer.registered()) {
         return error(peer, call, error_name::failed, "Already handled an Hello message");
     }
+    if (daemon_.registered_.size() >= daemon_.options_.max_completed_connections) {
+        return error(peer, call, error_name::limits_exceeded,
+                     "The maximum number of active connections has been reached");
+    }
     const PeerCredentials& socket = peer.client->credentials();
+    const std::uint32_t uid = peer.client->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
+    std::size_t same_user = 0;
+    for (const auto& [id, other] : daemon_.registered_) {
+        const core::Connection* connection = daemon_.bus_.connection(id);
+        same_user += connection != nullptr && connection->credentials().uid == uid;
+    }
+    if (same_user >= daemon_.options_.max_connections_per_user) {
+        return error(
+            peer, call, error_name::limits_exceeded,
+            "The maximum number of active connections for UID " + std::to_string(uid) + " has been reached");
+    }
     core::HelloParams params;
-    params.credentials.uid = peer.client->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
+    params.credentials.uid = uid;
     params.credentials.gid = socket.gid.value_or(~0u);
     params.credentials.pid = socket.pid;
     params.credentials.groups.assign(socket.groups.begin(), socket.groups.end());
@@ -561,26 +576,46 @@ void Driver::reload_config(Peer& peer, const IncomingMessage& call, BodyReader&)
     reply(peer, call, BodyWriter());
 }
 
-void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader&) {
-    // Until match rules exist every AddMatch subscribes to every broadcast (the core filters nothing).
-    core::MessageMatch match;
-    match.cookie = 1;
-    if (!daemon_.bus_.add_match(peer.id, std::move(match))) {
+void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
+    if (!parsed.ok()) {
+        return error(peer, call, parsed.error_name, parsed.error_message);
+    }
+    if (peer.matches.size() >= daemon_.options_.max_match_rules_per_connection) {
         return error(
             peer, call, error_name::limits_exceeded,
             "Connection \"" + peer.unique_name +
-                "\" is not allowed to add more match rules "
-                "(increase limits in configuration file if required; max_match_rules_per_connection=256)");
+                "\" is not allowed to add more match rules (increase limits in configuration file if "
+                "required; max_match_rules_per_connection=" +
+                std::to_string(daemon_.options_.max_match_rules_per_connection) + ")");
     }
+    const std::uint64_t cookie = peer.next_match_cookie++;
+    CoreMatch core_match = to_core_match(*parsed.rule, cookie, daemon_.driver_id_);
+    if (core_match.matches_broadcasts && !daemon_.bus_.add_match(peer.id, std::move(core_match.match))) {
+        return error(peer, call, error_name::limits_exceeded,
+                     "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules");
+    }
+    peer.matches.push_back({cookie, *parsed.rule, core_match.matches_broadcasts});
     reply(peer, call, BodyWriter());
 }
 
-void Driver::remove_match(Peer& peer, const IncomingMessage& call, BodyReader&) {
-    if (!daemon_.bus_.remove_match(peer.id, 1)) {
-        return error(peer, call, error_name::match_rule_not_found,
-                     "The given match rule wasn't found and can't be removed");
+void Driver::remove_match(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
+    if (!parsed.ok()) {
+        return error(peer, call, parsed.error_name, parsed.error_message);
     }
-    reply(peer, call, BodyWriter());
+    // dbus-daemon removes the most recently added equal rule.
+    for (auto it = peer.matches.rbegin(); it != peer.matches.rend(); ++it) {
+        if (it->rule == *parsed.rule) {
+            if (it->in_core) {
+                (void)daemon_.bus_.remove_match(peer.id, it->cookie);
+            }
+            peer.matches.erase(std::next(it).base());
+            return reply(peer, call, BodyWriter());
+        }
+    }
+    error(peer, call, error_name::match_rule_not_found,
+          "The given match rule wasn't found and can't be removed");
 }
 
 void Driver::introspect(Peer& peer, const IncomingMessage& call, BodyReader&) {

@@ -65,7 +65,8 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.client.max_message_unix_fds = static_cast<std::size_t>(limits.max_message_unix_fds);
     options.client.max_outgoing_bytes = static_cast<std::size_t>(limits.max_outgoing_bytes);
     options.core.owner_uid = ::getuid();
-    options.core.limits.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
+    options.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
+    options.max_match_rules_per_connection = static_cast<std::size_t>(limits.max_match_rules_per_connection);
     options.core.limits.max_names_per_connection = static_cast<std::size_t>(limits.max_names_per_connection);
     options.core.limits.max_matches_per_connection =
         static_cast<std::size_t>(limits.max_match_rules_per_connection);
@@ -78,6 +79,7 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     }
     options.auth_timeout_ns = static_cast<std::uint64_t>(std::max(limits.auth_timeout, 1)) * 1'000'000u;
     options.max_incomplete_connections = static_cast<std::size_t>(limits.max_incomplete_connections);
+    options.max_completed_connections = static_cast<std::size_t>(limits.max_completed_connections);
     return options;
 }
 

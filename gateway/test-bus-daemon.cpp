@@ -182,3 +182,130 @@ TEST(BusDaemon, UnknownDriverMethodsAreRejected) {
     EXPECT_EQ(call_string(client, "GetConnectionUnixUser", ":1.999"),
               "error:org.freedesktop.DBus.Error.NameHasNoOwner");
 }
+
+namespace {
+
+// Adds a match rule through the driver; returns "" or the error name.
+std::string add_match(BusClient& client, const char* rule, const char* method = "AddMatch") {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    const int result = sd_bus_call_method(client.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                          "org.freedesktop.DBus", method, &error, nullptr, "s", rule);
+    std::string name = result < 0 && error.name ? error.name : "";
+    sd_bus_error_free(&error);
+    return name;
+}
+
+// The next signal the bus delivers to `client` (other than the driver's), as "member:arg0"; "" on timeout.
+std::string next_signal(BusClient& client) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        sd_bus_message* message = nullptr;
+        const int processed = sd_bus_process(client.bus, &message);
+        if (processed > 0 && message != nullptr) {
+            std::string text;
+            uint8_t type = 0;
+            sd_bus_message_get_type(message, &type);
+            if (type == SD_BUS_MESSAGE_SIGNAL &&
+                std::string(sd_bus_message_get_sender(message)) != "org.freedesktop.DBus") {
+                text = sd_bus_message_get_member(message);
+                const char* argument = nullptr;
+                if (sd_bus_message_peek_type(message, nullptr, nullptr) > 0 &&
+                    sd_bus_message_read_basic(message, 's', &argument) > 0) {
+                    text += std::string(":") + argument;
+                }
+            }
+            sd_bus_message_unref(message);
+            if (!text.empty()) {
+                return text;
+            }
+            continue;
+        }
+        if (processed == 0) {
+            sd_bus_wait(client.bus, 10000);
+        }
+    }
+    return "";
+}
+
+}  // namespace
+
+TEST(BusDaemon, BroadcastsReachOnlyConnectionsWhoseRulesMatchExactly) {
+    RunningBus bus;
+    BusClient emitter(bus.address());
+    BusClient subscriber(bus.address());
+    ASSERT_EQ(add_match(subscriber, "type='signal',interface='org.example.Iface',member='Wanted'"), "");
+    ASSERT_GE(sd_bus_emit_signal(emitter.bus, "/org/example", "org.example.Iface", "Unwanted", "s", "no"), 0);
+    ASSERT_GE(sd_bus_emit_signal(emitter.bus, "/org/example", "org.example.Iface", "Wanted", "s", "yes"), 0);
+    sd_bus_flush(emitter.bus);
+    EXPECT_EQ(next_signal(subscriber), "Wanted:yes");
+}
+
+TEST(BusDaemon, ArgumentRulesSeePastNonStringArguments) {
+    // arg1 of a (u, s) signal: the bloom filter must carry string arguments after other types.
+    RunningBus bus;
+    BusClient emitter(bus.address());
+    BusClient subscriber(bus.address());
+    ASSERT_EQ(add_match(subscriber, "type='signal',member='Count',arg1='right'"), "");
+    ASSERT_GE(sd_bus_emit_signal(emitter.bus, "/", "org.example.Iface", "Count", "us", 1u, "wrong"), 0);
+    ASSERT_GE(sd_bus_emit_signal(emitter.bus, "/", "org.example.Iface", "Count", "us", 2u, "right"), 0);
+    ASSERT_GE(sd_bus_emit_signal(emitter.bus, "/", "org.example.Iface", "Done", "s", "end"), 0);
+    sd_bus_flush(emitter.bus);
+    sd_bus_message* message = nullptr;
+    std::string seen;
+    for (int attempt = 0; attempt < 200 && seen.empty(); ++attempt) {
+        if (sd_bus_process(subscriber.bus, &message) > 0 && message != nullptr) {
+            uint8_t type = 0;
+            sd_bus_message_get_type(message, &type);
+            if (type == SD_BUS_MESSAGE_SIGNAL &&
+                sd_bus_message_is_signal(message, "org.example.Iface", "Count")) {
+                uint32_t number = 0;
+                const char* text = nullptr;
+                sd_bus_message_read(message, "us", &number, &text);
+                seen = std::to_string(number) + text;
+            }
+            sd_bus_message_unref(message);
+        } else {
+            sd_bus_wait(subscriber.bus, 10000);
+        }
+    }
+    EXPECT_EQ(seen, "2right");
+}
+
+TEST(BusDaemon, RemoveMatchTakesBackEqualRulesOnly) {
+    RunningBus bus;
+    BusClient client(bus.address());
+    EXPECT_EQ(add_match(client, "member='A',type='signal'"), "");
+    EXPECT_EQ(add_match(client, "type='signal',member='B'", "RemoveMatch"),
+              "org.freedesktop.DBus.Error.MatchRuleNotFound");
+    // Equal as parsed rules, not as strings.
+    EXPECT_EQ(add_match(client, "type='signal',member='A'", "RemoveMatch"), "");
+    EXPECT_EQ(add_match(client, "type='signal',member='A'", "RemoveMatch"),
+              "org.freedesktop.DBus.Error.MatchRuleNotFound");
+    EXPECT_EQ(add_match(client, "type='nonsense'"), "org.freedesktop.DBus.Error.MatchRuleInvalid");
+}
+
+TEST(BusDaemon, NameOwnerChangedFollowsRules) {
+    RunningBus bus;
+    BusClient watcher(bus.address());
+    ASSERT_EQ(add_match(watcher,
+                        "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
+                        "arg0='org.example.Watched'"),
+              "");
+    BusClient owner(bus.address());
+    ASSERT_GE(sd_bus_request_name(owner.bus, "org.example.Other", 0), 0);
+    ASSERT_GE(sd_bus_request_name(owner.bus, "org.example.Watched", 0), 0);
+    std::string seen;
+    for (int attempt = 0; attempt < 200 && seen.empty(); ++attempt) {
+        sd_bus_message* message = nullptr;
+        if (sd_bus_process(watcher.bus, &message) > 0 && message != nullptr) {
+            if (sd_bus_message_is_signal(message, "org.freedesktop.DBus", "NameOwnerChanged")) {
+                const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+                sd_bus_message_read(message, "sss", &name, &old_owner, &new_owner);
+                seen = std::string(name) + "|" + old_owner + "|" + new_owner;
+            }
+            sd_bus_message_unref(message);
+        } else {
+            sd_bus_wait(watcher.bus, 10000);
+        }
+    }
+    EXPECT_EQ(seen, "org.example.Watched||" + owner.unique_name());
+}

@@ -41,6 +41,7 @@ struct DaemonOptions {
     // Checked at Hello by the gateway, which knows which connections are clients (the driver is not).
     std::size_t max_connections_per_user = 256;
     std::size_t max_match_rules_per_connection = 512;
+    bool systemd_activation = false;  // --systemd-activation
 };
 
 class BusDaemon {

@@ -41,8 +41,7 @@ constexpr std::uint32_t allow_replacement = 0x1;
 constexpr std::uint32_t replace_existing = 0x2;
 constexpr std::uint32_t do_not_queue = 0x4;
 
-// The bus's features and interfaces properties, as dbus-daemon 1.14 lists them.
-const std::vector<std::string_view> features = {"ActivatableServicesChanged", "HeaderFiltering"};
+// The bus's interfaces property, as dbus-daemon 1.14 lists it.
 const std::vector<std::string_view> extra_interfaces = {"org.freedesktop.DBus.Monitoring",
                                                         "org.freedesktop.DBus.Debug.Stats"};
 
@@ -331,7 +330,8 @@ void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& r
             return error(peer, call, error_name::limits_exceeded,
                          "Connection \"" + peer.unique_name +
                              "\" is not allowed to own more services (increase limits in configuration file "
-                             "if required)");
+                             "if required; max_names_per_connection=" +
+                             std::to_string(daemon_.options_.core.limits.max_names_per_connection + 1) + ")");
         }
         return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
     }
@@ -638,6 +638,14 @@ void Driver::get_machine_id(Peer& peer, const IncomingMessage& call, BodyReader&
     reply(peer, call, body);
 }
 
+std::vector<std::string_view> Driver::daemon_features() const {
+    std::vector<std::string_view> features = {"ActivatableServicesChanged", "HeaderFiltering"};
+    if (daemon_.options_.systemd_activation) {
+        features.push_back("SystemdActivation");
+    }
+    return features;
+}
+
 void Driver::properties_get(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string interface(*reader.read_string());
     const std::string property(*reader.read_string());
@@ -645,6 +653,7 @@ void Driver::properties_get(Peer& peer, const IncomingMessage& call, BodyReader&
         return error(peer, call, error_name::unknown_interface,
                      "Interface \"" + interface + "\" does not exist");
     }
+    const std::vector<std::string_view> features = daemon_features();
     const std::vector<std::string_view>* values = property == "Features"     ? &features
                                                   : property == "Interfaces" ? &extra_interfaces
                                                                              : nullptr;
@@ -666,6 +675,7 @@ void Driver::properties_get_all(Peer& peer, const IncomingMessage& call, BodyRea
     BodyWriter body;
     body.open_array("{sv}");
     if (interface == bus_interface || interface.empty()) {
+        const std::vector<std::string_view> features = daemon_features();
         for (const auto& [property, values] :
              {std::pair{"Features", &features}, std::pair{"Interfaces", &extra_interfaces}}) {
             body.open_dict_entry().string(property).open_variant("as").open_array("s");

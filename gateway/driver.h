@@ -72,6 +72,8 @@ class Driver {
     void properties_get_all(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void properties_set(Peer&, const IncomingMessage&, marshal::BodyReader&);
 
+    // The Features property: what this bus supports beyond the specification.
+    std::vector<std::string_view> daemon_features() const;
     void reply(Peer& peer, const IncomingMessage& call, const marshal::BodyWriter& body);
     void error(Peer& peer, const IncomingMessage& call, std::string_view name, std::string text);
     // The connection owning `name` (a unique or well-known name), or null after replying

@@ -66,8 +66,11 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.client.max_outgoing_bytes = static_cast<std::size_t>(limits.max_outgoing_bytes);
     options.core.owner_uid = ::getuid();
     options.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
+    options.systemd_activation = command_line.systemd_activation;
     options.max_match_rules_per_connection = static_cast<std::size_t>(limits.max_match_rules_per_connection);
-    options.core.limits.max_names_per_connection = static_cast<std::size_t>(limits.max_names_per_connection);
+    // dbus-daemon counts the unique name among a connection's names; the core counts well-known ones.
+    options.core.limits.max_names_per_connection =
+        static_cast<std::size_t>(std::max<std::int32_t>(limits.max_names_per_connection - 1, 0));
     options.core.limits.max_matches_per_connection =
         static_cast<std::size_t>(limits.max_match_rules_per_connection);
     options.core.limits.max_pending_replies_per_connection =

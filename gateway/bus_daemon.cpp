@@ -101,6 +101,9 @@ core::ConnectionId id_of_unique_name(std::string_view name) {
 
 BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
     : loop_(loop), options_(std::move(options)), guid_(make_guid()), bus_(options_.core) {
+    if (options_.policy) {
+        policy_.emplace(*options_.policy);
+    }
     driver_ = std::make_unique<Driver>(*this);
     core::HelloParams driver;
     driver.credentials.uid = options_.bus_uid;
@@ -236,6 +239,15 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
             disconnect(peer, "anonymous authentication is not allowed");
             return;
         }
+        if (policy_ && !peer.client->sasl().authenticated_anonymously()) {
+            const std::uint32_t uid = peer.client->sasl().authorized_uid().value_or(~0u);
+            const auto& groups = peer.client->credentials().groups;
+            if (!policy_->allows_connection(uid, std::span<const std::uint32_t>(groups.data(), groups.size()),
+                                            uid == options_.bus_uid)) {
+                disconnect(peer, "the policy does not let this user connect");
+                return;
+            }
+        }
     }
     if (peer.client->has_output()) {
         dirty_.push_back(fd);
@@ -259,6 +271,9 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
 
 void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
     if (message.header.destination == bus_name) {
+        if (peer.registered() && !policy_allows(&peer, nullptr, message)) {
+            return;
+        }
         driver_->handle(peer, message);
         return;
     }
@@ -315,6 +330,19 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
     }
     payload->fds = std::move(message.fds);
     outgoing.payload = std::move(payload);
+
+    if (policy_ && outgoing.destination_id != core::broadcast_destination) {
+        core::ConnectionId target = outgoing.destination_id;
+        if (target == 0) {
+            if (auto owner = bus_.name_owner(peer.id, header.destination)) {
+                target = *owner;
+            }
+        }
+        Peer* recipient = target != 0 ? find_peer(target) : nullptr;
+        if (recipient != nullptr && !policy_allows(&peer, recipient, message)) {
+            return;
+        }
+    }
 
     const std::string destination(header.destination);
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
@@ -432,15 +460,37 @@ bool BusDaemon::Names::is_primary_owner(std::string_view unique_name,
     return owner.ok() && *owner == id_of_unique_name(unique_name);
 }
 
-bool BusDaemon::wanted(const Peer& peer, const core::QueueItem& item) {
-    if (item.destination != core::broadcast_destination) {
-        return true;  // addressed to this peer
+bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
+    const bool broadcast = item.destination == core::broadcast_destination;
+    const bool from_driver = item.sender == driver_id_;
+    if (!broadcast && !(policy_ && from_driver)) {
+        return true;  // addressed to this peer, and the policy was checked when it was sent
     }
     const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
     const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
     marshal::MessageHeader header;
     if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
         return false;
+    }
+    if (policy_) {
+        Peer* sender = from_driver ? nullptr : find_peer(item.sender);
+        const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
+        policy::Route route;
+        if (sender != nullptr) {
+            route.sender = &sender->policy;
+            route.sender_names = &names_of(*sender);
+        }
+        route.recipient = &peer.policy;
+        route.recipient_names = &names_of(peer);
+        if (!from_driver && sender == nullptr) {
+            return false;  // the sender left before its broadcast was delivered: its send rules are unknown
+        }
+        if (policy_->check_route(prepared, route).verdict != policy::Verdict::allowed) {
+            return false;
+        }
+        if (!broadcast) {
+            return true;
+        }
     }
     const MessageView view(bytes, header);
     const std::string sender = item.sender == driver_id_ ? std::string() : unique_name_of(item.sender);
@@ -451,6 +501,67 @@ bool BusDaemon::wanted(const Peer& peer, const core::QueueItem& item) {
             return true;
         }
     }
+    return false;
+}
+
+policy::MessageInfo BusDaemon::policy_view(const marshal::MessageHeader& header) const {
+    const auto field = [&header](marshal::HeaderField code, std::string_view value) {
+        return header.has(code) ? std::optional<std::string_view>(value) : std::nullopt;
+    };
+    return {.type = header.type,
+            .path = field(marshal::HeaderField::path, header.path),
+            .interface = field(marshal::HeaderField::interface, header.interface),
+            .member = field(marshal::HeaderField::member, header.member),
+            .error_name = field(marshal::HeaderField::error_name, header.error_name),
+            .destination = field(marshal::HeaderField::destination, header.destination),
+            .sender = field(marshal::HeaderField::sender, header.sender),
+            .has_reply_serial = header.has(marshal::HeaderField::reply_serial),
+            .unix_fds = header.unix_fds};
+}
+
+const policy::PeerNames& BusDaemon::names_of(Peer& peer) {
+    if (peer.names_stale) {
+        std::vector<std::string> names = bus_.owned_names(peer.id);
+        names.push_back(peer.unique_name);
+        peer.names = policy_->prepare_names(std::span<const std::string>(names));
+        peer.names_stale = false;
+    }
+    return peer.names;
+}
+
+bool BusDaemon::policy_allows(Peer* sender, Peer* recipient, const IncomingMessage& message) {
+    if (!policy_) {
+        return true;
+    }
+    const marshal::MessageHeader& header = message.header;
+    policy::MessageInfo info = policy_view(header);
+    info.sender = sender->unique_name;
+    const policy::PreparedMessage prepared = policy_->prepare(info);
+    policy::Route route;
+    route.sender = &sender->policy;
+    route.sender_names = &names_of(*sender);
+    if (recipient != nullptr) {
+        route.recipient = &recipient->policy;
+        route.recipient_names = &names_of(*recipient);
+    }
+    // A reply the core accepts answers a pending call (the core refuses the others).
+    route.reply_expected = header.has(marshal::HeaderField::reply_serial);
+    const policy::RouteDecision decision = policy_->check_route(prepared, route);
+    if (decision.verdict == policy::Verdict::allowed) {
+        return true;
+    }
+    const auto text = [](std::string_view value) {
+        return value.empty() ? std::string("(unset)") : std::string(value);
+    };
+    send_error(*sender, message, "org.freedesktop.DBus.Error.AccessDenied",
+               std::string(decision.verdict == policy::Verdict::send_denied ? "Rejected send message, "
+                                                                            : "Rejected receive message, ") +
+                   std::to_string(decision.decision.matched_rules) + " matched rules; type=\"" +
+                   std::string(type_name(header.type)) + "\", sender=\"" + sender->unique_name +
+                   "\" interface=\"" + text(header.interface) + "\" member=\"" + text(header.member) +
+                   "\" error name=\"" + text(header.error_name) + "\" requested_reply=\"" +
+                   (decision.requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) +
+                   "\"");
     return false;
 }
 

@@ -19,6 +19,7 @@
 #include "address.h"
 #include "busgate/core/bus.h"
 #include "busgate/marshal/writer.h"
+#include "busgate/policy/policy.h"
 #include "client.h"
 #include "event_loop.h"
 #include "match_rule.h"
@@ -42,6 +43,8 @@ struct DaemonOptions {
     std::size_t max_connections_per_user = 256;
     std::size_t max_match_rules_per_connection = 512;
     bool systemd_activation = false;  // --systemd-activation
+    // The <policy> rules; without them (tests of routing alone) nothing is checked.
+    std::optional<policy::PolicyRules> policy;
 };
 
 class BusDaemon {
@@ -75,6 +78,9 @@ class BusDaemon {
         std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
         std::uint64_t next_match_cookie = 1;
+        policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello
+        policy::PeerNames names;      // its unique and well-known names, as the policy sees them
+        bool names_stale = true;
         bool registered() const { return id != 0; }
         const InstalledMatch* match(std::uint64_t cookie) const;
     };
@@ -88,8 +94,14 @@ class BusDaemon {
       private:
         BusDaemon& daemon_;
     };
-    // The exact dbus1 check of a broadcast the core's bloom filters selected for `peer`.
-    bool wanted(const Peer& peer, const core::QueueItem& item);
+    // The exact dbus1 check of a broadcast the core's bloom filters selected for `peer`, and the policy's
+    // receive check of everything the bus itself sends.
+    bool wanted(Peer& peer, const core::QueueItem& item);
+    // The XML policy for one message from `sender` to `recipient` (null: the driver); on denial the
+    // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
+    bool policy_allows(Peer* sender, Peer* recipient, const IncomingMessage& message);
+    const policy::PeerNames& names_of(Peer& peer);
+    policy::MessageInfo policy_view(const marshal::MessageHeader& header) const;
 
     void accept(const Listener& listener);
     void on_client_event(int fd, std::uint32_t events);
@@ -122,6 +134,7 @@ class BusDaemon {
     std::vector<core::ConnectionId> readable_;  // scratch for deliver()
     bool delivering_ = false;
     Names names_{*this};
+    std::optional<policy::Policy> policy_;
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
 };

@@ -218,6 +218,11 @@ void Driver::process_notifications() {
                 if (notification.new_flags & core::name_flag::activator) {
                     break;  // an activator holding a name is not an owner to dbus1 clients
                 }
+                for (const core::ConnectionId changed : {notification.old_id, notification.new_id}) {
+                    if (Peer* owner = daemon_.find_peer(changed)) {
+                        owner->names_stale = true;
+                    }
+                }
                 const std::string old_owner = notification.old_id ? unique_name_of(notification.old_id) : "";
                 const std::string new_owner = notification.new_id ? unique_name_of(notification.new_id) : "";
                 BodyWriter name;
@@ -288,6 +293,14 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     }
     peer.id = *id;
     peer.unique_name = unique_name_of(peer.id);
+    if (daemon_.policy_) {
+        std::vector<std::uint32_t> groups(socket.groups.begin(), socket.groups.end());
+        if (socket.gid) {
+            groups.push_back(*socket.gid);
+        }
+        peer.policy =
+            daemon_.policy_->for_connection({.uid = uid, .groups = std::move(groups), .at_console = false});
+    }
     daemon_.registered_[peer.id] = &peer;
     // dbus-daemon answers Hello before it announces the new name.
     BodyWriter body;
@@ -311,6 +324,11 @@ void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& r
         return error(peer, call, error_name::access_denied,
                      "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
                          "\" because it is reserved for D-Bus' use only");
+    }
+    if (daemon_.policy_ && !peer.policy.check_can_own(name)) {
+        return error(peer, call, error_name::access_denied,
+                     "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
+                         "\" due to security policies in the configuration file");
     }
     std::uint64_t core_flags = 0;
     if (flags & allow_replacement)

@@ -67,6 +67,7 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.core.owner_uid = ::getuid();
     options.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
     options.systemd_activation = command_line.systemd_activation;
+    options.policy = configuration.policy;
     options.max_match_rules_per_connection = static_cast<std::size_t>(limits.max_match_rules_per_connection);
     // dbus-daemon counts the unique name among a connection's names; the core counts well-known ones.
     options.core.limits.max_names_per_connection =

@@ -19,27 +19,12 @@ namespace {
 constexpr std::string_view bus_name = "org.freedesktop.DBus";
 constexpr std::string_view unique_prefix = ":1.";
 
-std::string_view type_name(marshal::MessageType type) {
-    switch (type) {
-        case marshal::MessageType::method_call:
-            return "method_call";
-        case marshal::MessageType::method_return:
-            return "method_return";
-        case marshal::MessageType::error:
-            return "error";
-        case marshal::MessageType::signal:
-            return "signal";
-        default:
-            return "invalid";
-    }
-}
-
 // The bloom filter of a broadcast: header fields and every string-like argument (or array of them) among
 // the first 64, each at its own index: dbus1's argN matches the Nth argument whatever precedes it, so
 // unlike kdbus (section 2.3) other types are skipped, not a reason to stop.
 core::BloomFilter bloom_of(std::span<const std::uint8_t> bytes, const marshal::MessageHeader& header) {
     core::BloomFilter filter;
-    filter.add_message_type(type_name(header.type));
+    filter.add_message_type(message_type_name(header.type));
     if (!header.interface.empty()) {
         filter.add_interface(header.interface);
     }
@@ -367,7 +352,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
         case core::Error::permission_denied:
             send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
                        "Rejected send message, 0 matched rules; type=\"" +
-                           std::string(type_name(header.type)) + "\", sender=\"" + peer.unique_name +
+                           std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
                            "\", destination=\"" + destination + "\"");
             break;
         case core::Error::fds_not_accepted:
@@ -557,7 +542,7 @@ bool BusDaemon::policy_allows(Peer* sender, Peer* recipient, const IncomingMessa
                std::string(decision.verdict == policy::Verdict::send_denied ? "Rejected send message, "
                                                                             : "Rejected receive message, ") +
                    std::to_string(decision.decision.matched_rules) + " matched rules; type=\"" +
-                   std::string(type_name(header.type)) + "\", sender=\"" + sender->unique_name +
+                   std::string(message_type_name(header.type)) + "\", sender=\"" + sender->unique_name +
                    "\" interface=\"" + text(header.interface) + "\" member=\"" + text(header.member) +
                    "\" error name=\"" + text(header.error_name) + "\" requested_reply=\"" +
                    (decision.requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) +

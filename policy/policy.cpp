@@ -172,6 +172,24 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
         add(found->second);
     add(credentials.at_console ? compiled.at_console_rules : compiled.not_at_console_rules);
     add(compiled.mandatory_rules);
+
+    // bus_client_policy_optimize(): a rule naming no type, path, interface, member, error or name counts as
+    // a catch-all and drops every earlier rule of its kind, even when send_broadcast, min_fds/max_fds,
+    // eavesdrop or requested_reply narrow it. dbus-daemon 1.14 really does this (differential table,
+    // configuration "optimize"), so busgate must too.
+    auto drop_before_last_catch_all = [&](std::vector<uint32_t>& list) {
+        for (size_t i = list.size(); i-- > 0;) {
+            const CompiledRule& rule = compiled.rules[list[i]];
+            if (!rule.message_type && !rule.path && !rule.interface && !rule.member && !rule.error &&
+                !rule.has_name) {
+                list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(i));
+                return;
+            }
+        }
+    };
+    drop_before_last_catch_all(client.send_);
+    drop_before_last_catch_all(client.receive_);
+    drop_before_last_catch_all(client.own_);
     return client;
 }
 

@@ -370,3 +370,18 @@ TEST(PolicyCompilation, MessagesAreResolvedToInternedIds) {
     // Strings no rule names resolve to "unknown" and match only wildcards.
     EXPECT_FALSE(f.send(call("q.q", "a.b.I", "M"), {"q.q"}));
 }
+
+TEST(PolicyEvaluation, CatchAllLookingRuleDropsEarlierRulesAsDbusDaemonDoes) {
+    // dbus-daemon's bus_client_policy_optimize(): <deny send_broadcast="true"/> names nothing else, so it
+    // removes the earlier allow although it only matches broadcasts (confirmed against dbus-daemon 1.14.10 in
+    // the differential table, configuration "optimize").
+    Fixture f(
+        "<policy context=\"default\"><allow send_destination=\"a.b\"/><deny "
+        "send_broadcast=\"true\"/></policy>");
+    EXPECT_FALSE(f.send(call("a.b", "a.b.I", "M"), {"a.b"}));
+    // A rule with a destination is not a catch-all, so nothing is dropped.
+    Fixture g(
+        "<policy context=\"default\"><allow send_destination=\"a.b\"/>"
+        "<deny send_destination=\"*\" send_interface=\"x.y\" send_broadcast=\"true\"/></policy>");
+    EXPECT_TRUE(g.send(call("a.b", "a.b.I", "M"), {"a.b"}));
+}

@@ -68,6 +68,20 @@ core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<
     return core::MessagePayload::make(std::span<const std::byte>(begin, bytes.size()), std::move(fds));
 }
 
+std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
+                           std::string_view sender) {
+    const auto text = [](std::string_view value) {
+        return value.empty() ? std::string("(unset)") : std::string(value);
+    };
+    return std::string(decision.verdict == policy::Verdict::send_denied ? "Rejected send message, "
+                                                                        : "Rejected receive message, ") +
+           std::to_string(decision.decision.matched_rules) + " matched rules; type=\"" +
+           std::string(message_type_name(header.type)) + "\", sender=\"" + std::string(sender) +
+           "\" interface=\"" + text(header.interface) + "\" member=\"" + text(header.member) +
+           "\" error name=\"" + text(header.error_name) + "\" requested_reply=\"" +
+           (decision.requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) + "\"";
+}
+
 }  // namespace
 
 std::string unique_name_of(core::ConnectionId id) {
@@ -242,6 +256,9 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         if (peers_.find(fd) == peers_.end()) {
             return;  // the message got its sender disconnected
         }
+        if (!monitors_.empty()) {
+            deliver();  // monitors see each message's consequences before the next message
+        }
     }
     deliver();
     if (options_.reply_timeout_ns) {
@@ -255,6 +272,26 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
 }
 
 void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
+    if (peer.monitor) {
+        // dbus-daemon: "Monitoring connection ... is not allowed to send messages; closing it".
+        disconnect(peer, "a monitor sent a message");
+        return;
+    }
+    if (!monitors_.empty() && peer.registered()) {
+        std::vector<std::uint8_t> stamped;
+        marshal::rewrite_header_with_sender(message.bytes, message.header, peer.unique_name, stamped);
+        const auto body = marshal::body_of(message.bytes, message.header);
+        stamped.insert(stamped.end(), body.begin(), body.end());
+        std::string recipient;
+        if (marshal::is_unique_name(message.header.destination)) {
+            recipient = message.header.destination;
+        } else if (!message.header.destination.empty() && message.header.destination != bus_name) {
+            if (auto owner = bus_.name_owner(peer.id, message.header.destination)) {
+                recipient = unique_name_of(*owner);
+            }
+        }
+        capture(stamped, peer.unique_name, recipient);
+    }
     if (message.header.destination == bus_name) {
         if (peer.registered() && !policy_allows(&peer, nullptr, message)) {
             return;
@@ -314,6 +351,8 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
         std::memcpy(payload->bytes.data() + stamped_header.size(), body.data(), body.size());
     }
     payload->fds = std::move(message.fds);
+    const core::PayloadRef payload_bytes = payload;
+    const bool outgoing_is_unicast = outgoing.destination_id != core::broadcast_destination;
     outgoing.payload = std::move(payload);
 
     if (policy_ && outgoing.destination_id != core::broadcast_destination) {
@@ -334,6 +373,12 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
                           : bus_.send(peer.id, std::move(outgoing));
     if (sent) {
+        if (eavesdroppers_ > 0 && outgoing_is_unicast) {
+            Peer* recipient = find_peer(sent->destination);
+            deliver();  // the eavesdroppers' earlier messages go first
+            const auto* data = reinterpret_cast<const std::uint8_t*>(payload_bytes->bytes.data());
+            eavesdrop(peer, std::span<const std::uint8_t>(data, payload_bytes->bytes.size()), recipient);
+        }
         return;
     }
     // The sender hears why only if it waits for a reply; replies that answer no call are dropped.
@@ -404,12 +449,134 @@ void BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
     }
     outgoing.payload = payload_of(bytes);
     (void)bus_.send(driver_id_, std::move(outgoing));
+    if (!monitors_.empty()) {
+        capture(bytes, {}, spec.destination);
+    }
+}
+
+void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
+    marshal::MessageSpec stamped = spec;
+    stamped.serial = next_serial();
+    stamped.sender = bus_name;
+    stamped.flags |= marshal::flag::no_reply_expected;
+    peer.client->send(payload_of(marshal::build_message(stamped, body)));
+    dirty_.push_back(peer.client->fd());
+}
+
+void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view sender,
+                        std::string_view recipient) {
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return;
+    }
+    const MessageView view(bytes, header);
+    const MessageParties parties{.sender = sender, .addressed_recipient = recipient, .names = &names_};
+    core::PayloadRef copy;
+    for (const int fd : monitors_) {
+        const auto found = peers_.find(fd);
+        if (found == peers_.end()) {
+            continue;
+        }
+        Peer& monitor = *found->second;
+        for (const MatchRule& rule : monitor.monitor_rules) {
+            if (matches(rule, view, parties)) {
+                if (!copy) {
+                    copy = payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+                }
+                monitor.client->send(copy);
+                dirty_.push_back(fd);
+                break;
+            }
+        }
+    }
+}
+
+void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient) {
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return;
+    }
+    const MessageView view(bytes, header);
+    const MessageParties parties{
+        .sender = sender.unique_name,
+        .addressed_recipient = recipient ? std::string_view(recipient->unique_name) : "",
+        .names = &names_};
+    core::PayloadRef copy;
+    for (auto& [fd, other] : peers_) {
+        Peer& listener = *other;
+        if (!listener.eavesdrops() || &listener == recipient || !listener.registered()) {
+            continue;
+        }
+        bool wanted_here = false;
+        for (const InstalledMatch& installed : listener.matches) {
+            if (installed.rule.eavesdrop && matches(installed.rule, view, parties)) {
+                wanted_here = true;
+                break;
+            }
+        }
+        if (!wanted_here) {
+            continue;
+        }
+        if (policy_) {
+            policy::Route route;
+            route.sender = &sender.policy;
+            route.sender_names = &names_of(sender);
+            route.recipient = &listener.policy;
+            route.recipient_names = &names_of(listener);
+            route.eavesdropping = true;
+            if (policy_->check_route(policy_->prepare(policy_view(header)), route).verdict !=
+                policy::Verdict::allowed) {
+                continue;
+            }
+        }
+        if (!copy) {
+            copy = payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+        }
+        listener.client->send(copy);
+        dirty_.push_back(fd);
+    }
+}
+
+void BusDaemon::become_monitor(Peer& peer, std::vector<MatchRule> rules) {
+    deliver();  // the BecomeMonitor reply goes out first
+    // dbus-daemon releases the unique name first, then the well-known names, each with NameLost to the
+    // monitor; the others learn it from NameOwnerChanged.
+    std::vector<std::string> lost = {peer.unique_name};
+    for (std::string& name : bus_.owned_names(peer.id)) {
+        lost.push_back(std::move(name));
+    }
+    for (const std::string& name : lost) {
+        marshal::BodyWriter body;
+        body.string(name);
+        send_directly(peer,
+                      {.type = marshal::MessageType::signal,
+                       .path = "/org/freedesktop/DBus",
+                       .interface = "org.freedesktop.DBus",
+                       .member = "NameLost",
+                       .destination = peer.unique_name},
+                      body);
+    }
+    registered_.erase(peer.id);
+    eavesdroppers_ -= peer.eavesdrops() ? 1 : 0;
+    peer.eavesdrop_rules = 0;
+    peer.matches.clear();
+    (void)bus_.bye(peer.id);
+    peer.id = 0;
+    deliver();
+    for (MatchRule& rule : rules) {
+        rule.eavesdrop = true;  // monitors always eavesdrop
+    }
+    peer.monitor_rules = std::move(rules);
+    peer.monitor = true;
+    monitors_.push_back(peer.client->fd());
 }
 
 void BusDaemon::send_error(Peer& peer, const IncomingMessage& to, std::string_view name,
                            std::string_view text) {
-    if (to.header.type != marshal::MessageType::method_call ||
-        (to.header.flags & marshal::flag::no_reply_expected)) {
+    // As dbus-daemon, a refused call or signal is answered even when no reply was asked for (monitors see
+    // it; clients ignore it); errors about replies would have nobody to go to.
+    if (to.header.type != marshal::MessageType::method_call &&
+        to.header.type != marshal::MessageType::signal) {
         return;
     }
     marshal::BodyWriter body;
@@ -470,7 +637,37 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
         if (!from_driver && sender == nullptr) {
             return false;  // the sender left before its broadcast was delivered: its send rules are unknown
         }
-        if (policy_->check_route(prepared, route).verdict != policy::Verdict::allowed) {
+        const policy::RouteDecision decision = policy_->check_route(prepared, route);
+        if (decision.verdict != policy::Verdict::allowed) {
+            if (!broadcast && from_driver && !monitors_.empty()) {
+                // A driver message the receiver may not have: dbus-daemon shows monitors the error it
+                // addresses to itself.
+                marshal::BodyWriter body;
+                body.string(rejection_text(decision, header, bus_name));
+                capture(marshal::build_message({.type = marshal::MessageType::error,
+                                                .flags = marshal::flag::no_reply_expected,
+                                                .serial = next_serial(),
+                                                .error_name = "org.freedesktop.DBus.Error.AccessDenied",
+                                                .destination = bus_name,
+                                                .sender = bus_name,
+                                                .reply_serial = header.serial},
+                                               body),
+                        {}, {});
+            }
+            if (broadcast && sender != nullptr && !monitors_.empty()) {
+                // dbus-daemon shows monitors the error a rejected broadcast would have caused; the sender,
+                // which expects no reply, gets nothing.
+                marshal::BodyWriter body;
+                body.string(rejection_text(decision, header, sender->unique_name));
+                marshal::MessageSpec spec{.type = marshal::MessageType::error,
+                                          .flags = marshal::flag::no_reply_expected,
+                                          .serial = next_serial(),
+                                          .error_name = "org.freedesktop.DBus.Error.AccessDenied",
+                                          .destination = sender->unique_name,
+                                          .sender = bus_name,
+                                          .reply_serial = header.serial};
+                capture(marshal::build_message(spec, body), {}, sender->unique_name);
+            }
             return false;
         }
         if (!broadcast) {
@@ -535,18 +732,8 @@ bool BusDaemon::policy_allows(Peer* sender, Peer* recipient, const IncomingMessa
     if (decision.verdict == policy::Verdict::allowed) {
         return true;
     }
-    const auto text = [](std::string_view value) {
-        return value.empty() ? std::string("(unset)") : std::string(value);
-    };
     send_error(*sender, message, "org.freedesktop.DBus.Error.AccessDenied",
-               std::string(decision.verdict == policy::Verdict::send_denied ? "Rejected send message, "
-                                                                            : "Rejected receive message, ") +
-                   std::to_string(decision.decision.matched_rules) + " matched rules; type=\"" +
-                   std::string(message_type_name(header.type)) + "\", sender=\"" + sender->unique_name +
-                   "\" interface=\"" + text(header.interface) + "\" member=\"" + text(header.member) +
-                   "\" error name=\"" + text(header.error_name) + "\" requested_reply=\"" +
-                   (decision.requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) +
-                   "\"");
+               rejection_text(decision, header, sender->unique_name));
     return false;
 }
 
@@ -630,6 +817,12 @@ void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
         const core::ConnectionId id = peer.id;
         registered_.erase(id);
         (void)bus_.bye(id);
+    }
+    if (peer.eavesdrops()) {
+        --eavesdroppers_;
+    }
+    if (peer.monitor) {
+        std::erase(monitors_, fd);
     }
     loop_.remove(fd);
     // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.

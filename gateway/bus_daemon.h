@@ -81,6 +81,11 @@ class BusDaemon {
         policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello
         policy::PeerNames names;      // its unique and well-known names, as the policy sees them
         bool names_stale = true;
+        // BecomeMonitor: no longer a core connection; receives copies of what matches these rules.
+        bool monitor = false;
+        std::vector<MatchRule> monitor_rules;
+        std::size_t eavesdrop_rules = 0;  // installed rules with eavesdrop='true'
+        bool eavesdrops() const { return eavesdrop_rules > 0; }
         bool registered() const { return id != 0; }
         const InstalledMatch* match(std::uint64_t cookie) const;
     };
@@ -101,6 +106,14 @@ class BusDaemon {
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
     bool policy_allows(Peer* sender, Peer* recipient, const IncomingMessage& message);
     const policy::PeerNames& names_of(Peer& peer);
+    // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
+    // match. `sender` is empty for the driver; `recipient` is the addressed connection's unique name.
+    void capture(std::span<const std::uint8_t> bytes, std::string_view sender, std::string_view recipient);
+    // Eavesdroppers: copies of a unicast message to connections whose eavesdrop='true' rules match it.
+    void eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient);
+    // Turns `peer` into a monitor (after the BecomeMonitor reply went out).
+    void become_monitor(Peer& peer, std::vector<MatchRule> rules);
+    void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
     policy::MessageInfo policy_view(const marshal::MessageHeader& header) const;
 
     void accept(const Listener& listener);
@@ -135,6 +148,8 @@ class BusDaemon {
     bool delivering_ = false;
     Names names_{*this};
     std::optional<policy::Policy> policy_;
+    std::vector<int> monitors_;      // fds of monitor peers
+    std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
 };

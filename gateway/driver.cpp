@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "busgate/marshal/names.h"
+#include "busgate/marshal/rewrite.h"
 #include "busgate/marshal/signature.h"
 
 namespace busgate::gateway {
@@ -107,6 +108,7 @@ const Driver::Method Driver::methods[] = {
     {&interfaces[1], "GetAll", "s", "a{sv}", none, &Driver::properties_get_all},
     {&interfaces[1], "Set", "ssv", "", none, &Driver::properties_set},
     {&interfaces[2], "Introspect", "", "s", any_path, &Driver::introspect},
+    {&interfaces[3], "BecomeMonitor", "asu", "", privileged, &Driver::become_monitor},
     {&interfaces[4], "GetMachineId", "", "s", any_path, &Driver::get_machine_id},
     {&interfaces[4], "Ping", "", "", any_path, &Driver::ping},
 };
@@ -153,9 +155,9 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
         const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
         if (uid != 0 && uid != daemon_.options_.bus_uid) {
             return error(peer, message, error_name::access_denied,
-                         "Connection " + peer.unique_name + " (uid=" + std::to_string(uid) +
-                             ") is not privileged for method \"" + std::string(found->interface->name) + "." +
-                             std::string(found->member) + "\"");
+                         "rejected attempt to call " + std::string(found->member) + " by connection " +
+                             peer.unique_name + " (uid=" + std::to_string(uid) + ") with uid " +
+                             std::to_string(uid));
         }
     }
     if (!canonical_path && !(found->flags & any_path)) {
@@ -302,6 +304,13 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
             daemon_.policy_->for_connection({.uid = uid, .groups = std::move(groups), .at_console = false});
     }
     daemon_.registered_[peer.id] = &peer;
+    if (!daemon_.monitors_.empty()) {
+        std::vector<std::uint8_t> stamped;
+        marshal::rewrite_header_with_sender(call.bytes, call.header, peer.unique_name, stamped);
+        const auto body = marshal::body_of(call.bytes, call.header);
+        stamped.insert(stamped.end(), body.begin(), body.end());
+        daemon_.capture(stamped, peer.unique_name, {});
+    }
     // dbus-daemon answers Hello before it announces the new name.
     BodyWriter body;
     body.string(peer.unique_name);
@@ -353,7 +362,7 @@ void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& r
         }
         return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
     }
-    process_notifications();
+    daemon_.deliver();  // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
     body.uint32(static_cast<std::uint32_t>(*result));
     reply(peer, call, body);
@@ -376,7 +385,7 @@ void Driver::release_name(Peer& peer, const IncomingMessage& call, BodyReader& r
     if (!result) {
         return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
     }
-    process_notifications();
+    daemon_.deliver();  // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
     body.uint32(static_cast<std::uint32_t>(*result));
     reply(peer, call, body);
@@ -613,6 +622,9 @@ void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader& read
         return error(peer, call, error_name::limits_exceeded,
                      "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules");
     }
+    if (parsed.rule->eavesdrop && peer.eavesdrop_rules++ == 0) {
+        ++daemon_.eavesdroppers_;
+    }
     peer.matches.push_back({cookie, *parsed.rule, core_match.matches_broadcasts});
     reply(peer, call, BodyWriter());
 }
@@ -628,12 +640,40 @@ void Driver::remove_match(Peer& peer, const IncomingMessage& call, BodyReader& r
             if (it->in_core) {
                 (void)daemon_.bus_.remove_match(peer.id, it->cookie);
             }
+            if (it->rule.eavesdrop && --peer.eavesdrop_rules == 0) {
+                --daemon_.eavesdroppers_;
+            }
             peer.matches.erase(std::next(it).base());
             return reply(peer, call, BodyWriter());
         }
     }
     error(peer, call, error_name::match_rule_not_found,
           "The given match rule wasn't found and can't be removed");
+}
+
+void Driver::become_monitor(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    std::vector<std::string_view> texts;
+    reader.enter();
+    while (!reader.at_end()) {
+        texts.push_back(*reader.read_string());
+    }
+    reader.leave();
+    if (*reader.read_uint32() != 0) {
+        return error(peer, call, error_name::invalid_args, "BecomeMonitor does not support any flags yet");
+    }
+    if (texts.empty()) {
+        texts.push_back("");  // no rules: everything
+    }
+    std::vector<MatchRule> rules;
+    for (const std::string_view text : texts) {
+        ParsedMatchRule parsed = parse_match_rule(text);
+        if (!parsed.ok()) {
+            return error(peer, call, parsed.error_name, parsed.error_message);
+        }
+        rules.push_back(std::move(*parsed.rule));
+    }
+    reply(peer, call, BodyWriter());
+    daemon_.become_monitor(peer, std::move(rules));
 }
 
 void Driver::introspect(Peer& peer, const IncomingMessage& call, BodyReader&) {

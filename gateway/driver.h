@@ -65,6 +65,7 @@ class Driver {
     void reload_config(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void add_match(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void remove_match(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void become_monitor(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void introspect(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void ping(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void get_machine_id(Peer&, const IncomingMessage&, marshal::BodyReader&);

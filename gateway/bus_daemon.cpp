@@ -703,7 +703,14 @@ policy::MessageInfo BusDaemon::policy_view(const marshal::MessageHeader& header)
 
 const policy::PeerNames& BusDaemon::names_of(Peer& peer) {
     if (peer.names_stale) {
-        std::vector<std::string> names = bus_.owned_names(peer.id);
+        // dbus-daemon matches send_destination against every name the receiver owns or waits for.
+        std::vector<std::string> names;
+        for (const core::ListEntry& entry :
+             bus_.list(driver_id_, core::list_flag::names | core::list_flag::queued)) {
+            if (entry.id == peer.id && !entry.name.empty()) {
+                names.push_back(entry.name);
+            }
+        }
         names.push_back(peer.unique_name);
         peer.names = policy_->prepare_names(std::span<const std::string>(names));
         peer.names_stale = false;

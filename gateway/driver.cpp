@@ -362,7 +362,8 @@ void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& r
         }
         return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
     }
-    daemon_.deliver();  // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
+    peer.names_stale = true;  // queued ownership changes without a notification
+    daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
     body.uint32(static_cast<std::uint32_t>(*result));
     reply(peer, call, body);
@@ -385,7 +386,8 @@ void Driver::release_name(Peer& peer, const IncomingMessage& call, BodyReader& r
     if (!result) {
         return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
     }
-    daemon_.deliver();  // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
+    peer.names_stale = true;  // queued ownership changes without a notification
+    daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
     body.uint32(static_cast<std::uint32_t>(*result));
     reply(peer, call, body);

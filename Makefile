@@ -41,7 +41,7 @@ compat: build
 	compat-tests/run-upstream $(CURDIR)/$(BUILD)/gateway/busgate
 
 check: build
-	@status=0; $(MESON_TEST) -C $(BUILD) --suite unit || status=$$?; \
+	@status=0; $(MESON_TEST) -C $(BUILD) --suite unit --suite compat || status=$$?; \
 	tools/test-summary $(BUILD); exit $$status
 
 $(BUILD_SANITIZE)/build.ninja:
@@ -49,8 +49,8 @@ $(BUILD_SANITIZE)/build.ninja:
 
 check-sanitize: deps $(BUILD_SANITIZE)/build.ninja
 	ninja -C $(BUILD_SANITIZE)
-	@status=0; UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
-		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit || status=$$?; \
+	@status=0; UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit --suite compat || status=$$?; \
 	tools/test-summary $(BUILD_SANITIZE); exit $$status
 
 $(BUILD_FUZZ)/build.ninja:

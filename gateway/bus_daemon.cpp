@@ -701,6 +701,25 @@ policy::MessageInfo BusDaemon::policy_view(const marshal::MessageHeader& header)
             .unix_fds = header.unix_fds};
 }
 
+void BusDaemon::assign_policy(Peer& peer) {
+    const core::Connection* connection = bus_.connection(peer.id);
+    if (!policy_ || connection == nullptr) {
+        return;
+    }
+    std::vector<std::uint32_t> groups = connection->credentials().groups;
+    groups.push_back(connection->credentials().gid);
+    peer.policy = policy_->for_connection(
+        {.uid = connection->credentials().uid, .groups = std::move(groups), .at_console = false});
+    peer.names_stale = true;
+}
+
+void BusDaemon::apply_policy(const policy::PolicyRules& rules) {
+    policy_.emplace(rules);
+    for (auto& [id, peer] : registered_) {
+        assign_policy(*peer);
+    }
+}
+
 const policy::PeerNames& BusDaemon::names_of(Peer& peer) {
     if (peer.names_stale) {
         // dbus-daemon matches send_destination against every name the receiver owns or waits for.

@@ -10,6 +10,7 @@
 
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +46,9 @@ struct DaemonOptions {
     bool systemd_activation = false;  // --systemd-activation
     // The <policy> rules; without them (tests of routing alone) nothing is checked.
     std::optional<policy::PolicyRules> policy;
+    // ReloadConfig: reloads the configuration (and calls apply_policy); returns an error text on failure,
+    // leaving what is in force untouched.
+    std::function<std::optional<std::string>()> reload;
 };
 
 class BusDaemon {
@@ -62,6 +66,9 @@ class BusDaemon {
     void stop();
 
     std::size_t connection_count() const { return peers_.size(); }
+
+    // Replaces the XML policy at once: every connection's rules are recomputed from its credentials.
+    void apply_policy(const policy::PolicyRules& rules);
 
   private:
     friend class Driver;
@@ -106,6 +113,7 @@ class BusDaemon {
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
     bool policy_allows(Peer* sender, Peer* recipient, const IncomingMessage& message);
     const policy::PeerNames& names_of(Peer& peer);
+    void assign_policy(Peer& peer);
     // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
     // match. `sender` is empty for the driver; `recipient` is the addressed connection's unique name.
     void capture(std::span<const std::uint8_t> bytes, std::string_view sender, std::string_view recipient);

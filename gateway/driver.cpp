@@ -295,15 +295,8 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     }
     peer.id = *id;
     peer.unique_name = unique_name_of(peer.id);
-    if (daemon_.policy_) {
-        std::vector<std::uint32_t> groups(socket.groups.begin(), socket.groups.end());
-        if (socket.gid) {
-            groups.push_back(*socket.gid);
-        }
-        peer.policy =
-            daemon_.policy_->for_connection({.uid = uid, .groups = std::move(groups), .at_console = false});
-    }
     daemon_.registered_[peer.id] = &peer;
+    daemon_.assign_policy(peer);
     if (!daemon_.monitors_.empty()) {
         std::vector<std::uint8_t> stamped;
         marshal::rewrite_header_with_sender(call.bytes, call.header, peer.unique_name, stamped);
@@ -602,6 +595,11 @@ void Driver::get_id(Peer& peer, const IncomingMessage& call, BodyReader&) {
 }
 
 void Driver::reload_config(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    if (daemon_.options_.reload) {
+        if (const std::optional<std::string> failure = daemon_.options_.reload()) {
+            return error(peer, call, error_name::failed, *failure);
+        }
+    }
     reply(peer, call, BodyWriter());
 }
 

@@ -163,7 +163,24 @@ int main(int argc, char** argv) {
     }
 
     EventLoop loop;
-    BusDaemon daemon(loop, options_from(configuration, command_line));
+    DaemonOptions options = options_from(configuration, command_line);
+    BusDaemon* running = nullptr;
+    // SIGHUP and ReloadConfig: the new configuration is built completely before it replaces the old one;
+    // a broken file changes nothing. Listen addresses and limits stay as they were at start.
+    const auto reload = [&]() -> std::optional<std::string> {
+        if (auto failure = policy::reload_configuration(configuration, command_line.config_file)) {
+            std::fprintf(stderr, "busgate: Unable to reload configuration: %s\n",
+                         failure->describe().c_str());
+            return failure->describe();
+        }
+        if (running != nullptr) {
+            running->apply_policy(configuration.policy);
+        }
+        return std::nullopt;
+    };
+    options.reload = reload;
+    BusDaemon daemon(loop, std::move(options));
+    running = &daemon;
     std::string error;
     if (!daemon.start(error)) {
         return fail(error);
@@ -234,10 +251,7 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     loop.watch_signals({SIGTERM, SIGINT, SIGHUP}, [&](int signal) {
         if (signal == SIGHUP) {
-            if (auto failure = policy::reload_configuration(configuration, command_line.config_file)) {
-                std::fprintf(stderr, "busgate: Unable to reload configuration: %s\n",
-                             failure->describe().c_str());
-            }
+            (void)reload();
             return;
         }
         loop.quit();

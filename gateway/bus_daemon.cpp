@@ -84,6 +84,14 @@ std::string rejection_text(const policy::RouteDecision& decision, const marshal:
 
 }  // namespace
 
+std::vector<std::uint8_t> stamped_message(const IncomingMessage& message, std::string_view sender) {
+    std::vector<std::uint8_t> stamped;
+    marshal::rewrite_header_with_sender(message.bytes, message.header, sender, stamped);
+    const auto body = marshal::body_of(message.bytes, message.header);
+    stamped.insert(stamped.end(), body.begin(), body.end());
+    return stamped;
+}
+
 std::string unique_name_of(core::ConnectionId id) {
     return std::string(unique_prefix) + std::to_string(id);
 }
@@ -278,10 +286,7 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         return;
     }
     if (!monitors_.empty() && peer.registered()) {
-        std::vector<std::uint8_t> stamped;
-        marshal::rewrite_header_with_sender(message.bytes, message.header, peer.unique_name, stamped);
-        const auto body = marshal::body_of(message.bytes, message.header);
-        stamped.insert(stamped.end(), body.begin(), body.end());
+        const std::vector<std::uint8_t> stamped = stamped_message(message, peer.unique_name);
         std::string recipient;
         if (marshal::is_unique_name(message.header.destination)) {
             recipient = message.header.destination;

@@ -162,6 +162,9 @@ class BusDaemon {
     std::size_t incomplete_ = 0;
 };
 
+// `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.
+std::vector<std::uint8_t> stamped_message(const IncomingMessage& message, std::string_view sender);
+
 // ":1.42" for core id 42; and back (0 if `name` is not one of ours).
 std::string unique_name_of(core::ConnectionId id);
 core::ConnectionId id_of_unique_name(std::string_view name);

@@ -3,7 +3,6 @@
 #include <fstream>
 
 #include "busgate/marshal/names.h"
-#include "busgate/marshal/rewrite.h"
 #include "busgate/marshal/signature.h"
 
 namespace busgate::gateway {
@@ -298,11 +297,7 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     daemon_.registered_[peer.id] = &peer;
     daemon_.assign_policy(peer);
     if (!daemon_.monitors_.empty()) {
-        std::vector<std::uint8_t> stamped;
-        marshal::rewrite_header_with_sender(call.bytes, call.header, peer.unique_name, stamped);
-        const auto body = marshal::body_of(call.bytes, call.header);
-        stamped.insert(stamped.end(), body.begin(), body.end());
-        daemon_.capture(stamped, peer.unique_name, {});
+        daemon_.capture(stamped_message(call, peer.unique_name), peer.unique_name, {});
     }
     // dbus-daemon answers Hello before it announces the new name.
     BodyWriter body;

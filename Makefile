@@ -9,7 +9,7 @@ MESON_TEST     := meson test --print-errorlogs --num-processes 2
 PACKAGES := g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3 \
 	libexpat1-dev libsystemd-dev libsdbus-c++-dev libboost1.81-dev \
 	libgtest-dev libgmock-dev libbenchmark-dev \
-	dbus-daemon dbus-bin dbus-tests dbus-broker
+	dbus-daemon dbus-bin dbus-tests dbus-broker libglib2.0-bin systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

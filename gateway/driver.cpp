@@ -18,6 +18,7 @@ constexpr std::string_view peer_interface = "org.freedesktop.DBus.Peer";
 constexpr std::string_view introspectable_interface = "org.freedesktop.DBus.Introspectable";
 constexpr std::string_view properties_interface = "org.freedesktop.DBus.Properties";
 constexpr std::string_view monitoring_interface = "org.freedesktop.DBus.Monitoring";
+constexpr std::string_view stats_interface = "org.freedesktop.DBus.Debug.Stats";
 
 namespace error_name {
 constexpr std::string_view failed = "org.freedesktop.DBus.Error.Failed";
@@ -77,6 +78,7 @@ const Driver::Interface Driver::interfaces[] = {
      "      <arg type=\"as\" name=\"invalidated_properties\"/>\n    </signal>\n"},
     {introspectable_interface, true, ""},
     {monitoring_interface, false, ""},
+    {stats_interface, false, ""},
     {peer_interface, true, ""},
 };
 
@@ -108,8 +110,11 @@ const Driver::Method Driver::methods[] = {
     {&interfaces[1], "Set", "ssv", "", none, &Driver::properties_set},
     {&interfaces[2], "Introspect", "", "s", any_path, &Driver::introspect},
     {&interfaces[3], "BecomeMonitor", "asu", "", privileged, &Driver::become_monitor},
-    {&interfaces[4], "GetMachineId", "", "s", any_path, &Driver::get_machine_id},
-    {&interfaces[4], "Ping", "", "", any_path, &Driver::ping},
+    {&interfaces[4], "GetStats", "", "a{sv}", none, &Driver::get_stats},
+    {&interfaces[4], "GetConnectionStats", "s", "a{sv}", none, &Driver::get_connection_stats},
+    {&interfaces[4], "GetAllMatchRules", "", "a{sas}", none, &Driver::get_all_match_rules},
+    {&interfaces[5], "GetMachineId", "", "s", any_path, &Driver::get_machine_id},
+    {&interfaces[5], "Ping", "", "", any_path, &Driver::ping},
 };
 
 void Driver::handle(Peer& peer, const IncomingMessage& message) {
@@ -669,6 +674,67 @@ void Driver::become_monitor(Peer& peer, const IncomingMessage& call, BodyReader&
     }
     reply(peer, call, BodyWriter());
     daemon_.become_monitor(peer, std::move(rules));
+}
+
+namespace {
+
+void add_uint32(BodyWriter& body, std::string_view key, std::uint32_t value) {
+    body.open_dict_entry().string(key).open_variant("u").uint32(value).close_variant().close_dict_entry();
+}
+
+}  // namespace
+
+void Driver::get_stats(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    std::uint32_t match_rules = 0;
+    for (const auto& [id, other] : daemon_.registered_) {
+        match_rules += static_cast<std::uint32_t>(other->matches.size());
+    }
+    BodyWriter body;
+    body.open_array("{sv}");
+    add_uint32(body, "Serial", daemon_.serial_);
+    add_uint32(body, "ActiveConnections", static_cast<std::uint32_t>(daemon_.registered_.size()));
+    add_uint32(body, "IncompleteConnections", static_cast<std::uint32_t>(daemon_.incomplete_));
+    add_uint32(body, "MatchRules", match_rules);
+    add_uint32(body, "BusNames",
+               static_cast<std::uint32_t>(daemon_.bus_.list(peer.id, core::list_flag::names).size()));
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::get_connection_stats(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    const core::Connection* connection = connection_for(peer, call, name, "statistics");
+    if (connection == nullptr) {
+        return;
+    }
+    const Peer* target = daemon_.find_peer(connection->id());
+    if (target == nullptr) {
+        return error(peer, call, error_name::name_has_no_owner,
+                     "Could not get statistics of name '" + name + "': no such name");
+    }
+    BodyWriter body;
+    body.open_array("{sv}");
+    add_uint32(body, "Serial", daemon_.serial_);
+    body.open_dict_entry().string("UniqueName").open_variant("s").string(target->unique_name);
+    body.close_variant().close_dict_entry();
+    add_uint32(body, "MatchRules", static_cast<std::uint32_t>(target->matches.size()));
+    add_uint32(body, "OutgoingBytes", static_cast<std::uint32_t>(target->client->queued_bytes()));
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::get_all_match_rules(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    BodyWriter body;
+    body.open_array("{sas}");
+    for (const auto& [id, other] : daemon_.registered_) {
+        body.open_dict_entry().string(other->unique_name).open_array("s");
+        for (const auto& installed : other->matches) {
+            body.string(installed.rule.to_string());
+        }
+        body.close_array().close_dict_entry();
+    }
+    body.close_array();
+    reply(peer, call, body);
 }
 
 void Driver::introspect(Peer& peer, const IncomingMessage& call, BodyReader&) {

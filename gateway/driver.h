@@ -66,6 +66,9 @@ class Driver {
     void add_match(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void remove_match(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void become_monitor(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_stats(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_connection_stats(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void get_all_match_rules(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void introspect(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void ping(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void get_machine_id(Peer&, const IncomingMessage&, marshal::BodyReader&);

@@ -309,3 +309,38 @@ TEST(BusDaemon, NameOwnerChangedFollowsRules) {
     }
     EXPECT_EQ(seen, "org.example.Watched||" + owner.unique_name());
 }
+
+TEST(BusDaemon, DebugStatsListsMatchRulesInCanonicalForm) {
+    RunningBus bus;
+    BusClient client(bus.address());
+    ASSERT_EQ(add_match(client, "member='M',  type='signal'"), "");
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    ASSERT_GE(sd_bus_call_method(client.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                 "org.freedesktop.DBus.Debug.Stats", "GetAllMatchRules", &error, &reply, ""),
+              0)
+        << (error.message ? error.message : "");
+    std::string found;
+    ASSERT_GE(sd_bus_message_enter_container(reply, 'a', "{sas}"), 0);
+    while (sd_bus_message_enter_container(reply, 'e', "sas") > 0) {
+        const char* name = nullptr;
+        sd_bus_message_read(reply, "s", &name);
+        sd_bus_message_enter_container(reply, 'a', "s");
+        const char* rule = nullptr;
+        while (sd_bus_message_read(reply, "s", &rule) > 0) {
+            if (std::string(name) == client.unique_name()) {
+                found += rule;
+            }
+        }
+        sd_bus_message_exit_container(reply);
+        sd_bus_message_exit_container(reply);
+    }
+    sd_bus_message_unref(reply);
+    EXPECT_EQ(found, "type='signal',member='M'");
+    // Stats live only at the canonical path, as in dbus-daemon.
+    EXPECT_LT(sd_bus_call_method(client.bus, "org.freedesktop.DBus", "/", "org.freedesktop.DBus.Debug.Stats",
+                                 "GetStats", &error, nullptr, ""),
+              0);
+    EXPECT_STREQ(error.name, "org.freedesktop.DBus.Error.UnknownInterface");
+    sd_bus_error_free(&error);
+}

@@ -19,50 +19,6 @@ namespace {
 constexpr std::string_view bus_name = "org.freedesktop.DBus";
 constexpr std::string_view unique_prefix = ":1.";
 
-// The bloom filter of a broadcast: header fields and every string-like argument (or array of them) among
-// the first 64, each at its own index: dbus1's argN matches the Nth argument whatever precedes it, so
-// unlike kdbus (section 2.3) other types are skipped, not a reason to stop.
-core::BloomFilter bloom_of(std::span<const std::uint8_t> bytes, const marshal::MessageHeader& header) {
-    core::BloomFilter filter;
-    filter.add_message_type(message_type_name(header.type));
-    if (!header.interface.empty()) {
-        filter.add_interface(header.interface);
-    }
-    if (!header.member.empty()) {
-        filter.add_member(header.member);
-    }
-    if (!header.path.empty()) {
-        filter.add_path(header.path);
-    }
-    marshal::BodyReader reader(bytes, header);
-    for (unsigned index = 0; index < 64 && !reader.at_end(); ++index) {
-        const char code = reader.peek();
-        if (marshal::is_string_like_type(code)) {
-            const auto value = code == 's'   ? reader.read_string()
-                               : code == 'o' ? reader.read_object_path()
-                                             : reader.read_signature();
-            filter.add_argument(index, *value);
-        } else if (code == 'a' && marshal::is_string_like_type(reader.peek_signature()[1]) &&
-                   reader.peek_signature().size() == 2) {
-            const char element = reader.peek_signature()[1];
-            reader.enter();
-            while (!reader.at_end()) {
-                const auto value = element == 's'   ? reader.read_string()
-                                   : element == 'o' ? reader.read_object_path()
-                                                    : reader.read_signature();
-                if (!value) {
-                    break;
-                }
-                filter.add_argument_array_element(index, *value);
-            }
-            reader.leave();
-        } else if (!reader.skip()) {
-            break;
-        }
-    }
-    return filter;
-}
-
 core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<UniqueFd> fds = {}) {
     const auto* begin = reinterpret_cast<const std::byte*>(bytes.data());
     return core::MessagePayload::make(std::span<const std::byte>(begin, bytes.size()), std::move(fds));
@@ -338,7 +294,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
             return;  // without a destination only signals go anywhere (and only eavesdroppers see the rest)
         }
         outgoing.destination_id = core::broadcast_destination;
-        outgoing.bloom = bloom_of(message.bytes, header);
+        outgoing.bloom = bloom_filter_of(message.bytes, header);
     } else if (marshal::is_unique_name(header.destination)) {
         outgoing.destination_id = id_of_unique_name(header.destination);
     } else {
@@ -445,7 +401,7 @@ void BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
         (void)marshal::parse_message(bytes, header);
         outgoing.destination_id = core::broadcast_destination;
         outgoing.flags = core::message_flag::signal;
-        outgoing.bloom = bloom_of(bytes, header);
+        outgoing.bloom = bloom_filter_of(bytes, header);
     } else {
         outgoing.destination_id = id_of_unique_name(spec.destination);
         if (stamped.type == marshal::MessageType::signal) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "busgate/marshal/names.h"
+#include "busgate/marshal/reader.h"
 #include "busgate/marshal/signature.h"
 
 namespace busgate::gateway {
@@ -705,6 +706,50 @@ CoreMatch to_core_match(const MatchRule& rule, std::uint64_t cookie, core::Conne
         }
     }
     return out;
+}
+
+// The bloom filter of a broadcast: header fields and every string-like argument (or array of them) among
+// the first 64, each at its own index: dbus1's argN matches the Nth argument whatever precedes it, so
+// unlike kdbus (section 2.3) other types are skipped, not a reason to stop.
+core::BloomFilter bloom_filter_of(std::span<const std::uint8_t> bytes, const marshal::MessageHeader& header) {
+    core::BloomFilter filter;
+    filter.add_message_type(message_type_name(header.type));
+    if (!header.interface.empty()) {
+        filter.add_interface(header.interface);
+    }
+    if (!header.member.empty()) {
+        filter.add_member(header.member);
+    }
+    if (!header.path.empty()) {
+        filter.add_path(header.path);
+    }
+    marshal::BodyReader reader(bytes, header);
+    for (unsigned index = 0; index < 64 && !reader.at_end(); ++index) {
+        const char code = reader.peek();
+        if (marshal::is_string_like_type(code)) {
+            const auto value = code == 's'   ? reader.read_string()
+                               : code == 'o' ? reader.read_object_path()
+                                             : reader.read_signature();
+            filter.add_argument(index, *value);
+        } else if (code == 'a' && marshal::is_string_like_type(reader.peek_signature()[1]) &&
+                   reader.peek_signature().size() == 2) {
+            const char element = reader.peek_signature()[1];
+            reader.enter();
+            while (!reader.at_end()) {
+                const auto value = element == 's'   ? reader.read_string()
+                                   : element == 'o' ? reader.read_object_path()
+                                                    : reader.read_signature();
+                if (!value) {
+                    break;
+                }
+                filter.add_argument_array_element(index, *value);
+            }
+            reader.leave();
+        } else if (!reader.skip()) {
+            break;
+        }
+    }
+    return filter;
 }
 
 }  // namespace busgate::gateway

@@ -162,6 +162,10 @@ struct CoreMatch {
 CoreMatch to_core_match(const MatchRule& rule, std::uint64_t cookie,
                         core::ConnectionId driver_id = core::any_connection);
 
+// The filter a sender attaches to a broadcast, the counterpart of to_core_match's masks: header elements
+// and every string-like argument (or array of them) among the first 64, each at its own index.
+core::BloomFilter bloom_filter_of(std::span<const std::uint8_t> bytes, const marshal::MessageHeader& header);
+
 // "method_call", "method_return", "error" or "signal", as in rules and bloom filters; "invalid" otherwise.
 std::string_view message_type_name(marshal::MessageType type);
 

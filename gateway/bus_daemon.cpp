@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "activation.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
@@ -82,6 +83,8 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
         match.type = type;
         (void)bus_.add_match(driver_id_, std::move(match));
     }
+    activation_ = std::make_unique<Activation>(*this);
+    (void)activation_->load(options_.service_dirs);
     loop_.set_idle([this] {
         for (const int fd : std::exchange(dirty_, {})) {
             if (const auto found = peers_.find(fd); found != peers_.end()) {
@@ -93,6 +96,18 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
 
 BusDaemon::~BusDaemon() {
     stop();
+    activation_.reset();
+}
+
+void BusDaemon::reload_services(const std::vector<policy::ServiceDir>& directories) {
+    if (activation_->load(directories)) {
+        send_from_bus({.type = marshal::MessageType::signal,
+                       .path = "/org/freedesktop/DBus",
+                       .interface = "org.freedesktop.DBus",
+                       .member = "ActivatableServicesChanged"},
+                      marshal::BodyWriter());
+    }
+    deliver();
 }
 
 bool BusDaemon::start(std::string& error) {
@@ -241,7 +256,15 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         disconnect(peer, "a monitor sent a message");
         return;
     }
-    if (!monitors_.empty() && peer.registered()) {
+    // A message that starts a service reaches monitors after the activation request it causes.
+    const bool activates = peer.registered() && !(message.header.flags & marshal::flag::no_auto_start) &&
+                           !message.header.destination.empty() && message.header.destination != bus_name &&
+                           !marshal::is_unique_name(message.header.destination) &&
+                           activation_->would_activate(message.header.destination);
+    // dbus-daemon shows monitors only the method calls among what is addressed to the bus itself.
+    const bool to_bus = message.header.destination == bus_name;
+    if (!monitors_.empty() && peer.registered() && !activates &&
+        (!to_bus || message.header.type == marshal::MessageType::method_call)) {
         const std::vector<std::uint8_t> stamped = stamped_message(message, peer.unique_name);
         std::string recipient;
         if (marshal::is_unique_name(message.header.destination)) {
@@ -266,10 +289,10 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         disconnect(peer, "sent a message before Hello");
         return;
     }
-    route(peer, message);
+    route(peer, message, activates);
 }
 
-void BusDaemon::route(Peer& peer, IncomingMessage& message) {
+void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
     const marshal::MessageHeader& header = message.header;
     core::OutgoingMessage outgoing;
     outgoing.cookie = header.serial;
@@ -324,7 +347,9 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
             }
         }
         Peer* recipient = target != 0 ? find_peer(target) : nullptr;
-        if (recipient != nullptr && !policy_allows(&peer, recipient, message)) {
+        // Without a recipient yet (an activation), dbus-daemon checks what it can: the send rules against
+        // the destination name; the rest waits for the service.
+        if ((recipient != nullptr || capture_here) && !policy_allows(&peer, recipient, message)) {
             return;
         }
     }
@@ -333,6 +358,14 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
                           : bus_.send(peer.id, std::move(outgoing));
+    if (sent && activation_->is_activator(sent->destination)) {
+        awaiting_activation_.insert(payload_bytes.get());
+        activation_->queued(sent->destination);
+    }
+    if (capture_here && !monitors_.empty()) {
+        const auto* data = reinterpret_cast<const std::uint8_t*>(payload_bytes->bytes.data());
+        capture(std::span<const std::uint8_t>(data, payload_bytes->bytes.size()), peer.unique_name, {});
+    }
     if (sent) {
         if (eavesdroppers_ > 0 && outgoing_is_unicast) {
             Peer* recipient = find_peer(sent->destination);
@@ -386,7 +419,7 @@ std::uint32_t BusDaemon::next_serial() {
     return serial_;
 }
 
-void BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
+bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
     marshal::MessageSpec stamped = spec;
     stamped.serial = next_serial();
     stamped.sender = bus_name;
@@ -403,16 +436,93 @@ void BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
         outgoing.flags = core::message_flag::signal;
         outgoing.bloom = bloom_filter_of(bytes, header);
     } else {
-        outgoing.destination_id = id_of_unique_name(spec.destination);
+        if (marshal::is_unique_name(spec.destination)) {
+            outgoing.destination_id = id_of_unique_name(spec.destination);
+        } else {
+            outgoing.destination_name = spec.destination;
+        }
         if (stamped.type == marshal::MessageType::signal) {
             outgoing.flags = core::message_flag::signal;
         }
     }
     outgoing.payload = payload_of(bytes);
-    (void)bus_.send(driver_id_, std::move(outgoing));
+    const auto sent = bus_.send(driver_id_, std::move(outgoing));
     if (!monitors_.empty()) {
         capture(bytes, {}, spec.destination);
     }
+    if (sent && activation_ && activation_->is_activator(sent->destination)) {
+        activation_->queued(sent->destination);
+    }
+    return sent.ok();
+}
+
+void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& item,
+                              std::string_view error_name, std::string_view text) {
+    awaiting_activation_.erase(item.payload.get());
+    Peer* sender = find_peer(item.sender);
+    if (sender == nullptr) {
+        return;  // the driver, or a sender gone since: nobody to tell
+    }
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid ||
+        (header.type != marshal::MessageType::method_call && header.type != marshal::MessageType::signal)) {
+        return;
+    }
+    marshal::BodyWriter body;
+    body.string(text);
+    const marshal::MessageSpec spec{.type = marshal::MessageType::error,
+                                    .error_name = error_name,
+                                    .destination = sender->unique_name,
+                                    .reply_serial = header.serial};
+    if (!(item.flags & core::message_flag::expect_reply)) {
+        send_from_bus(spec, body);  // dbus-daemon answers even what asked for no reply; clients ignore it
+        return;
+    }
+    marshal::MessageSpec stamped = spec;
+    stamped.serial = next_serial();
+    stamped.sender = bus_name;
+    stamped.flags = marshal::flag::no_reply_expected;
+    const std::vector<std::uint8_t> error = marshal::build_message(stamped, body);
+    core::OutgoingMessage outgoing;
+    outgoing.cookie = stamped.serial;
+    outgoing.destination_id = sender->id;
+    outgoing.reply_cookie = item.cookie;
+    outgoing.payload = payload_of(error);
+    (void)bus_.send(holder, std::move(outgoing));
+    if (!monitors_.empty()) {
+        capture(error, {}, sender->unique_name);
+    }
+}
+
+bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem& item) {
+    if (!policy_) {
+        return true;
+    }
+    Peer* sender = find_peer(item.sender);
+    if (sender == nullptr) {
+        return item.sender == driver_id_;
+    }
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
+    policy::Route route;
+    route.sender = &sender->policy;
+    route.sender_names = &names_of(*sender);
+    route.recipient = &recipient.policy;
+    route.recipient_names = &names_of(recipient);
+    const policy::RouteDecision decision = policy_->check_route(prepared, route);
+    if (decision.verdict == policy::Verdict::allowed) {
+        return true;
+    }
+    refuse_queued(recipient.id, item, "org.freedesktop.DBus.Error.AccessDenied",
+                  rejection_text(decision, header, sender->unique_name));
+    return false;
 }
 
 void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
@@ -744,7 +854,9 @@ void BusDaemon::deliver() {
             break;
         }
         for (const core::ConnectionId id : readable_) {
-            if (id != driver_id_) {
+            if (activation_->is_activator(id)) {
+                activation_->queued(id);  // its messages wait there for the service
+            } else if (id != driver_id_) {
                 deliver_to(id);
             }
         }
@@ -759,6 +871,10 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
             continue;
         }
         if (item->kind == core::QueueItem::Kind::message) {
+            if (!awaiting_activation_.empty() && awaiting_activation_.erase(item->payload.get()) > 0 &&
+                !allowed_after_activation(*peer, *item)) {
+                continue;
+            }
             if (!wanted(*peer, *item)) {
                 continue;  // a bloom false positive
             }
@@ -820,6 +936,10 @@ void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
 
 void BusDaemon::arm_timer() {
     std::optional<std::uint64_t> deadline = bus_.next_deadline();
+    if (const auto activation = activation_ ? activation_->next_deadline() : std::nullopt;
+        activation && (!deadline || *activation < *deadline)) {
+        deadline = activation;
+    }
     for (const auto& [fd, peer] : peers_) {
         if (!peer->client->authenticated() && (!deadline || peer->auth_deadline < *deadline)) {
             deadline = peer->auth_deadline;
@@ -831,6 +951,7 @@ void BusDaemon::arm_timer() {
 void BusDaemon::on_timer() {
     const std::uint64_t now = EventLoop::now();
     bus_.expire(now);
+    activation_->expire(now);
     std::vector<int> late;
     for (const auto& [fd, peer] : peers_) {
         if (!peer->client->authenticated() && peer->auth_deadline <= now) {

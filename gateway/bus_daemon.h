@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -44,6 +45,12 @@ struct DaemonOptions {
     std::size_t max_connections_per_user = 256;
     std::size_t max_match_rules_per_connection = 512;
     bool systemd_activation = false;  // --systemd-activation
+    // Activation: the <servicedir>s, <type> (DBUS_STARTER_BUS_TYPE; "system" runs services as their User=)
+    // and the limits on starts.
+    std::vector<policy::ServiceDir> service_dirs;
+    std::string bus_type;
+    std::uint64_t service_start_timeout_ns = 25'000'000'000;
+    std::size_t max_pending_service_starts = 512;
     // The <policy> rules; without them (tests of routing alone) nothing is checked.
     std::optional<policy::PolicyRules> policy;
     // ReloadConfig: reloads the configuration (and calls apply_policy); returns an error text on failure,
@@ -69,9 +76,12 @@ class BusDaemon {
 
     // Replaces the XML policy at once: every connection's rules are recomputed from its credentials.
     void apply_policy(const policy::PolicyRules& rules);
+    // Rereads the service directories (reload, inotify); ActivatableServicesChanged if the names changed.
+    void reload_services(const std::vector<policy::ServiceDir>& directories);
 
   private:
     friend class Driver;
+    friend class Activation;
 
     struct InstalledMatch {
         std::uint64_t cookie;
@@ -127,7 +137,8 @@ class BusDaemon {
     void accept(const Listener& listener);
     void on_client_event(int fd, std::uint32_t events);
     void handle_message(Peer& peer, IncomingMessage message);
-    void route(Peer& peer, IncomingMessage& message);
+    // `capture_here`: monitors see the message from route() (after any activation request it caused).
+    void route(Peer& peer, IncomingMessage& message, bool capture_here);
     void disconnect(Peer& peer, std::string_view reason);
     void deliver();
     void deliver_to(core::ConnectionId id);
@@ -135,8 +146,15 @@ class BusDaemon {
     void arm_timer();
     void on_timer();
 
-    // Sends a message the bus built (driver replies, errors, signals) through the core.
-    void send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
+    // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
+    // destination may be an activatable name. False if the core refused it.
+    bool send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
+    // An error from the bus to the sender of `item`, a message that will not be delivered: sent in `holder`'s
+    // place (the connection the core queued it on) when a reply is owed, so the core's reply tracking ends.
+    void refuse_queued(core::ConnectionId holder, const core::QueueItem& item, std::string_view error_name,
+                       std::string_view text);
+    // The policy of a message that waited for an activation, checked again now that its recipient exists.
+    bool allowed_after_activation(Peer& recipient, const core::QueueItem& item);
     void send_error(Peer& peer, const IncomingMessage& to, std::string_view name, std::string_view text);
     std::uint32_t next_serial();
 
@@ -149,6 +167,9 @@ class BusDaemon {
     core::Bus bus_;
     core::ConnectionId driver_id_ = 0;
     std::unique_ptr<class Driver> driver_;
+    std::unique_ptr<class Activation> activation_;
+    // Messages queued on an activator: their policy is checked again when the service takes them.
+    boost::unordered_flat_set<const core::MessagePayload*> awaiting_activation_;
     boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd
     boost::unordered_flat_map<core::ConnectionId, Peer*> registered_;
     std::vector<int> dirty_;                    // peers with output to flush

@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "activation.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/signature.h"
 
@@ -119,8 +120,12 @@ const Driver::Method Driver::methods[] = {
 
 void Driver::handle(Peer& peer, const IncomingMessage& message) {
     const marshal::MessageHeader& header = message.header;
+    if (header.type == marshal::MessageType::signal && peer.registered() &&
+        header.interface == "org.freedesktop.systemd1.Activator" && header.member == "ActivationFailure") {
+        return daemon_.activation_->systemd_failure(peer, message);
+    }
     if (header.type != marshal::MessageType::method_call) {
-        return;  // signals and replies to the bus go nowhere
+        return;  // other signals and replies to the bus go nowhere
     }
     // As dbus-daemon: interfaces not reachable at this path are skipped, and the first interface (in
     // table order) with a method of that name wins when the call names no interface.
@@ -221,16 +226,21 @@ void Driver::process_notifications() {
             case core::NotificationType::name_add:
             case core::NotificationType::name_remove:
             case core::NotificationType::name_change: {
-                if (notification.new_flags & core::name_flag::activator) {
-                    break;  // an activator holding a name is not an owner to dbus1 clients
+                // An activator holding a name is no owner to dbus1 clients: the name has none.
+                const bool old_visible =
+                    notification.old_id && !(notification.old_flags & core::name_flag::activator);
+                const bool new_visible =
+                    notification.new_id && !(notification.new_flags & core::name_flag::activator);
+                if (!old_visible && !new_visible) {
+                    break;
                 }
                 for (const core::ConnectionId changed : {notification.old_id, notification.new_id}) {
                     if (Peer* owner = daemon_.find_peer(changed)) {
                         owner->names_stale = true;
                     }
                 }
-                const std::string old_owner = notification.old_id ? unique_name_of(notification.old_id) : "";
-                const std::string new_owner = notification.new_id ? unique_name_of(notification.new_id) : "";
+                const std::string old_owner = old_visible ? unique_name_of(notification.old_id) : "";
+                const std::string new_owner = new_visible ? unique_name_of(notification.new_id) : "";
                 BodyWriter name;
                 name.string(notification.name);
                 if (!old_owner.empty() && daemon_.find_peer(notification.old_id)) {
@@ -239,6 +249,9 @@ void Driver::process_notifications() {
                 name_owner_changed(notification.name, old_owner, new_owner);
                 if (!new_owner.empty()) {
                     signal(new_owner, "NameAcquired", name);
+                }
+                if (notification.old_flags & core::name_flag::activator) {
+                    daemon_.activation_->name_acquired(notification.name);
                 }
                 break;
             }
@@ -497,18 +510,37 @@ void Driver::start_service_by_name(Peer& peer, const IncomingMessage& call, Body
         body.uint32(2);  // DBUS_START_REPLY_ALREADY_RUNNING
         return reply(peer, call, body);
     }
-    error(peer, call, error_name::service_unknown,
-          "The name " + name + " was not provided by any .service files");
+    if (!daemon_.activation_->has_service(name)) {
+        return error(peer, call, error_name::service_unknown,
+                     "The name " + name + " was not provided by any .service files");
+    }
+    daemon_.activation_->start_requested(peer, call, name);  // the reply waits for the outcome
 }
 
-void Driver::update_activation_environment(Peer& peer, const IncomingMessage& call, BodyReader&) {
-    // Accepted and ignored until activation exists (issue 6); dbus-daemon only lets the bus's own user in.
+void Driver::update_activation_environment(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    // dbus-daemon only lets the bus's own user in, and never on a system bus.
     const core::Connection* self = daemon_.bus_.connection(peer.id);
     if (self && self->credentials().uid != daemon_.options_.bus_uid && self->credentials().uid != 0) {
         return error(
             peer, call, error_name::access_denied,
             "Connection \"" + peer.unique_name + "\" is not allowed to call UpdateActivationEnvironment");
     }
+    if (daemon_.options_.bus_type == "system") {
+        return error(peer, call, error_name::access_denied,
+                     "Cannot change activation environment on a system bus.");
+    }
+    std::vector<std::pair<std::string, std::string>> variables;
+    reader.enter();  // the signature was checked against the table: a{ss}
+    while (!reader.at_end() && reader.enter()) {
+        const auto key = reader.read_string();
+        const auto value = reader.read_string();
+        reader.leave();
+        if (!key || !value) {
+            break;
+        }
+        variables.emplace_back(*key, *value);
+    }
+    daemon_.activation_->update_environment(variables);
     reply(peer, call, BodyWriter());
 }
 

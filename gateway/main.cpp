@@ -84,6 +84,11 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.auth_timeout_ns = static_cast<std::uint64_t>(std::max(limits.auth_timeout, 1)) * 1'000'000u;
     options.max_incomplete_connections = static_cast<std::size_t>(limits.max_incomplete_connections);
     options.max_completed_connections = static_cast<std::size_t>(limits.max_completed_connections);
+    options.service_dirs = configuration.servicedirs;
+    options.bus_type = configuration.type.value_or("");
+    options.service_start_timeout_ns =
+        static_cast<std::uint64_t>(std::max(limits.service_start_timeout, 1)) * 1'000'000u;
+    options.max_pending_service_starts = static_cast<std::size_t>(limits.max_pending_service_starts);
     return options;
 }
 
@@ -175,6 +180,7 @@ int main(int argc, char** argv) {
         }
         if (running != nullptr) {
             running->apply_policy(configuration.policy);
+            running->reload_services(configuration.servicedirs);
         }
         return std::nullopt;
     };

@@ -1,0 +1,522 @@
+#include "activation.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "busgate/marshal/names.h"
+#include "busgate/marshal/reader.h"
+
+extern char** environ;
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace busgate::gateway {
+namespace {
+
+constexpr std::string_view systemd_name = "org.freedesktop.systemd1";
+
+namespace spawn_error {
+constexpr std::string_view exec_failed = "org.freedesktop.DBus.Error.Spawn.ExecFailed";
+constexpr std::string_view fork_failed = "org.freedesktop.DBus.Error.Spawn.ForkFailed";
+constexpr std::string_view child_exited = "org.freedesktop.DBus.Error.Spawn.ChildExited";
+constexpr std::string_view child_signaled = "org.freedesktop.DBus.Error.Spawn.ChildSignaled";
+constexpr std::string_view file_invalid = "org.freedesktop.DBus.Error.Spawn.FileInvalid";
+constexpr std::string_view setup_failed = "org.freedesktop.DBus.Error.Spawn.SetupFailed";
+}  // namespace spawn_error
+
+int open_pidfd(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+// The account a system-bus service runs as, looked up before fork (the user database is not
+// async-signal-safe).
+struct Account {
+    uid_t uid;
+    gid_t gid;
+    std::vector<gid_t> groups;
+};
+
+std::optional<Account> lookup_account(const std::string& user) {
+    const passwd* entry = ::getpwnam(user.c_str());
+    if (entry == nullptr) {
+        return std::nullopt;
+    }
+    Account account{entry->pw_uid, entry->pw_gid, {}};
+    int count = 64;
+    account.groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(entry->pw_name, entry->pw_gid, account.groups.data(), &count) < 0) {
+        account.groups.resize(static_cast<std::size_t>(count));
+        (void)::getgrouplist(entry->pw_name, entry->pw_gid, account.groups.data(), &count);
+    }
+    account.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
+    return account;
+}
+
+}  // namespace
+
+Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
+    for (char** variable = environ; variable != nullptr && *variable != nullptr; ++variable) {
+        const std::string_view entry(*variable);
+        if (const std::size_t equals = entry.find('='); equals != std::string_view::npos) {
+            environment_[std::string(entry.substr(0, equals))] = std::string(entry.substr(equals + 1));
+        }
+    }
+}
+
+Activation::~Activation() {
+    if (inotify_) {
+        daemon_.loop_.remove(inotify_.get());
+    }
+    for (const auto& [pidfd, child] : children_) {
+        daemon_.loop_.remove(pidfd);
+        ::close(pidfd);
+    }
+}
+
+bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
+    for (const policy::ServiceDir& directory : directories) {
+        if (directory.strict_naming) {
+            // dbus-daemon creates the transient directory so that services can be dropped in later.
+            std::error_code ignored;
+            std::filesystem::create_directories(directory.path, ignored);
+        }
+    }
+    const policy::ServiceDirectoryScan scan = policy::scan_service_directories(directories);
+    for (const std::string& reason : scan.skipped) {
+        std::fprintf(stderr, "busgate: Ignoring service file %s\n", reason.c_str());
+    }
+    bool changed = false;
+    std::map<std::string, const policy::ServiceFile*, std::less<>> wanted;
+    for (const policy::ServiceFile& file : scan.services) {
+        wanted[file.name] = &file;
+    }
+    for (auto it = services_.begin(); it != services_.end();) {
+        if (wanted.contains(it->first)) {
+            ++it;
+            continue;
+        }
+        remove(it->second);
+        it = services_.erase(it);
+        changed = true;
+    }
+    for (const auto& [name, file] : wanted) {
+        if (auto existing = services_.find(name); existing != services_.end()) {
+            existing->second.file = *file;
+            continue;
+        }
+        core::HelloParams params;
+        params.credentials.uid = daemon_.options_.bus_uid;
+        params.credentials.pid = ::getpid();
+        params.flags = core::hello_flag::activator | core::hello_flag::accept_fds;
+        params.name = name;
+        params.description = "activator for " + name;
+        const auto activator = daemon_.bus_.hello(std::move(params));
+        if (!activator) {
+            std::fprintf(stderr, "busgate: Cannot make %s activatable: %s\n", name.c_str(),
+                         std::string(core::describe(activator.error())).c_str());
+            continue;
+        }
+        Service service;
+        service.file = *file;
+        service.activator = *activator;
+        services_.emplace(name, std::move(service));
+        by_activator_[*activator] = name;
+        changed = true;
+    }
+    directories_ = directories;
+    watch(directories);
+    return changed;
+}
+
+void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
+    if (inotify_) {
+        daemon_.loop_.remove(inotify_.get());
+        inotify_.reset();
+    }
+    inotify_ = core::UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_) {
+        return;
+    }
+    bool watching = false;
+    for (const policy::ServiceDir& directory : directories) {
+        if (directory.watch && ::inotify_add_watch(inotify_.get(), directory.path.c_str(),
+                                                   IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                                       IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) >= 0) {
+            watching = true;
+        }
+    }
+    if (!watching) {
+        inotify_.reset();
+        return;
+    }
+    daemon_.loop_.add(inotify_.get(), EPOLLIN, [this](std::uint32_t) {
+        alignas(inotify_event) char events[4096];
+        while (::read(inotify_.get(), events, sizeof(events)) > 0) {
+        }
+        daemon_.reload_services(directories_);
+    });
+}
+
+bool Activation::would_activate(std::string_view name) const {
+    const auto found = services_.find(name);
+    if (found == services_.end()) {
+        return false;
+    }
+    const core::NameEntry* entry = daemon_.bus_.names().find(name);
+    return entry != nullptr && entry->only_activator();
+}
+
+void Activation::queued(core::ConnectionId activator) {
+    const auto found = by_activator_.find(activator);
+    if (found == by_activator_.end()) {
+        return;
+    }
+    Service& service = services_.find(found->second)->second;
+    // Nothing left waiting (a start that failed at once already answered them): nothing to start.
+    if (!service.pending && daemon_.bus_.peek(activator) != nullptr) {
+        start(service);
+    }
+}
+
+void Activation::start_requested(Peer& caller, const IncomingMessage& call, std::string_view name) {
+    Service& service = services_.find(name)->second;
+    service.start_calls.push_back({caller.id, call.header.serial});
+    if (!service.pending) {
+        start(service);
+    }
+}
+
+void Activation::start(Service& service) {
+    std::size_t pending = 0;
+    for (const auto& [name, other] : services_) {
+        pending += other.pending;
+    }
+    service.pending = true;
+    service.deadline.reset();
+    if (pending >= daemon_.options_.max_pending_service_starts) {
+        return fail(
+            service, "org.freedesktop.DBus.Error.LimitsExceeded",
+            "The maximum number of pending activations has been reached, max_pending_service_starts=" +
+                std::to_string(daemon_.options_.max_pending_service_starts));
+    }
+    if (daemon_.options_.systemd_activation) {
+        if (service.file.name == systemd_name) {
+            return;  // systemd itself is not there yet (early boot): its messages wait until it connects
+        }
+        if (service.file.systemd_service) {
+            service.deadline = EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+            daemon_.arm_timer();
+            return request_from_systemd(service);
+        }
+    }
+    service.deadline = EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+    daemon_.arm_timer();
+    spawn(service);
+}
+
+void Activation::request_from_systemd(Service& service) {
+    marshal::BodyWriter body;
+    body.string(*service.file.systemd_service);
+    const bool sent = daemon_.send_from_bus({.type = marshal::MessageType::signal,
+                                             .path = "/org/freedesktop/DBus",
+                                             .interface = "org.freedesktop.systemd1.Activator",
+                                             .member = "ActivationRequest",
+                                             .destination = systemd_name},
+                                            body);
+    if (!sent) {
+        fail(service, "org.freedesktop.DBus.Error.ServiceUnknown",
+             "The name " + std::string(systemd_name) + " was not provided by any .service files");
+    }
+}
+
+std::vector<std::string> Activation::environment() const {
+    std::map<std::string, std::string> variables = environment_;
+    const std::string address = daemon_.address();
+    const std::string first = address.substr(0, address.find(';'));
+    variables["DBUS_STARTER_ADDRESS"] = first;
+    const std::string& type = daemon_.options_.bus_type;
+    if (!type.empty()) {
+        variables["DBUS_STARTER_BUS_TYPE"] = type;
+        if (type == "session") {
+            variables["DBUS_SESSION_BUS_ADDRESS"] = first;
+        } else if (type == "system") {
+            variables["DBUS_SYSTEM_BUS_ADDRESS"] = first;
+        }
+    }
+    std::vector<std::string> entries;
+    entries.reserve(variables.size());
+    for (const auto& [key, value] : variables) {
+        entries.push_back(key + "=" + value);
+    }
+    return entries;
+}
+
+void Activation::spawn(Service& service) {
+    std::string error;
+    std::vector<std::string> arguments = policy::split_command_line(service.file.exec, error);
+    if (arguments.empty()) {
+        return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
+    }
+    // A system bus started as root runs each service as its User=, as dbus-daemon-launch-helper does.
+    std::optional<Account> account;
+    if (daemon_.options_.bus_type == "system") {
+        if (!service.file.user) {
+            return fail(service, spawn_error::file_invalid,
+                        "Service file " + service.file.path + " has no User= (required on the system bus)");
+        }
+        if (::geteuid() == 0) {
+            account = lookup_account(*service.file.user);
+            if (!account) {
+                return fail(service, spawn_error::setup_failed,
+                            "Could not find user \"" + *service.file.user + "\" to run " + service.file.name);
+            }
+        }
+    }
+    std::vector<std::string> environment = this->environment();
+    std::vector<char*> argv;
+    for (std::string& argument : arguments) {
+        argv.push_back(argument.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (std::string& entry : environment) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) {
+        return fail(service, spawn_error::fork_failed,
+                    std::string("Failed to create pipe: ") + std::strerror(errno));
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const int saved = errno;
+        ::close(report[0]);
+        ::close(report[1]);
+        return fail(service, spawn_error::fork_failed,
+                    std::string("Failed to fork: ") + std::strerror(saved));
+    }
+    if (pid == 0) {
+        // The child: only async-signal-safe calls from here to exec.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int signal = 1; signal < NSIG; ++signal) {
+            ::signal(signal, SIG_DFL);
+        }
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) {
+            ::dup2(null, STDIN_FILENO);
+        }
+        int failure = 0;
+        if (account && (::setgroups(account->groups.size(), account->groups.data()) != 0 ||
+                        ::setgid(account->gid) != 0 || ::setuid(account->uid) != 0)) {
+            failure = errno;
+        }
+        if (failure == 0) {
+            ::execve(argv[0], argv.data(), envp.data());
+            failure = errno;
+        }
+        (void)!::write(report[1], &failure, sizeof(failure));
+        ::_exit(127);
+    }
+    ::close(report[1]);
+    int failure = 0;
+    ssize_t got;
+    do {
+        got = ::read(report[0], &failure, sizeof(failure));
+    } while (got < 0 && errno == EINTR);
+    ::close(report[0]);
+    if (got == static_cast<ssize_t>(sizeof(failure))) {
+        int status = 0;
+        (void)::waitpid(pid, &status, 0);
+        return fail(service, spawn_error::exec_failed,
+                    "Failed to execute program " + std::string(argv[0]) + ": " + std::strerror(failure));
+    }
+    service.pid = pid;
+    const int pidfd = open_pidfd(pid);
+    if (pidfd < 0) {
+        return;  // an old kernel: the start timeout still ends the activation if it never comes
+    }
+    children_[pidfd] = Child{pid, service.file.name};
+    daemon_.loop_.add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { child_exited(pidfd); });
+}
+
+void Activation::child_exited(int pidfd) {
+    const auto found = children_.find(pidfd);
+    if (found == children_.end()) {
+        return;
+    }
+    siginfo_t info{};
+    if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 ||
+        info.si_pid == 0) {
+        return;
+    }
+    const Child child = found->second;
+    daemon_.loop_.remove(pidfd);
+    ::close(pidfd);
+    children_.erase(found);
+    const auto service = services_.find(child.name);
+    if (service == services_.end() || service->second.pid != child.pid) {
+        return;
+    }
+    service->second.pid = 0;
+    if (!service->second.pending) {
+        return;  // the service came and went: nothing is waiting for it
+    }
+    if (info.si_code == CLD_EXITED) {
+        if (info.si_status != 0) {
+            fail(service->second, spawn_error::child_exited,
+                 "Process " + child.name + " exited with status " + std::to_string(info.si_status));
+        }
+        // Exit status 0 before taking the name: it daemonized; wait for the name or the timeout.
+    } else {
+        fail(service->second, spawn_error::child_signaled,
+             "Process " + child.name + " received signal " + std::to_string(info.si_status));
+    }
+    daemon_.deliver();
+}
+
+void Activation::name_acquired(std::string_view name) {
+    const auto found = services_.find(name);
+    if (found != services_.end() && found->second.pending) {
+        succeed(found->second);
+    }
+}
+
+void Activation::succeed(Service& service) {
+    service.pending = false;
+    service.deadline.reset();
+    for (const StartCall& call : std::exchange(service.start_calls, {})) {
+        if (daemon_.find_peer(call.caller) == nullptr) {
+            continue;
+        }
+        marshal::BodyWriter body;
+        body.uint32(1);  // DBUS_START_REPLY_SUCCESS
+        daemon_.send_from_bus({.type = marshal::MessageType::method_return,
+                               .destination = unique_name_of(call.caller),
+                               .reply_serial = call.serial},
+                              body);
+    }
+}
+
+void Activation::fail(Service& service, std::string_view error_name, std::string_view text) {
+    service.pending = false;
+    service.deadline.reset();
+    if (service.pid != 0) {
+        ::kill(service.pid, SIGTERM);  // a start that timed out; its exit is reaped through its pidfd
+        service.pid = 0;
+    }
+    std::fprintf(stderr, "busgate: Activation of %s failed: %.*s\n", service.file.name.c_str(),
+                 static_cast<int>(text.size()), text.data());
+    while (auto item = daemon_.bus_.receive(service.activator)) {
+        if (item->kind == core::QueueItem::Kind::message) {
+            daemon_.refuse_queued(service.activator, *item, error_name, text);
+        }
+    }
+    for (const StartCall& call : std::exchange(service.start_calls, {})) {
+        if (daemon_.find_peer(call.caller) == nullptr) {
+            continue;
+        }
+        marshal::BodyWriter body;
+        body.string(text);
+        daemon_.send_from_bus({.type = marshal::MessageType::error,
+                               .error_name = error_name,
+                               .destination = unique_name_of(call.caller),
+                               .reply_serial = call.serial},
+                              body);
+    }
+}
+
+void Activation::remove(Service& service) {
+    if (service.pending) {
+        fail(service, "org.freedesktop.DBus.Error.ServiceUnknown",
+             "The name " + service.file.name + " was not provided by any .service files");
+    }
+    by_activator_.erase(service.activator);
+    (void)daemon_.bus_.bye(service.activator);
+}
+
+void Activation::systemd_failure(Peer& sender, const IncomingMessage& signal) {
+    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    if (!owner || *owner != sender.id) {
+        return;  // only systemd may say that systemd failed
+    }
+    marshal::BodyReader reader(signal.bytes, signal.header);
+    const auto unit = reader.read_string();
+    const auto error_name = reader.read_string();
+    const auto text = reader.read_string();
+    if (!unit || !error_name || !text) {
+        return;
+    }
+    for (auto& [name, service] : services_) {
+        if (service.pending && service.file.systemd_service == *unit) {
+            fail(service,
+                 marshal::is_valid_error_name(*error_name)
+                     ? *error_name
+                     : std::string_view("org.freedesktop.DBus.Error.Failed"),
+                 *text);
+        }
+    }
+}
+
+void Activation::update_environment(const std::vector<std::pair<std::string, std::string>>& variables) {
+    for (const auto& [key, value] : variables) {
+        environment_[key] = value;
+    }
+    if (!daemon_.options_.systemd_activation) {
+        return;
+    }
+    // systemd starts the services, so it needs the variables too; while systemd is not connected the call
+    // waits in its activator's queue, addressed to the well-known name.
+    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    const std::string destination = owner ? unique_name_of(*owner) : std::string(systemd_name);
+    marshal::BodyWriter body;
+    body.open_array("s");
+    for (const auto& [key, value] : variables) {
+        body.string(key + "=" + value);
+    }
+    body.close_array();
+    (void)daemon_.send_from_bus({.type = marshal::MessageType::method_call,
+                                 .flags = marshal::flag::no_reply_expected,
+                                 .path = "/org/freedesktop/systemd1",
+                                 .interface = "org.freedesktop.systemd1.Manager",
+                                 .member = "SetEnvironment",
+                                 .destination = destination},
+                                body);
+}
+
+std::optional<std::uint64_t> Activation::next_deadline() const {
+    std::optional<std::uint64_t> earliest;
+    for (const auto& [name, service] : services_) {
+        if (service.deadline && (!earliest || *service.deadline < *earliest)) {
+            earliest = service.deadline;
+        }
+    }
+    return earliest;
+}
+
+void Activation::expire(std::uint64_t now) {
+    for (auto& [name, service] : services_) {
+        if (service.pending && service.deadline && *service.deadline <= now) {
+            fail(service, "org.freedesktop.DBus.Error.TimedOut", "Activation of " + name + " timed out");
+        }
+    }
+}
+
+}  // namespace busgate::gateway

@@ -508,7 +508,11 @@ Result<SendReceipt> Bus::send(ConnectionId sender_id, OutgoingMessage message) {
     Connection* sender = find(sender_id);
     if (!sender)
         return Error::no_such_connection;
-    if (!sender->is_ordinary())
+    // An activator sends nothing but the answers owed for calls it holds, when their service cannot start.
+    const bool answers_held_call = sender->is_activator() && message.reply_cookie != 0 &&
+                                   !(message.flags & (message_flag::expect_reply | message_flag::signal)) &&
+                                   message.destination_id != broadcast_destination;
+    if (!sender->is_ordinary() && !answers_held_call)
         return Error::not_supported;
     if (!message.payload || (message.flags & ~known_message_flags))
         return Error::invalid_argument;

@@ -483,6 +483,20 @@ TEST_F(BusTest, ActivatorsCannotSend) {
     expect_error(bus.acquire_name(activator, "org.example.Other", 0), Error::not_supported);
 }
 
+TEST_F(BusTest, AnActivatorAnswersOnlyTheCallsItHoldsWhenItsServiceCannotStart) {
+    const ConnectionId activator = connect(0, hello_flag::activator, default_endpoint, "org.example.Svc");
+    const ConnectionId client = connect(bus_owner);
+    ASSERT_TRUE(bus.send(client, call_to_name("org.example.Svc", 7)).ok());
+    expect_error(bus.send(activator, reply_to(client, 1, 8)), Error::unexpected_reply);  // no such call
+    ASSERT_TRUE(bus.receive(activator).has_value());
+    EXPECT_TRUE(bus.send(activator, reply_to(client, 2, 7)).ok());
+    expect_error(bus.send(activator, reply_to(client, 3, 7)), Error::unexpected_reply);  // answered once
+    auto answers = drain_messages(client);
+    ASSERT_EQ(answers.size(), 1u);
+    EXPECT_EQ(answers[0].reply_cookie, 7u);
+    EXPECT_EQ(bus.pending_replies(client), 0u);
+}
+
 TEST_F(BusTest, PinnedDestinationMustStillOwnTheName) {
     const ConnectionId a = connect(bus_owner);
     const ConnectionId b = connect(bus_owner);

@@ -137,8 +137,11 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
         by_activator_[*activator] = name;
         changed = true;
     }
-    directories_ = directories;
-    watch(directories);
+    if (directories != directories_ || !inotify_) {
+        // A new watch only when the directories change: events that arrive during a rescan must not be lost.
+        directories_ = directories;
+        watch(directories);
+    }
     return changed;
 }
 
@@ -346,7 +349,7 @@ void Activation::spawn(Service& service) {
         int status = 0;
         (void)::waitpid(pid, &status, 0);
         return fail(service, spawn_error::exec_failed,
-                    "Failed to execute program " + std::string(argv[0]) + ": " + std::strerror(failure));
+                    "Failed to execute program " + service.file.name + ": " + std::strerror(failure));
     }
     service.pid = pid;
     const int pidfd = open_pidfd(pid);

@@ -247,7 +247,10 @@ void Activation::request_from_systemd(Service& service) {
 }
 
 std::vector<std::string> Activation::environment() const {
-    std::map<std::string, std::string> variables = environment_;
+    // A system bus gives its services nothing of its own environment, as dbus-daemon-launch-helper clears it.
+    const bool system_bus = daemon_.options_.bus_type == "system";
+    std::map<std::string, std::string> variables =
+        system_bus ? std::map<std::string, std::string>() : environment_;
     const std::string address = daemon_.address();
     const std::string first = address.substr(0, address.find(';'));
     variables["DBUS_STARTER_ADDRESS"] = first;
@@ -256,8 +259,6 @@ std::vector<std::string> Activation::environment() const {
         variables["DBUS_STARTER_BUS_TYPE"] = type;
         if (type == "session") {
             variables["DBUS_SESSION_BUS_ADDRESS"] = first;
-        } else if (type == "system") {
-            variables["DBUS_SYSTEM_BUS_ADDRESS"] = first;
         }
     }
     std::vector<std::string> entries;

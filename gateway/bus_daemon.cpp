@@ -1,5 +1,6 @@
 #include "bus_daemon.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,6 +24,15 @@ constexpr std::string_view unique_prefix = ":1.";
 core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<UniqueFd> fds = {}) {
     const auto* begin = reinterpret_cast<const std::byte*>(bytes.data());
     return core::MessagePayload::make(std::span<const std::byte>(begin, bytes.size()), std::move(fds));
+}
+
+// A copy of a message for a monitor or eavesdropper, with its own duplicates of the message's fds.
+core::PayloadRef copy_of(std::span<const std::uint8_t> bytes, std::span<const UniqueFd> fds) {
+    std::vector<UniqueFd> duplicates;
+    for (const UniqueFd& fd : fds) {
+        duplicates.emplace_back(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
+    }
+    return payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()), std::move(duplicates));
 }
 
 std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
@@ -274,7 +284,7 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
                 recipient = unique_name_of(*owner);
             }
         }
-        capture(stamped, peer.unique_name, recipient);
+        capture(stamped, peer.unique_name, recipient, message.fds);
     }
     if (message.header.destination == bus_name) {
         if (peer.registered() && !policy_allows(&peer, nullptr, message)) {
@@ -364,14 +374,16 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
     }
     if (capture_here && !monitors_.empty()) {
         const auto* data = reinterpret_cast<const std::uint8_t*>(payload_bytes->bytes.data());
-        capture(std::span<const std::uint8_t>(data, payload_bytes->bytes.size()), peer.unique_name, {});
+        capture(std::span<const std::uint8_t>(data, payload_bytes->bytes.size()), peer.unique_name, {},
+                payload_bytes->fds);
     }
     if (sent) {
         if (eavesdroppers_ > 0 && outgoing_is_unicast) {
             Peer* recipient = find_peer(sent->destination);
             deliver();  // the eavesdroppers' earlier messages go first
             const auto* data = reinterpret_cast<const std::uint8_t*>(payload_bytes->bytes.data());
-            eavesdrop(peer, std::span<const std::uint8_t>(data, payload_bytes->bytes.size()), recipient);
+            eavesdrop(peer, std::span<const std::uint8_t>(data, payload_bytes->bytes.size()), recipient,
+                      payload_bytes->fds);
         }
         return;
     }
@@ -419,10 +431,12 @@ std::uint32_t BusDaemon::next_serial() {
     return serial_;
 }
 
-bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
+bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
+                              std::vector<core::UniqueFd> fds) {
     marshal::MessageSpec stamped = spec;
     stamped.serial = next_serial();
     stamped.sender = bus_name;
+    stamped.unix_fds = static_cast<std::uint32_t>(fds.size());
     if (stamped.type != marshal::MessageType::method_call) {
         stamped.flags |= marshal::flag::no_reply_expected;
     }
@@ -445,10 +459,11 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
             outgoing.flags = core::message_flag::signal;
         }
     }
-    outgoing.payload = payload_of(bytes);
+    const core::PayloadRef payload = payload_of(bytes, std::move(fds));
+    outgoing.payload = payload;
     const auto sent = bus_.send(driver_id_, std::move(outgoing));
     if (!monitors_.empty()) {
-        capture(bytes, {}, spec.destination);
+        capture(bytes, {}, spec.destination, payload->fds);
     }
     if (sent && activation_ && activation_->is_activator(sent->destination)) {
         activation_->queued(sent->destination);
@@ -535,7 +550,7 @@ void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, cons
 }
 
 void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view sender,
-                        std::string_view recipient) {
+                        std::string_view recipient, std::span<const core::UniqueFd> fds) {
     marshal::MessageHeader header;
     if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
         return;
@@ -549,10 +564,13 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
             continue;
         }
         Peer& monitor = *found->second;
+        if (!fds.empty() && !monitor.client->unix_fds_allowed()) {
+            continue;
+        }
         for (const MatchRule& rule : monitor.monitor_rules) {
             if (matches(rule, view, parties)) {
                 if (!copy) {
-                    copy = payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+                    copy = copy_of(bytes, fds);
                 }
                 monitor.client->send(copy);
                 dirty_.push_back(fd);
@@ -562,7 +580,8 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
     }
 }
 
-void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient) {
+void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient,
+                          std::span<const core::UniqueFd> fds) {
     marshal::MessageHeader header;
     if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
         return;
@@ -575,7 +594,8 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
     core::PayloadRef copy;
     for (auto& [fd, other] : peers_) {
         Peer& listener = *other;
-        if (!listener.eavesdrops() || &listener == recipient || !listener.registered()) {
+        if (!listener.eavesdrops() || &listener == recipient || !listener.registered() ||
+            (!fds.empty() && !listener.client->unix_fds_allowed())) {
             continue;
         }
         bool wanted_here = false;
@@ -601,7 +621,7 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
             }
         }
         if (!copy) {
-            copy = payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+            copy = copy_of(bytes, fds);
         }
         listener.client->send(copy);
         dirty_.push_back(fd);

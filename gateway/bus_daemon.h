@@ -126,9 +126,12 @@ class BusDaemon {
     void assign_policy(Peer& peer);
     // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
     // match. `sender` is empty for the driver; `recipient` is the addressed connection's unique name.
-    void capture(std::span<const std::uint8_t> bytes, std::string_view sender, std::string_view recipient);
+    // A message with `fds` reaches only monitors that negotiated fd passing, each with duplicates.
+    void capture(std::span<const std::uint8_t> bytes, std::string_view sender, std::string_view recipient,
+                 std::span<const core::UniqueFd> fds = {});
     // Eavesdroppers: copies of a unicast message to connections whose eavesdrop='true' rules match it.
-    void eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient);
+    void eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient,
+                   std::span<const core::UniqueFd> fds = {});
     // Turns `peer` into a monitor (after the BecomeMonitor reply went out).
     void become_monitor(Peer& peer, std::vector<MatchRule> rules);
     void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
@@ -148,7 +151,8 @@ class BusDaemon {
 
     // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
     // destination may be an activatable name. False if the core refused it.
-    bool send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
+    bool send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
+                       std::vector<core::UniqueFd> fds = {});
     // An error from the bus to the sender of `item`, a message that will not be delivered: sent in `holder`'s
     // place (the connection the core queued it on) when a reply is owed, so the core's reply tracking ends.
     void refuse_queued(core::ConnectionId holder, const core::QueueItem& item, std::string_view error_name,

@@ -1,5 +1,9 @@
 #include "driver.h"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include "activation.h"
@@ -8,6 +12,8 @@
 
 namespace busgate::gateway {
 namespace {
+
+constexpr int so_peerpidfd = 77;  // SO_PEERPIDFD (Linux 6.5), not yet in every libc's headers
 
 using marshal::BodyReader;
 using marshal::BodyWriter;
@@ -304,6 +310,12 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     if (peer.client->unix_fds_allowed()) {
         params.flags |= core::hello_flag::accept_fds;
     }
+    // The process as it was when it connected: a pidfd cannot come to name a later process with the same pid.
+    int pidfd = -1;
+    socklen_t pidfd_length = sizeof pidfd;
+    if (::getsockopt(peer.client->fd(), SOL_SOCKET, so_peerpidfd, &pidfd, &pidfd_length) == 0) {
+        params.pidfd = core::UniqueFd(pidfd);
+    }
     auto id = daemon_.bus_.hello(std::move(params));
     if (!id) {
         return error(peer, call, error_name::limits_exceeded,
@@ -426,8 +438,12 @@ void Driver::list_activatable_names(Peer& peer, const IncomingMessage& call, Bod
 }
 
 const core::Connection* Driver::connection_for(Peer& peer, const IncomingMessage& call, std::string_view name,
-                                               std::string_view what) {
+                                               std::string_view what, bool bus_itself) {
     core::ConnectionId id = 0;
+    if (bus_itself && name == bus_name) {
+        return daemon_.bus_.connection(
+            daemon_.driver_id_);  // dbus-daemon answers for itself: its uid and pid
+    }
     if (marshal::is_unique_name(name)) {
         id = id_of_unique_name(name);
     } else if (marshal::is_valid_bus_name(name)) {
@@ -546,7 +562,7 @@ void Driver::update_activation_environment(Peer& peer, const IncomingMessage& ca
 
 void Driver::get_connection_unix_user(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (const core::Connection* connection = connection_for(peer, call, name, "UID")) {
+    if (const core::Connection* connection = connection_for(peer, call, name, "UID", true)) {
         BodyWriter body;
         body.uint32(connection->credentials().uid);
         reply(peer, call, body);
@@ -555,7 +571,7 @@ void Driver::get_connection_unix_user(Peer& peer, const IncomingMessage& call, B
 
 void Driver::get_connection_unix_process_id(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (const core::Connection* connection = connection_for(peer, call, name, "PID")) {
+    if (const core::Connection* connection = connection_for(peer, call, name, "PID", true)) {
         BodyWriter body;
         body.uint32(static_cast<std::uint32_t>(connection->credentials().pid));
         reply(peer, call, body);
@@ -564,7 +580,7 @@ void Driver::get_connection_unix_process_id(Peer& peer, const IncomingMessage& c
 
 void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
-    const core::Connection* connection = connection_for(peer, call, name, "credentials");
+    const core::Connection* connection = connection_for(peer, call, name, "credentials", true);
     if (connection == nullptr) {
         return;
     }
@@ -577,9 +593,16 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
         .uint32(credentials.uid)
         .close_variant()
         .close_dict_entry();
-    if (!credentials.groups.empty()) {
+    // As dbus-daemon: the primary group and the supplementary ones (SO_PEERGROUPS leaves the primary out).
+    std::vector<std::uint32_t> groups = credentials.groups;
+    if (credentials.gid != ~0u) {
+        groups.push_back(credentials.gid);
+    }
+    std::sort(groups.begin(), groups.end());
+    groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+    if (!groups.empty() && connection->id() != daemon_.driver_id_) {
         body.open_dict_entry().string("UnixGroupIDs").open_variant("au").open_array("u");
-        for (const std::uint32_t gid : credentials.groups) {
+        for (const std::uint32_t gid : groups) {
             body.uint32(gid);
         }
         body.close_array().close_variant().close_dict_entry();
@@ -591,6 +614,19 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
             .uint32(static_cast<std::uint32_t>(credentials.pid));
         body.close_variant().close_dict_entry();
     }
+    // ProcessFD (dbus-daemon 1.15): a pidfd of the process, for callers that can receive fds.
+    std::vector<core::UniqueFd> fds;
+    if (connection->pidfd() >= 0 && peer.client->unix_fds_allowed()) {
+        if (core::UniqueFd copy(::fcntl(connection->pidfd(), F_DUPFD_CLOEXEC, 3)); copy) {
+            body.open_dict_entry()
+                .string("ProcessFD")
+                .open_variant("h")
+                .unix_fd(0)
+                .close_variant()
+                .close_dict_entry();
+            fds.push_back(std::move(copy));
+        }
+    }
     if (!credentials.security_label.empty()) {
         // dbus-daemon sends the label with its trailing nul, as an array of bytes.
         body.open_dict_entry().string("LinuxSecurityLabel").open_variant("ay").open_array("y");
@@ -600,7 +636,13 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
         body.byte(0).close_array().close_variant().close_dict_entry();
     }
     body.close_array();
-    reply(peer, call, body);
+    if (call.header.flags & marshal::flag::no_reply_expected) {
+        return;
+    }
+    daemon_.send_from_bus({.type = marshal::MessageType::method_return,
+                           .destination = peer.unique_name,
+                           .reply_serial = call.header.serial},
+                          body, std::move(fds));
 }
 
 void Driver::get_adt_audit_session_data(Peer& peer, const IncomingMessage& call, BodyReader& reader) {

@@ -81,9 +81,10 @@ class Driver {
     void reply(Peer& peer, const IncomingMessage& call, const marshal::BodyWriter& body);
     void error(Peer& peer, const IncomingMessage& call, std::string_view name, std::string text);
     // The connection owning `name` (a unique or well-known name), or null after replying
-    // NameHasNoOwner with "Could not get <what> of name '<name>': no such name".
+    // NameHasNoOwner with "Could not get <what> of name '<name>': no such name". With `bus_itself`,
+    // org.freedesktop.DBus names the driver's own connection (the bus's uid and pid).
     const core::Connection* connection_for(Peer& peer, const IncomingMessage& call, std::string_view name,
-                                           std::string_view what);
+                                           std::string_view what, bool bus_itself = false);
     void signal(std::string_view destination, std::string_view member, const marshal::BodyWriter& body);
     void name_owner_changed(std::string_view name, std::string_view old_owner, std::string_view new_owner);
 

@@ -64,7 +64,7 @@ bool Bus::may_own(const Connection& connection, std::string_view name) const {
     const Endpoint* endpoint = find_endpoint(connection.endpoint());
     if (!endpoint->is_default() && !endpoint->policy().allows(connection.credentials(), name, Access::own))
         return false;
-    if (connection.privileged())
+    if (connection.privileged() || !config_.enforce_bus_policy)
         return true;
     return bus_policy_.allows(connection.credentials(), name, Access::own);
 }
@@ -81,7 +81,7 @@ bool Bus::may_talk(const Connection& from, const Connection& to) const {
     const Endpoint* endpoint = find_endpoint(from.endpoint());
     if (!endpoint->is_default() && !any_name_allows(endpoint->policy()))
         return false;
-    if (from.privileged())
+    if (from.privileged() || !config_.enforce_bus_policy)
         return true;
     if (from.credentials().uid == to.credentials().uid)
         return true;

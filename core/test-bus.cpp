@@ -684,6 +684,32 @@ TEST_F(BusTest, PrivilegedConnectionsBypassPolicyOnTheDefaultEndpoint) {
     EXPECT_TRUE(bus.acquire_name(owner, "org.example.Free", 0).ok());
 }
 
+TEST_F(BusTest, WithoutBusPolicyEnforcementOnlyEndpointPoliciesGate) {
+    BusConfig config = test_config();
+    config.enforce_bus_policy = false;
+    Bus open(config);
+    const auto hello = [&](uint32_t uid, EndpointId endpoint) {
+        HelloParams params;
+        params.credentials.uid = uid;
+        params.credentials.gid = uid;
+        params.endpoint = endpoint;
+        auto id = open.hello(std::move(params));
+        EXPECT_TRUE(id.ok());
+        return id.ok() ? *id : ConnectionId{0};
+    };
+    const ConnectionId service = hello(bob, default_endpoint);
+    const ConnectionId client = hello(alice, default_endpoint);
+    EXPECT_TRUE(open.acquire_name(service, "org.example.Svc", 0).ok());
+    EXPECT_TRUE(open.send(client, call_to(service, 1)).ok());
+
+    auto sandbox =
+        open.make_endpoint("1000-sandbox", {{"org.example.Svc", {{Grantee::world, 0, Access::talk}}}});
+    ASSERT_TRUE(sandbox.ok());
+    const ConnectionId inside = hello(alice, *sandbox);
+    expect_error(open.acquire_name(inside, "org.example.Other", 0), Error::permission_denied);
+    EXPECT_TRUE(open.send(inside, call_to_name("org.example.Svc", 2)).ok());
+}
+
 TEST_F(BusTest, PolicyHolderReplacesItsRulesAtomicallyAndTheyDieWithIt) {
     const ConnectionId holder = hold_policy({{"org.example.A", {{Grantee::user, alice, Access::own}}}});
     const ConnectionId a = connect(alice);

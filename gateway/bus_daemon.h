@@ -36,7 +36,10 @@ struct DaemonOptions {
     std::filesystem::path keyring_directory;  // DBUS_COOKIE_SHA1
     uid_t bus_uid = 0;
     ClientLimits client;
-    core::BusConfig core;
+    // The XML policy (checked here before the core is asked) alone decides who may own and talk, as in
+    // dbus-daemon: no coarse entries reach the core's bus policy, which would otherwise refuse every
+    // unprivileged user a name or a peer of another uid.
+    core::BusConfig core{.enforce_bus_policy = false};
     std::optional<std::uint64_t> reply_timeout_ns;  // none: calls never time out (dbus-daemon's default)
     std::uint64_t auth_timeout_ns = 30'000'000'000;
     std::size_t max_incomplete_connections = 64;

@@ -414,12 +414,21 @@ void Driver::release_name(Peer& peer, const IncomingMessage& call, BodyReader& r
 void Driver::list_names(Peer& peer, const IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.open_array("s").string(bus_name);
+    std::optional<core::ConnectionId> previous_id;
     for (const core::ListEntry& entry :
          daemon_.bus_.list(peer.id, core::list_flag::unique | core::list_flag::names)) {
         if (entry.id == daemon_.driver_id_) {
             continue;
         }
-        body.string(entry.name.empty() ? unique_name_of(entry.id) : entry.name);
+        // The core lists a connection once per name it owns, or once by id if it owns none (sorted by
+        // id); ListNames has every unique name besides the well-known ones, as dbus-daemon's does.
+        if (entry.id != previous_id) {
+            body.string(unique_name_of(entry.id));
+            previous_id = entry.id;
+        }
+        if (!entry.name.empty()) {
+            body.string(entry.name);
+        }
     }
     body.close_array();
     reply(peer, call, body);

@@ -4,10 +4,12 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bus_daemon.h"
 
@@ -123,6 +125,32 @@ TEST(BusDaemon, RequestedNamesAreOwnedAndReleasedOnDisconnect) {
     }
     EXPECT_EQ(call_string(observer, "GetNameOwner", "org.example.Service"),
               "error:org.freedesktop.DBus.Error.NameHasNoOwner");
+}
+
+TEST(BusDaemon, ListNamesHasTheUniqueNameOfConnectionsThatOwnNames) {
+    RunningBus bus;
+    BusClient owner(bus.address());
+    BusClient observer(bus.address());
+    ASSERT_GE(sd_bus_request_name(owner.bus, "org.example.Listed", 0), 0);
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    ASSERT_GE(sd_bus_call_method(observer.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                 "org.freedesktop.DBus", "ListNames", &error, &reply, nullptr),
+              0);
+    char** names = nullptr;
+    ASSERT_GE(sd_bus_message_read_strv(reply, &names), 0);
+    std::vector<std::string> listed;
+    for (char** name = names; name && *name; ++name) {
+        listed.emplace_back(*name);
+        free(*name);
+    }
+    free(names);
+    sd_bus_message_unref(reply);
+    std::sort(listed.begin(), listed.end());
+    std::vector<std::string> expected = {"org.freedesktop.DBus", "org.example.Listed", owner.unique_name(),
+                                         observer.unique_name()};
+    std::sort(expected.begin(), expected.end());
+    EXPECT_EQ(listed, expected);
 }
 
 TEST(BusDaemon, MethodCallsReachTheOwnerAndRepliesComeBack) {

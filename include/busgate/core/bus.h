@@ -49,6 +49,10 @@ struct BusLimits {
 struct BusConfig {
     uint32_t owner_uid = 0;  // connections of this uid (and root) are privileged on the default endpoint
     BusLimits limits;
+    // false: the bus policy (the policy holders' entries) does not gate OWN and TALK, because whoever
+    // connects the clients checks them exactly (the dbus1 gateway, with the XML policy, before it asks the
+    // core). Endpoint policies still apply.
+    bool enforce_bus_policy = true;
 };
 
 struct HelloParams {

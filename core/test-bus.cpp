@@ -789,6 +789,26 @@ class EndpointTest : public BusTest {
     ConnectionId hidden = 0;
 };
 
+TEST_F(EndpointTest, TheBusDriverReachesEveryEndpoint) {
+    const ConnectionId inside = connect(alice, hello_flag::accept_fds, sandbox);
+    ASSERT_TRUE(bus.add_match(inside, MessageMatch{1, any_connection, "", BloomMask()}).ok());
+    // An ordinary connection owning no name the sandbox may talk to is not heard inside...
+    const ConnectionId stranger = connect(bus_owner);
+    EXPECT_EQ(bus.send(stranger, broadcast_of("Changed", 1))->delivered, 0u);
+    // ...the bus driver always is, broadcast or unicast, and only a privileged connection may be it.
+    const ConnectionId driver = connect(bus_owner, hello_flag::bus_driver);
+    EXPECT_EQ(bus.send(driver, broadcast_of("NameOwnerChanged", 2))->delivered, 1u);
+    OutgoingMessage acquired = broadcast_of("NameAcquired", 3);
+    acquired.destination_id = inside;
+    acquired.bloom = {};
+    EXPECT_EQ(bus.send(driver, std::move(acquired))->delivered, 1u);
+    EXPECT_EQ(drain_messages(inside).size(), 2u);
+    HelloParams impostor;
+    impostor.credentials.uid = alice;
+    impostor.flags = hello_flag::bus_driver;
+    expect_error(bus.hello(std::move(impostor)), Error::permission_denied);
+}
+
 TEST_F(EndpointTest, CustomEndpointEnforcesItsPolicyEvenForPrivilegedCallers) {
     const ConnectionId root_inside = connect(0, hello_flag::accept_fds, sandbox);
     EXPECT_FALSE(bus.connection(root_inside)->privileged());

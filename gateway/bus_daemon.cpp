@@ -82,6 +82,7 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
     core::HelloParams driver;
     driver.credentials.uid = options_.bus_uid;
     driver.credentials.pid = ::getpid();
+    driver.flags = core::hello_flag::bus_driver;
     driver.description = std::string(bus_name);
     driver_id_ = bus_.hello(std::move(driver)).value();
     // The driver hears of every owner change and every connection, and re-broadcasts them as signals.

@@ -14,6 +14,7 @@
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
 #include "driver.h"
+#include "endpoints.h"
 
 namespace busgate::gateway {
 namespace {
@@ -94,6 +95,7 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
         match.type = type;
         (void)bus_.add_match(driver_id_, std::move(match));
     }
+    endpoints_ = std::make_unique<Endpoints>(*this);
     activation_ = std::make_unique<Activation>(*this);
     (void)activation_->load(options_.service_dirs);
     loop_.set_idle([this] {
@@ -108,6 +110,7 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
 BusDaemon::~BusDaemon() {
     stop();
     activation_.reset();
+    endpoints_.reset();
 }
 
 void BusDaemon::reload_services(const std::vector<policy::ServiceDir>& directories) {
@@ -191,7 +194,11 @@ void BusDaemon::accept(const Listener& listener) {
                          .unix_fd_possible = listener.is_unix,
                          .server_uid = options_.bus_uid,
                          .keyring_directory = options_.keyring_directory};
+        if (listener.endpoint != core::default_endpoint && !endpoints_->admit(listener.endpoint)) {
+            continue;  // the endpoint has all the connections it may have
+        }
         auto peer = std::make_unique<Peer>();
+        peer->endpoint = listener.endpoint;
         peer->client = std::make_unique<Client>(std::move(socket), std::move(credentials), std::move(sasl),
                                                 options_.client, listener.nonce);
         peer->auth_deadline = EventLoop::now() + options_.auth_timeout_ns;
@@ -358,6 +365,10 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             }
         }
         Peer* recipient = target != 0 ? find_peer(target) : nullptr;
+        if (peer.endpoint != core::default_endpoint && header.type == marshal::MessageType::method_call &&
+            !endpoint_allows_call(peer, message, target)) {
+            return;
+        }
         // Without a recipient yet (an activation), dbus-daemon checks what it can: the send rules against
         // the destination name; the rest waits for the service.
         if ((recipient != nullptr || capture_here) && !policy_allows(&peer, recipient, message)) {
@@ -512,6 +523,36 @@ void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& 
     }
 }
 
+std::vector<std::string> BusDaemon::names_owned_by(core::ConnectionId id) const {
+    std::vector<std::string> names;
+    bus_.names().for_each_owned(id, [&names](const core::NameEntry& entry) { names.push_back(entry.name); });
+    return names;
+}
+
+bool BusDaemon::endpoint_allows_call(Peer& peer, const IncomingMessage& message, core::ConnectionId target) {
+    const marshal::MessageHeader& header = message.header;
+    std::vector<std::string> names;
+    if (target != 0) {
+        names = names_owned_by(target);
+    } else if (!marshal::is_unique_name(header.destination)) {
+        names.emplace_back(header.destination);  // an activatable name
+    }
+    // Calls to a connection the endpoint cannot see fail in the core, as ServiceUnknown; this is about
+    // names it sees but may only call some methods of.
+    const core::Connection* self = bus_.connection(peer.id);
+    const core::Connection* callee = target != 0 ? bus_.connection(target) : nullptr;
+    if (self == nullptr || (callee != nullptr && !bus_.can_see_connection(*self, *callee)) ||
+        (target == 0 && !bus_.can_see_name(*self, header.destination)) ||
+        endpoints_->may_call(peer.endpoint, names, header)) {
+        return true;
+    }
+    send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+               "Rejected send message: the endpoint of \"" + peer.unique_name + "\" does not allow calling " +
+                   std::string(header.interface) + "." + std::string(header.member) + " at " +
+                   std::string(header.path) + " on \"" + std::string(header.destination) + "\"");
+    return false;
+}
+
 bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem& item) {
     if (!policy_) {
         return true;
@@ -595,7 +636,9 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
     core::PayloadRef copy;
     for (auto& [fd, other] : peers_) {
         Peer& listener = *other;
+        // A container endpoint hears only what is addressed to it or broadcast: never eavesdrops.
         if (!listener.eavesdrops() || &listener == recipient || !listener.registered() ||
+            listener.endpoint != core::default_endpoint ||
             (!fds.empty() && !listener.client->unix_fds_allowed())) {
             continue;
         }
@@ -707,6 +750,9 @@ bool BusDaemon::Names::is_primary_owner(std::string_view unique_name,
 bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     const bool broadcast = item.destination == core::broadcast_destination;
     const bool from_driver = item.sender == driver_id_;
+    if (peer.endpoint != core::default_endpoint && broadcast && !endpoint_may_hear(peer, item)) {
+        return false;
+    }
     if (!broadcast && !(policy_ && from_driver)) {
         return true;  // addressed to this peer, and the policy was checked when it was sent
     }
@@ -776,6 +822,36 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
         }
     }
     return false;
+}
+
+bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    const core::Connection* self = bus_.connection(peer.id);
+    if (self == nullptr) {
+        return false;
+    }
+    if (item.sender != driver_id_) {
+        return endpoints_->may_receive(peer.endpoint, names_owned_by(item.sender), header);
+    }
+    if (header.member != "NameOwnerChanged") {
+        return true;
+    }
+    // Names the endpoint cannot see do not exist for it: neither do their owner changes.
+    marshal::BodyReader reader(bytes, header);
+    const auto name = reader.read_string();
+    if (!name) {
+        return false;
+    }
+    if (!marshal::is_unique_name(*name)) {
+        return bus_.can_see_name(*self, *name);
+    }
+    const core::Connection* subject = bus_.connection(id_of_unique_name(*name));
+    return subject != nullptr && (subject == self || bus_.can_see_connection(*self, *subject));
 }
 
 policy::MessageInfo BusDaemon::policy_view(const marshal::MessageHeader& header) const {
@@ -937,8 +1013,15 @@ void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
     if (!peer.client->authenticated()) {
         --incomplete_;
     }
+    if (peer.endpoint != core::default_endpoint) {
+        endpoints_->left(peer.endpoint);
+    }
     if (peer.registered()) {
         const core::ConnectionId id = peer.id;
+        endpoints_->creator_left(id);
+        if (peers_.find(fd) == peers_.end()) {
+            return;  // it was a member of an endpoint it created, and went with it
+        }
         registered_.erase(id);
         (void)bus_.bye(id);
     }

@@ -85,6 +85,7 @@ class BusDaemon {
   private:
     friend class Driver;
     friend class Activation;
+    friend class Endpoints;
 
     struct InstalledMatch {
         std::uint64_t cookie;
@@ -93,7 +94,8 @@ class BusDaemon {
     };
     struct Peer {
         std::unique_ptr<Client> client;
-        core::ConnectionId id = 0;  // 0 until Hello
+        core::ConnectionId id = 0;                           // 0 until Hello
+        core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
         std::string unique_name;
         std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
@@ -122,6 +124,9 @@ class BusDaemon {
     // The exact dbus1 check of a broadcast the core's bloom filters selected for `peer`, and the policy's
     // receive check of everything the bus itself sends.
     bool wanted(Peer& peer, const core::QueueItem& item);
+    // What a connection of a container endpoint may hear of a broadcast: signals its broadcast rules allow,
+    // and the bus's NameOwnerChanged only for names (and connections) it can see.
+    bool endpoint_may_hear(Peer& peer, const core::QueueItem& item);
     // The XML policy for one message from `sender` to `recipient` (null: the driver); on denial the
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
     bool policy_allows(Peer* sender, Peer* recipient, const IncomingMessage& message);
@@ -160,6 +165,10 @@ class BusDaemon {
     // place (the connection the core queued it on) when a reply is owed, so the core's reply tracking ends.
     void refuse_queued(core::ConnectionId holder, const core::QueueItem& item, std::string_view error_name,
                        std::string_view text);
+    // A container endpoint's method rules for a call from `peer`; false after answering AccessDenied.
+    bool endpoint_allows_call(Peer& peer, const IncomingMessage& message, core::ConnectionId target);
+    // The names `id` owns, as endpoint rules see them.
+    std::vector<std::string> names_owned_by(core::ConnectionId id) const;
     // The policy of a message that waited for an activation, checked again now that its recipient exists.
     bool allowed_after_activation(Peer& recipient, const core::QueueItem& item);
     void send_error(Peer& peer, const IncomingMessage& to, std::string_view name, std::string_view text);
@@ -175,6 +184,7 @@ class BusDaemon {
     core::ConnectionId driver_id_ = 0;
     std::unique_ptr<class Driver> driver_;
     std::unique_ptr<class Activation> activation_;
+    std::unique_ptr<class Endpoints> endpoints_;
     // Messages queued on an activator: their policy is checked again when the service takes them.
     boost::unordered_flat_set<const core::MessagePayload*> awaiting_activation_;
     boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd

@@ -145,7 +145,18 @@ bool BusDaemon::start(std::string& error) {
     for (const Listener& listener : listeners_) {
         loop_.add(listener.fd.get(), EPOLLIN, [this, &listener](std::uint32_t) { accept(listener); });
     }
+    if (auto problem = configure_endpoints(options_.endpoints)) {
+        error = *problem;
+        return false;
+    }
     return true;
+}
+
+std::optional<std::string> BusDaemon::configure_endpoints(
+    const std::vector<policy::EndpointConfig>& endpoints) {
+    auto problem = endpoints_->configure(endpoints);
+    deliver();
+    return problem;
 }
 
 std::string BusDaemon::address() const {

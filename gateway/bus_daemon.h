@@ -54,6 +54,8 @@ struct DaemonOptions {
     std::string bus_type;
     std::uint64_t service_start_timeout_ns = 25'000'000'000;
     std::size_t max_pending_service_starts = 512;
+    // busgate's <endpoint>s: container endpoints made at start.
+    std::vector<policy::EndpointConfig> endpoints;
     // The <policy> rules; without them (tests of routing alone) nothing is checked.
     std::optional<policy::PolicyRules> policy;
     // ReloadConfig: reloads the configuration (and calls apply_policy); returns an error text on failure,
@@ -79,6 +81,8 @@ class BusDaemon {
 
     // Replaces the XML policy at once: every connection's rules are recomputed from its credentials.
     void apply_policy(const policy::PolicyRules& rules);
+    // Makes the configuration's endpoints what is listening (start, reload); the first problem, if any.
+    std::optional<std::string> configure_endpoints(const std::vector<policy::EndpointConfig>& endpoints);
     // Rereads the service directories (reload, inotify); ActivatableServicesChanged if the names changed.
     void reload_services(const std::vector<policy::ServiceDir>& directories);
 

@@ -116,6 +116,88 @@ std::string validate_endpoint(const EndpointSpec& spec) {
     return {};
 }
 
+std::optional<EndpointSpec> endpoint_spec_of(const policy::EndpointConfig& config, std::string& error) {
+    EndpointSpec spec;
+    spec.name = config.name;
+    spec.type = config.type;
+    spec.path = config.path;
+    spec.see = config.see;
+    spec.talk = config.talk;
+    spec.own = config.own;
+    spec.max_connections = static_cast<std::size_t>(config.max_connections);
+    std::string problem;
+    for (const auto& [texts, rules] :
+         {std::pair{&config.calls, &spec.calls}, {&config.broadcasts, &spec.broadcasts}}) {
+        for (const std::string& text : *texts) {
+            if (auto rule = parse_method_rule(text, problem)) {
+                rules->push_back(std::move(*rule));
+            } else {
+                break;
+            }
+        }
+    }
+    if (problem.empty()) {
+        problem = validate_endpoint(spec);
+    }
+    if (!problem.empty()) {
+        error = config.where.file + ":" + std::to_string(config.where.line) + ": <endpoint name=\"" +
+                config.name + "\">: " + problem;
+        return std::nullopt;
+    }
+    return spec;
+}
+
+std::optional<std::string> Endpoints::configure(const std::vector<policy::EndpointConfig>& configs) {
+    std::optional<std::string> first_problem;
+    std::map<std::string, EndpointSpec, std::less<>> wanted;
+    for (const policy::EndpointConfig& config : configs) {
+        std::string error;
+        if (auto spec = endpoint_spec_of(config, error)) {
+            wanted.emplace(config.name, std::move(*spec));
+        } else if (!first_problem) {
+            first_problem = error;
+        }
+    }
+    std::vector<std::string> stale;
+    for (const auto& [name, endpoint] : endpoints_) {
+        const auto found = wanted.find(name);
+        if (endpoint.creator == 0 && (found == wanted.end() || !same_spec(found->second, endpoint.spec))) {
+            stale.push_back(name);
+        }
+    }
+    for (const std::string& name : stale) {
+        remove(name);
+    }
+    for (auto& [name, spec] : wanted) {
+        if (endpoints_.contains(name)) {
+            continue;  // unchanged, or made at run time under this name (which wins)
+        }
+        std::string error;
+        if (!add(std::move(spec), daemon_.options_.bus_uid, 0, error) && !first_problem) {
+            for (const policy::EndpointConfig& config : configs) {
+                if (config.name == name) {
+                    first_problem = config.where.file + ":" + std::to_string(config.where.line) +
+                                    ": <endpoint name=\"" + name + "\">: " + error;
+                }
+            }
+        }
+    }
+    return first_problem;
+}
+
+bool Endpoints::same_spec(const EndpointSpec& a, const EndpointSpec& b) {
+    const auto same_rules = [](const std::vector<MethodRule>& x, const std::vector<MethodRule>& y) {
+        return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                          [](const MethodRule& l, const MethodRule& r) {
+                              return l.name == r.name && l.interface == r.interface && l.member == r.member &&
+                                     l.path == r.path && l.path_subtree == r.path_subtree;
+                          });
+    };
+    return a.name == b.name && a.type == b.type && (a.path == b.path || b.path.empty() || a.path.empty()) &&
+           a.see == b.see && a.talk == b.talk && a.own == b.own && same_rules(a.calls, b.calls) &&
+           same_rules(a.broadcasts, b.broadcasts) && a.max_connections == b.max_connections;
+}
+
 Endpoints::~Endpoints() {
     for (auto& [name, endpoint] : endpoints_) {
         if (endpoint.listener) {

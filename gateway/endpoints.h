@@ -19,6 +19,7 @@
 #include "address.h"
 #include "busgate/core/policy_database.h"
 #include "busgate/marshal/message.h"
+#include "busgate/policy/configuration.h"
 
 namespace busgate::gateway {
 
@@ -50,8 +51,10 @@ struct EndpointSpec {
     bool remove_with_creator = false;
 };
 
-// Parses a{sv}-style options already read into strings: see EndpointSpec. Empty on success, else the error.
+// Empty when `spec` is well formed, else what is wrong.
 std::string validate_endpoint(const EndpointSpec& spec);
+// An <endpoint> of the configuration as a spec; nullopt with "FILE:LINE: problem" in `error`.
+std::optional<EndpointSpec> endpoint_spec_of(const policy::EndpointConfig& config, std::string& error);
 
 class Endpoints {
   public:
@@ -81,6 +84,10 @@ class Endpoints {
     const std::map<std::string, Endpoint, std::less<>>& all() const { return endpoints_; }
     const Endpoint* find(core::EndpointId id) const;
 
+    // The endpoints of the configuration: those gone or changed are removed, new ones added. The first
+    // problem as "FILE:LINE: problem"; the others are still applied.
+    std::optional<std::string> configure(const std::vector<policy::EndpointConfig>& configs);
+
     // A connection accepted through `id` arrives / leaves (connection limits).
     bool admit(core::EndpointId id);
     void left(core::EndpointId id);
@@ -94,6 +101,7 @@ class Endpoints {
   private:
     static std::vector<core::PolicyEntry> core_policy(const EndpointSpec& spec);
     static bool talks_freely(const EndpointSpec& spec, const std::vector<std::string>& names);
+    static bool same_spec(const EndpointSpec& a, const EndpointSpec& b);
 
     BusDaemon& daemon_;
     std::map<std::string, Endpoint, std::less<>> endpoints_;

@@ -18,6 +18,7 @@
 #include "busgate/policy/configuration.h"
 #include "command_line.h"
 #include "driver.h"
+#include "endpoints.h"
 
 using namespace busgate;
 using namespace busgate::gateway;
@@ -89,6 +90,7 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.service_start_timeout_ns =
         static_cast<std::uint64_t>(std::max(limits.service_start_timeout, 1)) * 1'000'000u;
     options.max_pending_service_starts = static_cast<std::size_t>(limits.max_pending_service_starts);
+    options.endpoints = configuration.endpoints;
     return options;
 }
 
@@ -173,14 +175,28 @@ int main(int argc, char** argv) {
     // SIGHUP and ReloadConfig: the new configuration is built completely before it replaces the old one;
     // a broken file changes nothing. Listen addresses and limits stay as they were at start.
     const auto reload = [&]() -> std::optional<std::string> {
-        if (auto failure = policy::reload_configuration(configuration, command_line.config_file)) {
+        // Everything is checked before anything changes: a broken file leaves the old configuration in force.
+        policy::Configuration candidate = configuration;
+        if (auto failure = policy::reload_configuration(candidate, command_line.config_file)) {
             std::fprintf(stderr, "busgate: Unable to reload configuration: %s\n",
                          failure->describe().c_str());
             return failure->describe();
         }
+        for (const policy::EndpointConfig& endpoint : candidate.endpoints) {
+            std::string problem;
+            if (!endpoint_spec_of(endpoint, problem)) {
+                std::fprintf(stderr, "busgate: Unable to reload configuration: %s\n", problem.c_str());
+                return problem;
+            }
+        }
+        configuration = std::move(candidate);
         if (running != nullptr) {
             running->apply_policy(configuration.policy);
             running->reload_services(configuration.servicedirs);
+            if (auto problem = running->configure_endpoints(configuration.endpoints)) {
+                std::fprintf(stderr, "busgate: %s\n", problem->c_str());
+                return problem;
+            }
         }
         return std::nullopt;
     };

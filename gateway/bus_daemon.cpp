@@ -1,6 +1,7 @@
 #include "bus_daemon.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,6 +26,14 @@ constexpr std::string_view unique_prefix = ":1.";
 core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<UniqueFd> fds = {}) {
     const auto* begin = reinterpret_cast<const std::byte*>(bytes.data());
     return core::MessagePayload::make(std::span<const std::byte>(begin, bytes.size()), std::move(fds));
+}
+
+// <policy at_console="true">: as dbus-daemon on Linux, a user is at the console while pam_console's
+// /var/run/console/USER exists (on systems without pam_console, never).
+bool at_console(const std::string& directory, std::uint32_t uid) {
+    const passwd* entry = ::getpwuid(uid);
+    return entry != nullptr && entry->pw_name != nullptr &&
+           ::access((directory + "/" + entry->pw_name).c_str(), F_OK) == 0;
 }
 
 // A copy of a message for a monitor or eavesdropper, with its own duplicates of the message's fds.
@@ -888,7 +897,9 @@ void BusDaemon::assign_policy(Peer& peer) {
     std::vector<std::uint32_t> groups = connection->credentials().groups;
     groups.push_back(connection->credentials().gid);
     peer.policy = policy_->for_connection(
-        {.uid = connection->credentials().uid, .groups = std::move(groups), .at_console = false});
+        {.uid = connection->credentials().uid,
+         .groups = std::move(groups),
+         .at_console = at_console(options_.console_directory, connection->credentials().uid)});
     peer.names_stale = true;
 }
 

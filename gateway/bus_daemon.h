@@ -54,6 +54,8 @@ struct DaemonOptions {
     std::string bus_type;
     std::uint64_t service_start_timeout_ns = 25'000'000'000;
     std::size_t max_pending_service_starts = 512;
+    // Where pam_console marks who is at the console, for <policy at_console="...">.
+    std::string console_directory = "/var/run/console";
     // busgate's <endpoint>s: container endpoints made at start.
     std::vector<policy::EndpointConfig> endpoints;
     // The <policy> rules; without them (tests of routing alone) nothing is checked.

@@ -76,6 +76,22 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
         static_cast<std::size_t>(limits.max_match_rules_per_connection);
     options.core.limits.max_pending_replies_per_connection =
         static_cast<std::size_t>(limits.max_replies_per_connection);
+    // The core enforces these too, so they must be the configured ones, not kdbus's defaults. A
+    // user's budget is its per-connection limit times its connections, as dbus-broker-launch derives it.
+    // The gateway enforces max_connections_per_user exactly, as dbus-daemon counts; the core's
+    // backstop also counts the driver's own connection, which belongs to the bus's user.
+    options.core.limits.max_connections_per_user =
+        static_cast<std::size_t>(limits.max_connections_per_user) + 1;
+    options.core.limits.queue.max_bytes = static_cast<std::uint64_t>(limits.max_outgoing_bytes);
+    options.core.limits.queue.max_fds = static_cast<std::uint64_t>(limits.max_outgoing_unix_fds);
+    const auto per_user = [&](std::uint64_t per_connection) {
+        const auto connections =
+            std::max<std::uint64_t>(1, static_cast<std::uint64_t>(limits.max_connections_per_user));
+        return per_connection > UINT64_MAX / connections ? UINT64_MAX : per_connection * connections;
+    };
+    options.core.limits.quota.bytes = per_user(options.core.limits.queue.max_bytes);
+    options.core.limits.quota.fds = per_user(options.core.limits.queue.max_fds);
+    options.core.limits.quota.messages = per_user(options.core.limits.queue.max_messages);
     options.core.limits.max_fds_per_message = static_cast<std::size_t>(limits.max_message_unix_fds);
     options.core.limits.max_message_bytes = static_cast<std::uint64_t>(limits.max_message_size);
     if (limits.reply_timeout > 0) {

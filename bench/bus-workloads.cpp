@@ -323,6 +323,7 @@ void large_calls(const Options& options, sd_bus* bus) {
 struct Subscriber {
     Bus bus;
     long received = 0;
+    bool disconnected = false;
 };
 
 int count_tick(sd_bus_message* message, void* userdata, sd_bus_error*) {
@@ -409,7 +410,13 @@ void fan_out(const Options& options, int subscriber_count, int signals, const ch
                 for (int e = 0; e < ready; ++e) {
                     Subscriber& subscriber = subscribers[events[e].data.u32];
                     const long before = subscriber.received;
-                    while (check(sd_bus_process(subscriber.bus.get(), nullptr), "subscriber process") > 0) {
+                    int processed = 0;
+                    while ((processed = sd_bus_process(subscriber.bus.get(), nullptr)) > 0) {
+                    }
+                    if (processed < 0) {
+                        // The bus dropped this subscriber (a queue limit): what it missed counts as lost.
+                        epoll_ctl(poller, EPOLL_CTL_DEL, sd_bus_get_fd(subscriber.bus.get()), nullptr);
+                        subscriber.disconnected = true;
                     }
                     delivered.fetch_add(subscriber.received - before, std::memory_order_relaxed);
                 }
@@ -454,9 +461,11 @@ void fan_out(const Options& options, int subscriber_count, int signals, const ch
     }
     long fewest = signals;
     long most = 0;
+    int disconnected = 0;
     for (const auto& subscriber : subscribers) {
         fewest = std::min(fewest, subscriber.received);
         most = std::max(most, subscriber.received);
+        disconnected += subscriber.disconnected ? 1 : 0;
     }
     const std::string key = prefix;
     print((key + "_deliveries_per_s").c_str(), static_cast<double>(delivered.load()) / elapsed);
@@ -464,6 +473,7 @@ void fan_out(const Options& options, int subscriber_count, int signals, const ch
     print((key + "_lost").c_str(), static_cast<double>(expected - delivered.load()));
     print((key + "_fewest").c_str(), static_cast<double>(fewest));
     print((key + "_most").c_str(), static_cast<double>(most));
+    print((key + "_disconnected").c_str(), disconnected);
     print((key + "_sender_blocked_ms").c_str(), blocked * 1e3);
     print((key + "_bus_cpu_us_per_delivery").c_str(),
           cpu * 1e6 / std::max(1.0, static_cast<double>(delivered.load())));

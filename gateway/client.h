@@ -8,8 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,7 @@ class Client {
     void send_bytes(std::string bytes);  // authentication replies
     // Writes as much as the socket takes. Returns false on a fatal error.
     bool flush();
-    bool has_output() const { return !output_.empty(); }
+    bool has_output() const { return output_head_ < output_.size(); }
     std::size_t queued_bytes() const { return queued_bytes_; }
 
   private:
@@ -70,17 +71,40 @@ class Client {
         }
     };
 
-    bool frame_messages(std::vector<IncomingMessage>& messages, std::string& reason);
+    // A byte vector whose resize leaves new bytes uninitialized: a large message's buffer is
+    // about to be overwritten by recvmsg, so zeroing it first would be wasted.
+    struct UninitializedByteAllocator : std::allocator<std::uint8_t> {
+        template <typename U>
+        struct rebind {
+            using other = UninitializedByteAllocator;
+        };
+        template <typename U, typename... Args>
+        void construct(U* place, Args&&... args) {
+            if constexpr (sizeof...(Args) == 0) {
+                ::new (static_cast<void*>(place)) U;
+            } else {
+                ::new (static_cast<void*>(place)) U(std::forward<Args>(args)...);
+            }
+        }
+    };
+    using ByteBuffer = std::vector<std::uint8_t, UninitializedByteAllocator>;
+
+    void drop_written_frames();
+    // Frames every complete message of `bytes`; keeps the unfinished rest in input_.
+    bool frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,
+                        std::string& reason);
 
     UniqueFd socket_;
     PeerCredentials credentials_;
     SaslServer sasl_;
     ClientLimits limits_;
     std::string nonce_;  // nonce-tcp: bytes still expected before authentication
-    std::vector<std::uint8_t> input_;
-    std::size_t input_start_ = 0;  // first unconsumed byte of input_
-    std::deque<UniqueFd> received_fds_;
-    std::deque<OutgoingFrame> output_;
+    ByteBuffer input_;   // an unfinished message; empty (and unallocated) between messages
+    // Vectors, not deques: a deque allocates its first block up front, which every idle connection
+    // would carry.
+    std::vector<UniqueFd> received_fds_;
+    std::vector<OutgoingFrame> output_;
+    std::size_t output_head_ = 0;  // first frame not yet written
     std::size_t queued_bytes_ = 0;
 };
 

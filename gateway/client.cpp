@@ -146,11 +146,11 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
     input_.insert(input_.end(), fresh.begin(), fresh.end());
     ByteBuffer pending;
     pending.swap(input_);
-    return frame_messages(pending, messages, reason);
+    return frame_messages(pending, messages, reason, &pending);
 }
 
 bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,
-                            std::string& reason) {
+                            std::string& reason, ByteBuffer* owner) {
     std::size_t start = 0;
     while (bytes.size() - start >= marshal::minimum_header_size) {
         const std::span<const std::uint8_t> available = bytes.subspan(start);
@@ -163,7 +163,13 @@ bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<Inc
             break;
         }
         IncomingMessage message;
-        message.bytes.assign(available.begin(), available.begin() + static_cast<std::ptrdiff_t>(frame.total));
+        if (owner != nullptr && start == 0 && frame.total == bytes.size()) {
+            message.bytes = std::move(*owner);  // a large message: no second copy
+            bytes = message.bytes;
+        } else {
+            message.bytes.assign(available.begin(),
+                                 available.begin() + static_cast<std::ptrdiff_t>(frame.total));
+        }
         start += frame.total;
         const marshal::Validity validity =
             marshal::parse_message(message.bytes, message.header, limits_.max_message_size);

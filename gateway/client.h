@@ -23,9 +23,27 @@ namespace busgate::gateway {
 
 using core::UniqueFd;
 
+// A byte vector whose resize leaves new bytes uninitialized: a large message's buffer is
+// about to be overwritten by recvmsg, so zeroing it first would be wasted.
+struct UninitializedByteAllocator : std::allocator<std::uint8_t> {
+    template <typename U>
+    struct rebind {
+        using other = UninitializedByteAllocator;
+    };
+    template <typename U, typename... Args>
+    void construct(U* place, Args&&... args) {
+        if constexpr (sizeof...(Args) == 0) {
+            ::new (static_cast<void*>(place)) U;
+        } else {
+            ::new (static_cast<void*>(place)) U(std::forward<Args>(args)...);
+        }
+    }
+};
+using ByteBuffer = std::vector<std::uint8_t, UninitializedByteAllocator>;
+
 // A complete, validated message as it arrived, with its fds.
 struct IncomingMessage {
-    std::vector<std::uint8_t> bytes;
+    ByteBuffer bytes;
     marshal::MessageHeader header;  // views into `bytes`
     std::vector<UniqueFd> fds;
 };
@@ -71,28 +89,11 @@ class Client {
         }
     };
 
-    // A byte vector whose resize leaves new bytes uninitialized: a large message's buffer is
-    // about to be overwritten by recvmsg, so zeroing it first would be wasted.
-    struct UninitializedByteAllocator : std::allocator<std::uint8_t> {
-        template <typename U>
-        struct rebind {
-            using other = UninitializedByteAllocator;
-        };
-        template <typename U, typename... Args>
-        void construct(U* place, Args&&... args) {
-            if constexpr (sizeof...(Args) == 0) {
-                ::new (static_cast<void*>(place)) U;
-            } else {
-                ::new (static_cast<void*>(place)) U(std::forward<Args>(args)...);
-            }
-        }
-    };
-    using ByteBuffer = std::vector<std::uint8_t, UninitializedByteAllocator>;
-
     void drop_written_frames();
-    // Frames every complete message of `bytes`; keeps the unfinished rest in input_.
+    // Frames every complete message of `bytes`; keeps the unfinished rest in input_. When `owner`
+    // holds exactly one message (a large one read in parts) it becomes that message's buffer.
     bool frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,
-                        std::string& reason);
+                        std::string& reason, ByteBuffer* owner = nullptr);
 
     UniqueFd socket_;
     PeerCredentials credentials_;

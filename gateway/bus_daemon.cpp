@@ -306,11 +306,12 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
     marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped_header);
     const auto body = marshal::body_of(message.bytes, header);
     auto payload = std::make_shared<core::MessagePayload>();
-    payload->bytes.resize(stamped_header.size() + body.size());
-    std::memcpy(payload->bytes.data(), stamped_header.data(), stamped_header.size());
-    if (!body.empty()) {
-        std::memcpy(payload->bytes.data() + stamped_header.size(), body.data(), body.size());
-    }
+    // reserve and append rather than resize and copy: a zero fill first would touch a large body twice.
+    payload->bytes.reserve(stamped_header.size() + body.size());
+    const auto* header_bytes = reinterpret_cast<const std::byte*>(stamped_header.data());
+    const auto* body_bytes = reinterpret_cast<const std::byte*>(body.data());
+    payload->bytes.insert(payload->bytes.end(), header_bytes, header_bytes + stamped_header.size());
+    payload->bytes.insert(payload->bytes.end(), body_bytes, body_bytes + body.size());
     payload->fds = std::move(message.fds);
     const core::PayloadRef payload_bytes = payload;
     const bool outgoing_is_unicast = outgoing.destination_id != core::broadcast_destination;

@@ -330,7 +330,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
         }
     }
 
-    const std::string destination(header.destination);
+    const std::string_view destination = header.destination;  // message outlives this function
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
                           : bus_.send(peer.id, std::move(outgoing));
@@ -350,17 +350,18 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
         case core::Error::activation_disabled:
             if (header.flags & marshal::flag::no_auto_start) {
                 send_error(peer, message, "org.freedesktop.DBus.Error.NameHasNoOwner",
-                           "Name \"" + destination + "\" does not exist");
+                           "Name \"" + std::string(destination) + "\" does not exist");
             } else {
-                send_error(peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
-                           "The name " + destination + " was not provided by any .service files");
+                send_error(
+                    peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
+                    "The name " + std::string(destination) + " was not provided by any .service files");
             }
             break;
         case core::Error::permission_denied:
             send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
                        "Rejected send message, 0 matched rules; type=\"" +
                            std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
-                           "\", destination=\"" + destination + "\"");
+                           "\", destination=\"" + std::string(destination) + "\"");
             break;
         case core::Error::fds_not_accepted:
             send_error(
@@ -583,7 +584,8 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
     const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
     marshal::MessageHeader header;
-    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+    // Validated when it arrived; this runs once per receiver of one shared message.
+    if (marshal::parse_validated_header(bytes, header) != marshal::Validity::valid) {
         return false;
     }
     if (policy_) {

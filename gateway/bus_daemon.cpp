@@ -294,7 +294,9 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message) {
             return;  // without a destination only signals go anywhere (and only eavesdroppers see the rest)
         }
         outgoing.destination_id = core::broadcast_destination;
-        outgoing.bloom = bloom_filter_of(message.bytes, header);
+        if (bus_.matches().has_message_rules()) {  // else it reaches no one: spare the hashing
+            outgoing.bloom = bloom_filter_of(message.bytes, header);
+        }
     } else if (marshal::is_unique_name(header.destination)) {
         outgoing.destination_id = id_of_unique_name(header.destination);
     } else {
@@ -399,11 +401,14 @@ void BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
     core::OutgoingMessage outgoing;
     outgoing.cookie = stamped.serial;
     if (spec.destination.empty()) {
-        marshal::MessageHeader header;
-        (void)marshal::parse_message(bytes, header);
         outgoing.destination_id = core::broadcast_destination;
         outgoing.flags = core::message_flag::signal;
-        outgoing.bloom = bloom_filter_of(bytes, header);
+        // NameOwnerChanged at every connect and disconnect: most often nobody listens.
+        if (bus_.matches().has_message_rules()) {
+            marshal::MessageHeader header;
+            (void)marshal::parse_validated_header(bytes, header);
+            outgoing.bloom = bloom_filter_of(bytes, header);
+        }
     } else {
         outgoing.destination_id = id_of_unique_name(spec.destination);
         if (stamped.type == marshal::MessageType::signal) {

@@ -113,7 +113,7 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
 
     std::span<const std::uint8_t> fresh(shared.get(), direct ? 0 : static_cast<std::size_t>(received));
     if (!authenticated()) {
-        input_.insert(input_.end(), fresh.begin(), fresh.end());
+        input_.append(fresh);
         std::string_view bytes(reinterpret_cast<const char*>(input_.data()), input_.size());
         if (!nonce_.empty()) {
             const std::size_t take = std::min(nonce_.size(), bytes.size());
@@ -137,15 +137,14 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
             return true;
         }
         const std::string_view rest = sasl_.unused_bytes();
-        input_.assign(rest.begin(), rest.end());
+        input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()});
         fresh = {};
     }
     if (input_.empty()) {
         return frame_messages(fresh, messages, reason);  // the common case: no copy of the tail before
     }
-    input_.insert(input_.end(), fresh.begin(), fresh.end());
-    ByteBuffer pending;
-    pending.swap(input_);
+    input_.append(fresh);
+    ByteBuffer pending = std::move(input_);
     return frame_messages(pending, messages, reason, &pending);
 }
 
@@ -167,8 +166,7 @@ bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<Inc
             message.bytes = std::move(*owner);  // a large message: no second copy
             bytes = message.bytes;
         } else {
-            message.bytes.assign(available.begin(),
-                                 available.begin() + static_cast<std::ptrdiff_t>(frame.total));
+            message.bytes.assign(available.first(frame.total));
         }
         start += frame.total;
         const marshal::Validity validity =
@@ -195,7 +193,7 @@ bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<Inc
         messages.push_back(std::move(message));
     }
     // Only an unfinished message stays with the connection.
-    input_.assign(bytes.begin() + static_cast<std::ptrdiff_t>(start), bytes.end());
+    input_.assign(bytes.subspan(start));
     return true;
 }
 

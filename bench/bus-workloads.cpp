@@ -34,6 +34,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <span>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -157,25 +158,204 @@ void print(const char* key, double value) {
     std::printf("%s %.6g\n", key, value);
 }
 
-// The service side of a) b) c): replies to Ping and Sink as fast as sd-bus lets it.
-int on_method(sd_bus_message* message, void*, sd_bus_error*) {
-    if (sd_bus_message_is_method_call(message, nullptr, nullptr) <= 0) {
-        return 0;
-    }
-    return sd_bus_reply_method_return(message, nullptr);
+// ---- Raw data paths. sd-bus spends more CPU per message than a bus does, so with sd-bus on both
+// ends of a pipelined call the clients, not the bus, set the pace on two CPUs. After sd-bus has set
+// a connection up (SASL, Hello, names), the throughput workloads write and read dbus1 frames
+// themselves: little-endian messages built once, and replies counted from their headers.
+
+uint32_t load_u32(const uint8_t* p, bool little) {
+    return little ? uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24
+                  : uint32_t(p[3]) | uint32_t(p[2]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[0]) << 24;
 }
 
+// The size of the message starting at `header` (at least 16 bytes).
+std::size_t frame_total(const uint8_t* header) {
+    const bool little = header[0] == 'l';
+    return ((16 + std::size_t{load_u32(header + 12, little)} + 7) & ~std::size_t{7}) +
+           load_u32(header + 4, little);
+}
+
+class RawMessage {
+  public:
+    RawMessage(uint8_t type, uint8_t flags) {
+        bytes_ = {'l', type, flags, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    }
+    RawMessage& text_field(uint8_t code, char type, std::string_view value) {
+        begin_field(code, type);
+        u32(static_cast<uint32_t>(value.size()));
+        bytes_.insert(bytes_.end(), value.begin(), value.end());
+        bytes_.push_back(0);
+        return *this;
+    }
+    RawMessage& signature_field(std::string_view value) {
+        begin_field(8, 'g');
+        bytes_.push_back(static_cast<uint8_t>(value.size()));
+        bytes_.insert(bytes_.end(), value.begin(), value.end());
+        bytes_.push_back(0);
+        return *this;
+    }
+    RawMessage& u32_field(uint8_t code, uint32_t value) {
+        begin_field(code, 'u');
+        u32(value);
+        return *this;
+    }
+    // Ends the header fields and appends the body.
+    std::vector<uint8_t> finish(std::span<const uint8_t> body = {}) {
+        store(12, static_cast<uint32_t>(bytes_.size() - 16));
+        align(8);
+        store(4, static_cast<uint32_t>(body.size()));
+        bytes_.insert(bytes_.end(), body.begin(), body.end());
+        return std::move(bytes_);
+    }
+
+  private:
+    void align(std::size_t to) {
+        while (bytes_.size() % to != 0) {
+            bytes_.push_back(0);
+        }
+    }
+    void begin_field(uint8_t code, char type) {
+        align(8);
+        bytes_.insert(bytes_.end(), {code, 1, static_cast<uint8_t>(type), 0});
+    }
+    void u32(uint32_t value) {
+        align(4);
+        for (int shift = 0; shift < 32; shift += 8) {
+            bytes_.push_back(static_cast<uint8_t>(value >> shift));
+        }
+    }
+    void store(std::size_t at, uint32_t value) {
+        for (int i = 0; i < 4; ++i) {
+            bytes_[at + i] = static_cast<uint8_t>(value >> (8 * i));
+        }
+    }
+    std::vector<uint8_t> bytes_;
+};
+
+void set_serial(std::vector<uint8_t>& message, uint32_t serial) {
+    for (int i = 0; i < 4; ++i) {
+        message[8 + i] = static_cast<uint8_t>(serial >> (8 * i));  // built little-endian
+    }
+}
+
+// A string header field of a received message (the bus's own fields: o, s, g, u only).
+std::string_view header_text(const uint8_t* message, uint8_t wanted) {
+    const bool little = message[0] == 'l';
+    const std::size_t end = 16 + load_u32(message + 12, little);
+    std::size_t at = 16;
+    while (at + 4 <= end) {
+        at = (at + 7) & ~std::size_t{7};
+        const uint8_t code = message[at];
+        const char type = static_cast<char>(message[at + 2]);
+        at += 4;
+        std::string_view value;
+        if (type == 'u') {
+            at = ((at + 3) & ~std::size_t{3}) + 4;
+        } else if (type == 'g') {
+            const std::size_t length = message[at];
+            at += 1 + length + 1;
+        } else {
+            at = (at + 3) & ~std::size_t{3};
+            const std::size_t length = load_u32(message + at, little);
+            value = std::string_view(reinterpret_cast<const char*>(message + at + 4), length);
+            at += 4 + length + 1;
+        }
+        if (code == wanted) {
+            return value;
+        }
+    }
+    return {};
+}
+
+// A connection whose frames this program reads and writes itself once sd-bus has set it up.
+class RawConnection {
+  public:
+    explicit RawConnection(sd_bus* bus) : fd_(sd_bus_get_fd(bus)) {
+        // sd-bus has dispatched what was sent so far; from now on the socket is ours.
+        while (check(sd_bus_process(bus, nullptr), "drain") > 0) {
+        }
+    }
+
+    // Reads what is there (waiting up to `timeout_ms` for something) and calls on_message for every
+    // whole frame. Returns false when the bus hung up.
+    template <typename OnMessage>
+    bool read(int timeout_ms, OnMessage&& on_message) {
+        pollfd ready{fd_, POLLIN, 0};
+        if (poll(&ready, 1, timeout_ms) <= 0) {
+            return true;
+        }
+        const std::size_t used = input_.size();
+        input_.resize(used + 256 * 1024);
+        const ssize_t got = recv(fd_, input_.data() + used, 256 * 1024, MSG_DONTWAIT);
+        input_.resize(used + static_cast<std::size_t>(std::max<ssize_t>(got, 0)));
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) {
+            return false;
+        }
+        std::size_t at = 0;
+        while (input_.size() - at >= 16 && input_.size() - at >= frame_total(input_.data() + at)) {
+            on_message(input_.data() + at);
+            at += frame_total(input_.data() + at);
+        }
+        input_.erase(input_.begin(), input_.begin() + static_cast<std::ptrdiff_t>(at));
+        return true;
+    }
+    void queue(std::span<const uint8_t> message) {
+        output_.insert(output_.end(), message.begin(), message.end());
+    }
+    // Writes everything queued, waiting for the socket as needed.
+    bool flush() {
+        std::size_t at = 0;
+        while (at < output_.size()) {
+            const ssize_t sent =
+                send(fd_, output_.data() + at, output_.size() - at, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (sent > 0) {
+                at += static_cast<std::size_t>(sent);
+            } else if (sent < 0 && errno == EAGAIN) {
+                pollfd ready{fd_, POLLOUT, 0};
+                poll(&ready, 1, 100);
+            } else {
+                return false;
+            }
+        }
+        output_.clear();
+        return true;
+    }
+    // Sends one large message without copying it into the output queue.
+    bool send_now(std::span<const uint8_t> message) {
+        if (!flush()) {
+            return false;
+        }
+        output_.assign(message.begin(), message.end());
+        return flush();
+    }
+
+  private:
+    int fd_;
+    std::vector<uint8_t> input_;
+    std::vector<uint8_t> output_;
+};
+
+// The service side of a) b) c): answers every method call with an empty reply, from raw frames.
 [[noreturn]] void run_service(const std::string& address) {
     Bus bus = connect(address);
-    check(sd_bus_add_object(bus.get(), nullptr, object_path, on_method, nullptr), "sd_bus_add_object");
     check(sd_bus_request_name(bus.get(), service_name, 0), "RequestName");
+    RawConnection raw(bus.get());
+    uint32_t serial = 1000;
     for (;;) {
-        const int processed = sd_bus_process(bus.get(), nullptr);
-        if (processed < 0) {
+        const bool alive = raw.read(-1, [&](const uint8_t* message) {
+            if (message[1] != 1) {
+                return;  // only method calls need an answer
+            }
+            const uint32_t call_serial = load_u32(message + 8, message[0] == 'l');
+            std::vector<uint8_t> reply = RawMessage(2, 1)
+                                             .u32_field(5, call_serial)
+                                             .text_field(6, 's', header_text(message, 7))
+                                             .finish();
+            set_serial(reply, ++serial);
+            raw.queue(reply);
+        });
+        if (!alive || !raw.flush()) {
             std::_Exit(0);  // the bus went away: the run is over
-        }
-        if (processed == 0 && sd_bus_wait(bus.get(), UINT64_MAX) < 0) {
-            std::_Exit(0);
         }
     }
 }
@@ -209,15 +389,6 @@ void wait_for_service(sd_bus* bus) {
     }
 }
 
-void drive(sd_bus* bus, const bool& done) {
-    while (!done) {
-        const int processed = check(sd_bus_process(bus, nullptr), "sd_bus_process");
-        if (processed == 0) {
-            check(sd_bus_wait(bus, UINT64_MAX), "sd_bus_wait");
-        }
-    }
-}
-
 // a) one call at a time: the round trip a blocking client sees.
 void sequential_calls(const Options& options, sd_bus* bus, const std::string& key) {
     const int calls = options.quick ? 500 : 10000;
@@ -237,6 +408,15 @@ void sequential_calls(const Options& options, sd_bus* bus, const std::string& ke
     print((key + "_p50_us").c_str(), latencies[latencies.size() / 2]);
     print((key + "_p99_us").c_str(), latencies[latencies.size() * 99 / 100]);
     print((key + "_replies").c_str(), calls);
+}
+
+void drive(sd_bus* bus, const bool& done) {
+    while (!done) {
+        const int processed = check(sd_bus_process(bus, nullptr), "sd_bus_process");
+        if (processed == 0) {
+            check(sd_bus_wait(bus, UINT64_MAX), "sd_bus_wait");
+        }
+    }
 }
 
 struct Pipeline {
@@ -287,11 +467,78 @@ struct Pipeline {
     }
 };
 
-// b) 64 calls outstanding, and f) the bus's CPU time per message routed.
-void pipelined_calls(const Options& options, sd_bus* bus) {
-    Pipeline pipeline{bus, "Ping", options.quick ? 5000 : 100000};
-    const double cpu_before = options.bus.cpu_seconds();
+// b) as sd-bus clients see it: the same calls through sd-bus on both ends (no target: the clients
+// set the pace here).
+void pipelined_sd_bus_calls(const Options& options, sd_bus* bus) {
+    Pipeline pipeline{bus, "Ping", options.quick ? 2000 : 50000};
     const double elapsed = pipeline.run(64);
+    print("pipesd_msgs_per_s", 2.0 * pipeline.total / elapsed);
+    print("pipesd_errors", pipeline.errors);
+}
+
+// `total` calls of `member` with `depth` outstanding, written and read raw.
+struct RawPipeline {
+    int total = 0;
+    int answered = 0;
+    int errors = 0;
+
+    double run(const Options& options, const char* member, int depth, std::span<const uint8_t> payload) {
+        Bus bus = connect(options.address);
+        wait_registered(bus.get());
+        RawConnection raw(bus.get());
+        RawMessage call(1, 0);
+        call.text_field(1, 'o', object_path)
+            .text_field(2, 's', interface_name)
+            .text_field(3, 's', member)
+            .text_field(6, 's', service_name);
+        std::vector<uint8_t> body;
+        if (!payload.empty()) {
+            call.signature_field("ay");
+            const auto size = static_cast<uint32_t>(payload.size());
+            body = {static_cast<uint8_t>(size), static_cast<uint8_t>(size >> 8),
+                    static_cast<uint8_t>(size >> 16), static_cast<uint8_t>(size >> 24)};
+            body.insert(body.end(), payload.begin(), payload.end());
+        }
+        std::vector<uint8_t> message = call.finish(body);
+        uint32_t serial = 0;
+        int issued = 0;
+        const bool large = message.size() > 64 * 1024;
+        auto issue = [&] {
+            set_serial(message, ++serial);
+            ++issued;
+            if (large) {
+                check(raw.send_now(message) ? 0 : -EPIPE, "send call");
+            } else {
+                raw.queue(message);
+            }
+        };
+        const auto start = Clock::now();
+        for (int i = 0; i < depth && issued < total; ++i) {
+            issue();
+        }
+        check(raw.flush() ? 0 : -EPIPE, "send calls");
+        while (answered < total) {
+            const bool alive = raw.read(5000, [&](const uint8_t* reply) {
+                if (reply[1] != 2 && reply[1] != 3) {
+                    return;
+                }
+                errors += reply[1] == 3 ? 1 : 0;
+                ++answered;
+                if (issued < total) {
+                    issue();
+                }
+            });
+            check(alive && raw.flush() ? 0 : -ECONNRESET, "pipelined calls");
+        }
+        return seconds_since(start);
+    }
+};
+
+// b) 64 calls outstanding, and f) the bus's CPU time per message routed.
+void pipelined_calls(const Options& options) {
+    RawPipeline pipeline{options.quick ? 5000 : 200000};
+    const double cpu_before = options.bus.cpu_seconds();
+    const double elapsed = pipeline.run(options, "Ping", 64, {});
     const double cpu = options.bus.cpu_seconds() - cpu_before;
     // Each call is two messages through the bus: the call and its reply.
     print("pipe_msgs_per_s", 2.0 * pipeline.total / elapsed);
@@ -299,19 +546,19 @@ void pipelined_calls(const Options& options, sd_bus* bus) {
     print("pipe_errors", pipeline.errors);
     print("pipe_replies", pipeline.answered);
     print("pipe_bus_cpu_s", cpu);
+    print("cpu_us_per_msg", cpu * 1e6 / (2.0 * pipeline.total));
     if (options.quick && (pipeline.errors > 0 || pipeline.answered != pipeline.total)) {
         std::exit(1);
     }
-    print("cpu_us_per_msg", cpu * 1e6 / (2.0 * pipeline.total));
 }
 
 // c) 1 MiB byte arrays, 4 outstanding so that neither side waits on the other.
-void large_calls(const Options& options, sd_bus* bus) {
+void large_calls(const Options& options) {
     constexpr std::size_t size = 1 << 20;
-    Pipeline pipeline{bus, "Sink", options.quick ? 50 : 1000};
-    pipeline.payload.assign(size, 0x5a);
+    RawPipeline pipeline{options.quick ? 50 : 2000};
+    const std::vector<uint8_t> payload(size, 0x5a);
     const double cpu_before = options.bus.cpu_seconds();
-    const double elapsed = pipeline.run(4);
+    const double elapsed = pipeline.run(options, "Sink", 4, payload);
     const double cpu = options.bus.cpu_seconds() - cpu_before;
     print("large_mb_per_s", static_cast<double>(pipeline.total) * size / elapsed / 1e6);
     print("large_errors", pipeline.errors);
@@ -755,9 +1002,10 @@ int main(int argc, char** argv) {
             const OneCpu pinned({0, service, options.bus.pid});
             sequential_calls(options, client.get(), "seq1");
         } else if (workload == "pipelined") {
-            pipelined_calls(options, client.get());
+            pipelined_calls(options);
+            pipelined_sd_bus_calls(options, client.get());
         } else if (workload == "large") {
-            large_calls(options, client.get());
+            large_calls(options);
         } else if (workload == "fanout50") {
             fan_out(options, 50, options.quick ? 200 : 6000, "fan50");
         } else if (workload == "fanout1000") {

@@ -16,6 +16,8 @@ constexpr std::size_t max_direct_read = 4 * 1024 * 1024;
 constexpr std::size_t max_fds_per_read = 253;  // SCM_MAX_FD
 constexpr int max_iovecs = 64;
 constexpr std::size_t max_kept_frames = 256;
+constexpr std::size_t large_message = 128 * 1024;
+constexpr std::size_t large_send_buffer = 2 * 1024 * 1024;
 
 }  // namespace
 
@@ -203,6 +205,13 @@ bool Client::send(core::PayloadRef payload) {
         return false;
     }
     queued_bytes_ += size;
+    if (size > large_message && !large_send_buffer_) {
+        // The kernel's default (~200 KiB) splits a large message into several writes, each a
+        // wake-up of the receiver and a return to epoll here. The kernel caps this at wmem_max.
+        large_send_buffer_ = true;
+        const int bytes = static_cast<int>(large_send_buffer);
+        ::setsockopt(socket_.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    }
     drop_written_frames();
     output_.push_back({std::move(payload), {}, 0});
     return true;

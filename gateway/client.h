@@ -162,6 +162,7 @@ class Client {
     std::vector<OutgoingFrame> output_;
     std::size_t output_head_ = 0;  // first frame not yet written
     std::size_t queued_bytes_ = 0;
+    bool large_send_buffer_ = false;  // SO_SNDBUF raised once a large message went out
 };
 
 // What the kernel says about the peer of a connected unix socket (uid, gid, pid, groups, label).

@@ -375,7 +375,7 @@ pid_t start_service(const std::string& address) {
 void wait_for_service(sd_bus* bus) {
     const auto start = Clock::now();
     for (;;) {
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_error error{};
         const int result =
             sd_bus_call_method(bus, service_name, object_path, interface_name, "Ping", &error, nullptr, "");
         sd_bus_error_free(&error);
@@ -397,7 +397,7 @@ void sequential_calls(const Options& options, sd_bus* bus, const std::string& ke
     const auto start = Clock::now();
     for (int i = 0; i < calls; ++i) {
         const auto sent = Clock::now();
-        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_error error{};
         check(sd_bus_call_method(bus, service_name, object_path, interface_name, "Ping", &error, nullptr, ""),
               "sequential Ping");
         latencies.push_back(seconds_since(sent) * 1e6);

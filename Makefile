@@ -3,6 +3,7 @@ BUILD          ?= build
 BUILD_SANITIZE ?= build-sanitize
 BUILD_FUZZ     ?= build-fuzz
 FUZZ_SECONDS   ?= 60
+BENCH_RUNS     ?= 5
 MESON_TEST     := meson test --print-errorlogs --num-processes 2
 
 # Debian 12 packages the build, the tests and the benchmarks need.
@@ -65,6 +66,7 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 
 bench: build
 	tools/run-benchmarks $(BUILD)
+	tools/run-bus-benchmarks $(BUILD) $(BENCH_RUNS)
 
 format:
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i

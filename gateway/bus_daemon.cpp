@@ -355,7 +355,9 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             return;  // without a destination only signals go anywhere (and only eavesdroppers see the rest)
         }
         outgoing.destination_id = core::broadcast_destination;
-        outgoing.bloom = bloom_filter_of(message.bytes, header);
+        if (bus_.matches().has_message_rules()) {  // else it reaches no one: spare the hashing
+            outgoing.bloom = bloom_filter_of(message.bytes, header);
+        }
     } else if (marshal::is_unique_name(header.destination)) {
         outgoing.destination_id = id_of_unique_name(header.destination);
     } else {
@@ -367,11 +369,12 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
     marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped_header);
     const auto body = marshal::body_of(message.bytes, header);
     auto payload = std::make_shared<core::MessagePayload>();
-    payload->bytes.resize(stamped_header.size() + body.size());
-    std::memcpy(payload->bytes.data(), stamped_header.data(), stamped_header.size());
-    if (!body.empty()) {
-        std::memcpy(payload->bytes.data() + stamped_header.size(), body.data(), body.size());
-    }
+    // reserve and append rather than resize and copy: a zero fill first would touch a large body twice.
+    payload->bytes.reserve(stamped_header.size() + body.size());
+    const auto* header_bytes = reinterpret_cast<const std::byte*>(stamped_header.data());
+    const auto* body_bytes = reinterpret_cast<const std::byte*>(body.data());
+    payload->bytes.insert(payload->bytes.end(), header_bytes, header_bytes + stamped_header.size());
+    payload->bytes.insert(payload->bytes.end(), body_bytes, body_bytes + body.size());
     payload->fds = std::move(message.fds);
     const core::PayloadRef payload_bytes = payload;
     const bool outgoing_is_unicast = outgoing.destination_id != core::broadcast_destination;
@@ -396,7 +399,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
         }
     }
 
-    const std::string destination(header.destination);
+    const std::string_view destination = header.destination;  // message outlives this function
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
                           : bus_.send(peer.id, std::move(outgoing));
@@ -426,17 +429,18 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
         case core::Error::activation_disabled:
             if (header.flags & marshal::flag::no_auto_start) {
                 send_error(peer, message, "org.freedesktop.DBus.Error.NameHasNoOwner",
-                           "Name \"" + destination + "\" does not exist");
+                           "Name \"" + std::string(destination) + "\" does not exist");
             } else {
-                send_error(peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
-                           "The name " + destination + " was not provided by any .service files");
+                send_error(
+                    peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
+                    "The name " + std::string(destination) + " was not provided by any .service files");
             }
             break;
         case core::Error::permission_denied:
             send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
                        "Rejected send message, 0 matched rules; type=\"" +
                            std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
-                           "\", destination=\"" + destination + "\"");
+                           "\", destination=\"" + std::string(destination) + "\"");
             break;
         case core::Error::fds_not_accepted:
             send_error(
@@ -476,11 +480,14 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
     core::OutgoingMessage outgoing;
     outgoing.cookie = stamped.serial;
     if (spec.destination.empty()) {
-        marshal::MessageHeader header;
-        (void)marshal::parse_message(bytes, header);
         outgoing.destination_id = core::broadcast_destination;
         outgoing.flags = core::message_flag::signal;
-        outgoing.bloom = bloom_filter_of(bytes, header);
+        // NameOwnerChanged at every connect and disconnect: most often nobody listens.
+        if (bus_.matches().has_message_rules()) {
+            marshal::MessageHeader header;
+            (void)marshal::parse_validated_header(bytes, header);
+            outgoing.bloom = bloom_filter_of(bytes, header);
+        }
     } else {
         if (marshal::is_unique_name(spec.destination)) {
             outgoing.destination_id = id_of_unique_name(spec.destination);
@@ -779,7 +786,8 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
     const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
     marshal::MessageHeader header;
-    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+    // Validated when it arrived; this runs once per receiver of one shared message.
+    if (marshal::parse_validated_header(bytes, header) != marshal::Validity::valid) {
         return false;
     }
     if (policy_) {

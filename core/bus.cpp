@@ -118,7 +118,8 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
         return Error::already_exists;
     const UserKey user = user_key_for(params.credentials, params.endpoint);
     if (auto count = connections_per_user_.find(user);
-        count != connections_per_user_.end() && count->second >= config_.limits.max_connections_per_user)
+        !special && count != connections_per_user_.end() &&
+        count->second.ordinary >= config_.limits.max_connections_per_user)
         return Error::connection_limit_reached;
 
     const ConnectionId id = next_connection_id_++;
@@ -138,7 +139,9 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
                                      params.endpoint, privileged, user, std::move(params.description));
     Connection& added = *connection;
     connections_.emplace(id, std::move(connection));
-    ++connections_per_user_[user];
+    UserConnections& counted = connections_per_user_[user];
+    ++counted.all;
+    counted.ordinary += special ? 0 : 1;
     if (added.is_monitor())
         monitors_.push_back(id);
     else
@@ -169,7 +172,9 @@ Status Bus::bye(ConnectionId id) {
         quotas_.discharge(entry.charge);
 
     const UserKey user = connection->user();
-    if (--connections_per_user_[user] == 0) {
+    UserConnections& counted = connections_per_user_[user];
+    counted.ordinary -= connection->is_ordinary() ? 1 : 0;
+    if (--counted.all == 0) {
         connections_per_user_.erase(user);
         quotas_.forget_user(user);
     }

@@ -212,6 +212,24 @@ TEST_F(BusTest, PerUserConnectionLimit) {
     EXPECT_TRUE(small.hello(std::move(other)).ok());
 }
 
+TEST_F(BusTest, TheBussOwnActivatorsNeverTakeAClientsPlace) {
+    BusConfig config = test_config();
+    config.limits.max_connections_per_user = 2;
+    Bus small(config);
+    for (const char* name : {"org.example.A", "org.example.B", "org.example.C"}) {
+        HelloParams activator;
+        activator.credentials.uid = bus_owner;
+        activator.flags = hello_flag::activator;
+        activator.name = name;
+        ASSERT_TRUE(small.hello(std::move(activator)).ok()) << name;
+    }
+    HelloParams client;
+    client.credentials.uid = bus_owner;
+    ASSERT_TRUE(small.hello(HelloParams{client.credentials}).ok());
+    ASSERT_TRUE(small.hello(HelloParams{client.credentials}).ok());
+    expect_error(small.hello(HelloParams{client.credentials}), Error::connection_limit_reached);
+}
+
 TEST_F(BusTest, QueueAccountsBytesMessagesAndFds) {
     const ConnectionId a = connect(alice);
     const ConnectionId b = connect(alice);

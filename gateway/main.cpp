@@ -81,7 +81,8 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     // The core enforces these too, so they must be the configured ones, not kdbus's defaults. A
     // user's budget is its per-connection limit times its connections, as dbus-broker-launch derives it.
     // The gateway enforces max_connections_per_user exactly, as dbus-daemon counts; the core's
-    // backstop also counts the driver's own connection, which belongs to the bus's user.
+    // backstop also counts the driver's own connection, which belongs to the bus's user (activators, the
+    // bus's too, are not counted by the core).
     options.core.limits.max_connections_per_user =
         static_cast<std::size_t>(limits.max_connections_per_user) + 1;
     options.core.limits.queue.max_bytes = static_cast<std::uint64_t>(limits.max_outgoing_bytes);

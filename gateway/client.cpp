@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 namespace busgate::gateway {
 namespace {
@@ -18,6 +19,12 @@ constexpr int max_iovecs = 64;
 constexpr std::size_t max_kept_frames = 256;
 constexpr std::size_t large_message = 128 * 1024;
 constexpr std::size_t large_send_buffer = 2 * 1024 * 1024;
+
+std::uint64_t monotonic_now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -143,11 +150,28 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
         fresh = {};
     }
     if (input_.empty()) {
-        return frame_messages(fresh, messages, reason);  // the common case: no copy of the tail before
+        if (!frame_messages(fresh, messages, reason)) {  // the common case: no copy of the tail before
+            return false;
+        }
+    } else {
+        input_.append(fresh);
+        ByteBuffer pending = std::move(input_);
+        if (!frame_messages(pending, messages, reason, &pending)) {
+            return false;
+        }
     }
-    input_.append(fresh);
-    ByteBuffer pending = std::move(input_);
-    return frame_messages(pending, messages, reason, &pending);
+    // What is left belongs to one incomplete message, which may carry at most max_message_unix_fds;
+    // more is a client parking fds in the bus (dbus-daemon's loader refuses them too).
+    if (received_fds_.size() > limits_.max_message_unix_fds) {
+        reason = "too many file descriptors waiting for their message";
+        return false;
+    }
+    if (received_fds_.empty()) {
+        pending_fds_since_ = 0;
+    } else if (pending_fds_since_ == 0) {
+        pending_fds_since_ = monotonic_now();
+    }
+    return true;
 }
 
 bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,
@@ -201,10 +225,13 @@ bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<Inc
 
 bool Client::send(core::PayloadRef payload) {
     const std::size_t size = payload->bytes.size();
-    if (queued_bytes_ + size > limits_.max_outgoing_bytes) {
+    const std::size_t fds = payload->fds.size();
+    if (queued_bytes_ + size > limits_.max_outgoing_bytes ||
+        queued_fds_ + fds > limits_.max_outgoing_unix_fds) {
         return false;
     }
     queued_bytes_ += size;
+    queued_fds_ += fds;
     if (size > large_message && !large_send_buffer_) {
         // The kernel's default (~200 KiB) splits a large message into several writes, each a
         // wake-up of the receiver and a return to epoll here. The kernel caps this at wmem_max.
@@ -281,6 +308,7 @@ bool Client::flush() {
             written -= static_cast<ssize_t>(taken);
             if (frame.offset == frame.size()) {
                 queued_bytes_ -= frame.size();
+                queued_fds_ -= frame.payload ? frame.payload->fds.size() : 0;
                 frame = OutgoingFrame{};  // the shared payload goes back at once
                 ++output_head_;
             }

@@ -107,6 +107,10 @@ struct ClientLimits {
     std::size_t max_message_size = 128u * 1024 * 1024;
     std::size_t max_message_unix_fds = 1024;
     std::size_t max_outgoing_bytes = 128u * 1024 * 1024;
+    std::size_t max_outgoing_unix_fds = 1024 * 1024;
+    // fds received for a message that has not arrived completely may be held this long (dbus-daemon's
+    // pending_fd_timeout); the daemon enforces it through pending_fds_since().
+    std::uint64_t pending_fd_timeout_ns = 150'000'000'000;
 };
 
 class Client {
@@ -125,7 +129,11 @@ class Client {
     // `reason` then says why.
     bool read(std::vector<IncomingMessage>& messages, std::string& reason);
 
-    // Queues a message for sending. Returns false if the outgoing limit is exceeded.
+    // When the fds now held for an incomplete message first arrived (CLOCK_MONOTONIC ns); 0 if none.
+    std::uint64_t pending_fds_since() const { return pending_fds_since_; }
+    const ClientLimits& limits() const { return limits_; }
+
+    // Queues a message for sending. Returns false if the outgoing limit (bytes or fds) is exceeded.
     bool send(core::PayloadRef payload);
     void send_bytes(std::string bytes);  // authentication replies
     // Writes as much as the socket takes. Returns false on a fatal error.
@@ -162,6 +170,8 @@ class Client {
     std::vector<OutgoingFrame> output_;
     std::size_t output_head_ = 0;  // first frame not yet written
     std::size_t queued_bytes_ = 0;
+    std::size_t queued_fds_ = 0;
+    std::uint64_t pending_fds_since_ = 0;
     bool large_send_buffer_ = false;  // SO_SNDBUF raised once a large message went out
 };
 

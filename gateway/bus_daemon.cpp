@@ -202,10 +202,10 @@ void BusDaemon::accept(const Listener& listener) {
     for (;;) {
         UniqueFd socket(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!socket) {
-            return;  // EAGAIN, or EMFILE: try again on the next readiness
-        }
-        if (incomplete_ >= options_.max_incomplete_connections) {
-            continue;  // dbus-daemon drops new connections while too many are still authenticating
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                pause_accepting();  // level-triggered: watching on would spin until an fd frees up
+            }
+            return;
         }
         PeerCredentials credentials =
             listener.is_unix ? read_peer_credentials(socket.get()) : PeerCredentials{};
@@ -216,6 +216,9 @@ void BusDaemon::accept(const Listener& listener) {
                          .keyring_directory = options_.keyring_directory};
         if (listener.endpoint != core::default_endpoint && !endpoints_->admit(listener.endpoint)) {
             continue;  // the endpoint has all the connections it may have
+        }
+        if (incomplete_ >= options_.max_incomplete_connections) {
+            drop_oldest_incomplete();
         }
         auto peer = std::make_unique<Peer>();
         peer->endpoint = listener.endpoint;
@@ -246,11 +249,11 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         return;
     }
     const bool was_authenticated = peer.client->authenticated();
+    const bool had_pending_fds = peer.client->pending_fds_since() != 0;
     std::vector<IncomingMessage> messages;
     std::string reason;
     const bool alive = peer.client->read(messages, reason);
     if (!was_authenticated && peer.client->authenticated()) {
-        --incomplete_;
         if (peer.client->sasl().authenticated_anonymously() && !options_.allow_anonymous) {
             disconnect(peer, "anonymous authentication is not allowed");
             return;
@@ -273,12 +276,13 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         if (peers_.find(fd) == peers_.end()) {
             return;  // the message got its sender disconnected
         }
+        settle(peer);
         if (!monitors_.empty()) {
             deliver();  // monitors see each message's consequences before the next message
         }
     }
     deliver();
-    if (options_.reply_timeout_ns) {
+    if (options_.reply_timeout_ns || (!had_pending_fds && peer.client->pending_fds_since() != 0)) {
         arm_timer();
     }
     if (!alive) {
@@ -1040,7 +1044,7 @@ void BusDaemon::flush(Peer& peer) {
 
 void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
     const int fd = peer.client->fd();
-    if (!peer.client->authenticated()) {
+    if (peer.incomplete) {
         --incomplete_;
     }
     if (peer.endpoint != core::default_endpoint) {
@@ -1065,7 +1069,44 @@ void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
     // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.
     (void)peer.client->flush();
     peers_.erase(fd);
+    if (accept_resume_at_ != 0) {
+        resume_accepting();  // an fd is free again
+    }
     deliver();
+}
+
+void BusDaemon::settle(Peer& peer) {
+    if (peer.incomplete && peer.registered()) {
+        peer.incomplete = false;
+        --incomplete_;
+    }
+}
+
+void BusDaemon::drop_oldest_incomplete() {
+    Peer* oldest = nullptr;
+    for (const auto& [fd, peer] : peers_) {
+        if (peer->incomplete && (oldest == nullptr || peer->auth_deadline < oldest->auth_deadline)) {
+            oldest = peer.get();
+        }
+    }
+    if (oldest != nullptr) {
+        disconnect(*oldest, "too many incomplete connections");
+    }
+}
+
+void BusDaemon::pause_accepting() {
+    for (const Listener& listener : listeners_) {
+        loop_.modify(listener.fd.get(), 0);
+    }
+    accept_resume_at_ = EventLoop::now() + 100'000'000;  // 100 ms
+    arm_timer();
+}
+
+void BusDaemon::resume_accepting() {
+    accept_resume_at_ = 0;
+    for (const Listener& listener : listeners_) {
+        loop_.modify(listener.fd.get(), EPOLLIN);
+    }
 }
 
 void BusDaemon::arm_timer() {
@@ -1074,10 +1115,21 @@ void BusDaemon::arm_timer() {
         activation && (!deadline || *activation < *deadline)) {
         deadline = activation;
     }
-    for (const auto& [fd, peer] : peers_) {
-        if (!peer->client->authenticated() && (!deadline || peer->auth_deadline < *deadline)) {
-            deadline = peer->auth_deadline;
+    const auto earlier = [&deadline](std::uint64_t at) {
+        if (!deadline || at < *deadline) {
+            deadline = at;
         }
+    };
+    for (const auto& [fd, peer] : peers_) {
+        if (peer->incomplete) {
+            earlier(peer->auth_deadline);
+        }
+        if (const std::uint64_t since = peer->client->pending_fds_since(); since != 0) {
+            earlier(since + peer->client->limits().pending_fd_timeout_ns);
+        }
+    }
+    if (accept_resume_at_ != 0) {
+        earlier(accept_resume_at_);
     }
     loop_.set_timer(deadline, [this] { on_timer(); });
 }
@@ -1086,15 +1138,21 @@ void BusDaemon::on_timer() {
     const std::uint64_t now = EventLoop::now();
     bus_.expire(now);
     activation_->expire(now);
-    std::vector<int> late;
+    if (accept_resume_at_ != 0 && accept_resume_at_ <= now) {
+        resume_accepting();
+    }
+    std::vector<std::pair<int, std::string_view>> late;
     for (const auto& [fd, peer] : peers_) {
-        if (!peer->client->authenticated() && peer->auth_deadline <= now) {
-            late.push_back(fd);
+        if (peer->incomplete && peer->auth_deadline <= now) {
+            late.emplace_back(fd, "authentication timed out");
+        } else if (const std::uint64_t since = peer->client->pending_fds_since();
+                   since != 0 && since + peer->client->limits().pending_fd_timeout_ns <= now) {
+            late.emplace_back(fd, "file descriptors pending too long for their message");
         }
     }
-    for (const int fd : late) {
+    for (const auto& [fd, reason] : late) {
         if (const auto found = peers_.find(fd); found != peers_.end()) {
-            disconnect(*found->second, "authentication timed out");
+            disconnect(*found->second, reason);
         }
     }
     deliver();

@@ -103,6 +103,9 @@ class BusDaemon {
         core::ConnectionId id = 0;                           // 0 until Hello
         core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
         std::string unique_name;
+        // Until Hello succeeds, as dbus-daemon counts it: held to auth_timeout and
+        // max_incomplete_connections.
+        bool incomplete = true;
         std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
         std::uint64_t next_match_cookie = 1;
@@ -162,6 +165,13 @@ class BusDaemon {
     void flush(Peer& peer);
     void arm_timer();
     void on_timer();
+    // Counts `peer` as complete once Hello made it a bus connection.
+    void settle(Peer& peer);
+    // Makes room for one more incomplete connection by dropping the oldest, as dbus-daemon does.
+    void drop_oldest_incomplete();
+    // Out of fds (EMFILE, ENFILE): stop watching the listeners until a connection closes or a moment passes.
+    void pause_accepting();
+    void resume_accepting();
 
     // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
     // destination may be an activatable name. False if the core refused it.
@@ -204,6 +214,7 @@ class BusDaemon {
     std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
+    std::uint64_t accept_resume_at_ = 0;  // nonzero while accepting is paused
 };
 
 // `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.

@@ -66,6 +66,9 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.client.max_message_size = static_cast<std::size_t>(limits.max_message_size);
     options.client.max_message_unix_fds = static_cast<std::size_t>(limits.max_message_unix_fds);
     options.client.max_outgoing_bytes = static_cast<std::size_t>(limits.max_outgoing_bytes);
+    options.client.max_outgoing_unix_fds = static_cast<std::size_t>(limits.max_outgoing_unix_fds);
+    options.client.pending_fd_timeout_ns =
+        static_cast<std::uint64_t>(std::max(limits.pending_fd_timeout, 1)) * 1'000'000u;
     options.core.owner_uid = ::getuid();
     options.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
     options.systemd_activation = command_line.systemd_activation;

@@ -15,7 +15,7 @@ PACKAGES += scdoc man-db python3-dbus python3-gi gir1.2-glib-2.0 python3-dbusmoc
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run compat check check-sanitize fuzz bench format clean
+.PHONY: deps build run compat check check-sanitize fuzz soak bench format clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -63,6 +63,12 @@ $(BUILD_FUZZ)/build.ninja:
 fuzz: deps $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	tools/run-fuzzers $(BUILD_FUZZ) $(FUZZ_SECONDS)
+
+# Mixed load against busgate for SOAK_SECONDS (outside CI): RSS must stay flat and every call get
+# exactly one reply or error.
+SOAK_SECONDS ?= 300
+soak: build
+	/usr/bin/python3 compat-tests/soak.py $(CURDIR)/$(BUILD)/gateway/busgate $(SOAK_SECONDS)
 
 bench: build
 	tools/run-benchmarks $(BUILD)

@@ -37,18 +37,27 @@ PeerCredentials read_peer_credentials(int fd) {
         credentials.gid = peer.gid;
         credentials.pid = peer.pid;
     }
+    // A failed call leaves `length` as it was: the groups are then unknown (none), never the zeroed
+    // buffer, which would read as membership of group 0.
     std::vector<gid_t> groups(64);
     length = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length) != 0 && errno == ERANGE) {
+    int status = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
+    if (status != 0 && errno == ERANGE) {
         groups.resize(length / sizeof(gid_t));
-        ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
+        status = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
     }
-    groups.resize(length / sizeof(gid_t));
+    groups.resize(status == 0 ? length / sizeof(gid_t) : 0);
     credentials.groups = std::move(groups);
-    char label[256];
-    length = sizeof label;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label, &length) == 0) {
-        credentials.security_label.assign(label, strnlen(label, length));
+    // SELinux labels with MLS ranges can outgrow a small buffer; the kernel says how much it needs.
+    std::string label(256, '\0');
+    length = static_cast<socklen_t>(label.size());
+    status = ::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
+    if (status != 0 && errno == ERANGE && length > label.size()) {
+        label.resize(length);
+        status = ::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
+    }
+    if (status == 0) {
+        credentials.security_label.assign(label.data(), strnlen(label.data(), length));
     }
     return credentials;
 }

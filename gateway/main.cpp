@@ -276,7 +276,8 @@ int main(int argc, char** argv) {
 
     if (configuration.pidfile && command_line.write_pid_file) {
         std::ofstream pidfile(*configuration.pidfile, std::ios::trunc);
-        if (!(pidfile << ::getpid() << '\n')) {
+        // The write is buffered: a full disk (ENOSPC) only shows at the flush.
+        if (!(pidfile << ::getpid() << '\n') || !pidfile.flush()) {
             return fail("Failed to write pid file \"" + *configuration.pidfile +
                         "\": " + std::strerror(errno));
         }

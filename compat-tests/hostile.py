@@ -846,6 +846,23 @@ def case_out_of_fds(bus, probe):
         at_limit, spent, waited)
 
 
+def case_reload_under_load(bus, probe):
+    """SIGHUP (configuration reload) 20 times while calls and signals flow: nothing lost or refused."""
+    failures = []
+    caller = Connection(bus.path)
+    answered = sent = 0
+    for _ in range(20):
+        bus.process.send_signal(signal.SIGHUP)
+        for _ in range(10):
+            sent += 1
+            reply = caller.call("NameHasOwner", "s", ("org.freedesktop.DBus",), timeout=PROBE_BOUND)
+            answered += reply["type"] == METHOD_RETURN and reply["args"] == [1]
+        time.sleep(0.02)
+    expect(failures, answered == sent, "%d of %d calls answered across reloads" % (answered, sent))
+    caller.close()
+    return failures, "20 SIGHUPs: %d/%d calls answered" % (answered, sent)
+
+
 CASES = [
     ("half-open-auth", case_half_open_auth),
     ("byte-by-byte", case_byte_by_byte),
@@ -860,6 +877,7 @@ CASES = [
     ("slow-reader-flood", case_slow_reader),
     ("10000-connections", case_many_connections),
     ("disconnect-mid-message", case_disconnect_mid_message),
+    ("reload-under-load", case_reload_under_load),
     ("out-of-fds", case_out_of_fds),
 ]
 

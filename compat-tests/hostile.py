@@ -735,7 +735,7 @@ def case_slow_reader(bus, probe):
         sorted(errors) or "nothing")
 
 
-def case_many_connections(bus, probe, count=10000):
+def case_many_connections(bus, probe, count=int(os.environ.get("HOSTILE_CONNECTIONS", "10000"))):
     """10,000 connections from one user, each authenticating and saying Hello: the first
     max_connections_per_user get names, the rest LimitsExceeded; the bus keeps at most the limits' worth."""
     failures = []

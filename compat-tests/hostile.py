@@ -865,6 +865,37 @@ def case_reload_under_load(bus, probe):
     return failures, "20 SIGHUPs: %d/%d calls answered" % (answered, sent)
 
 
+def case_external_uid_spoof(bus, probe):
+    """SASL EXTERNAL naming another uid than the socket's is REJECTED (needs root to act as another
+    user; without it only the own uid is tried)."""
+    failures = []
+    if os.getuid() != 0:
+        return failures, "skipped the other-user half: not root"
+    os.chmod(os.path.dirname(bus.path), 0o755)
+    os.chmod(bus.path, 0o777)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.setgid(65534)
+        os.setuid(65534)
+        answers = []
+        for claim in ("0", "1", "65534"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(PROBE_BOUND)
+            sock.connect(bus.path)
+            sock.sendall(b"\0AUTH EXTERNAL " + claim.encode().hex().encode() + b"\r\n")
+            answers.append(sock.recv(200).split(b" ")[0].strip().decode())
+        os.write(write_end, " ".join(answers).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write_end)
+    answers = os.read(read_end, 1000).decode().split()
+    os.close(read_end)
+    expect(failures, answers == ["REJECTED", "REJECTED", "OK"],
+           "uid 65534 claiming 0, 1, 65534 got %s" % answers)
+    return failures, "uid 65534 claiming uid 0, 1, 65534: %s" % " ".join(answers)
+
+
 CASES = [
     ("half-open-auth", case_half_open_auth),
     ("byte-by-byte", case_byte_by_byte),
@@ -880,6 +911,7 @@ CASES = [
     ("10000-connections", case_many_connections),
     ("disconnect-mid-message", case_disconnect_mid_message),
     ("reload-under-load", case_reload_under_load),
+    ("external-uid-spoof", case_external_uid_spoof),
     ("out-of-fds", case_out_of_fds),
 ]
 

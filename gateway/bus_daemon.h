@@ -25,6 +25,7 @@
 #include "client.h"
 #include "event_loop.h"
 #include "match_rule.h"
+#include "web_hub.h"
 
 namespace busgate::gateway {
 
@@ -82,6 +83,14 @@ class BusDaemon {
     // Rereads the service directories (reload, inotify); ActivatableServicesChanged if the names changed.
     void reload_services(const std::vector<policy::ServiceDir>& directories);
 
+    // The HTTP/WebSocket interface (web_server.h): requests from `hub` run on this thread, and monitors
+    // attached to it get copies of what is routed. Implemented in web_bus.cpp.
+    void attach_web(std::shared_ptr<WebHub> hub);
+    BusSnapshot web_snapshot();
+    PolicyCheckResult web_policy_check(const PolicyCheckRequest& request);
+    // Counted by the bus, read by /metrics; activation.cpp reports starts and failures here.
+    BusCounters& counters() { return counters_; }
+
   private:
     friend class Driver;
     friend class Activation;
@@ -95,6 +104,7 @@ class BusDaemon {
         std::unique_ptr<Client> client;
         core::ConnectionId id = 0;  // 0 until Hello
         std::string unique_name;
+        std::string endpoint;  // the address of the listener it came through
         std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
         std::uint64_t next_match_cookie = 1;
@@ -164,6 +174,8 @@ class BusDaemon {
     bool allowed_after_activation(Peer& recipient, const core::QueueItem& item);
     void send_error(Peer& peer, const IncomingMessage& to, std::string_view name, std::string_view text);
     std::uint32_t next_serial();
+    // A message the bus routed: counted, timed (when the web interface is on) and shown to its monitors.
+    void count_routed(marshal::MessageType type, std::span<const std::uint8_t> bytes);
 
     Peer* find_peer(core::ConnectionId id);
 
@@ -188,6 +200,8 @@ class BusDaemon {
     std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
+    BusCounters counters_;
+    std::shared_ptr<WebHub> web_;  // null unless the web interface is on
 };
 
 // `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.

@@ -248,18 +248,6 @@ int main(int argc, char** argv) {
         return fail(error);
     }
 
-    if (fork_requested) {
-        (void)!::write(ready_pipe[1], "1", 1);
-        ::close(ready_pipe[1]);
-    } else {
-        if (command_line.print_address) {
-            write_to(command_line.print_address_fd, daemon.address());
-        }
-        if (command_line.print_pid) {
-            write_to(command_line.print_pid_fd, std::to_string(::getpid()));
-        }
-    }
-
     // The web interface starts in the process that serves the bus, as the user it serves as.
     std::unique_ptr<WebServer> web;
     if (!command_line.web.empty()) {
@@ -277,6 +265,18 @@ int main(int argc, char** argv) {
         }
         daemon.attach_web(std::move(hub));
         std::fprintf(stderr, "busgate: web interface on %s\n", web->url().c_str());
+    }
+
+    if (fork_requested) {
+        (void)!::write(ready_pipe[1], "1", 1);
+        ::close(ready_pipe[1]);
+    } else {
+        if (command_line.print_address) {
+            write_to(command_line.print_address_fd, daemon.address());
+        }
+        if (command_line.print_pid) {
+            write_to(command_line.print_pid_fd, std::to_string(::getpid()));
+        }
     }
 
     std::signal(SIGPIPE, SIG_IGN);

@@ -51,6 +51,12 @@ void WebHub::run_bus_tasks() {
     }
 }
 
+void WebHub::discard_tasks() {
+    std::vector<std::function<void()>> tasks;
+    const std::lock_guard lock(tasks_mutex_);
+    tasks.swap(tasks_);
+}
+
 std::shared_ptr<MonitorSubscriber> WebHub::subscribe(std::size_t capacity) {
     auto subscriber = std::make_shared<MonitorSubscriber>(capacity);
     const std::lock_guard lock(subscribers_mutex_);

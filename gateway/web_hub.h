@@ -149,6 +149,8 @@ class WebHub {
     // Bus thread: the fd to watch, and the tasks to run when it is readable.
     int wake_fd() const { return wake_.get(); }
     void run_bus_tasks();
+    // When the web thread is gone: the tasks it left may hold its sessions, which must not outlive it.
+    void discard_tasks();
 
     // Monitors.
     std::shared_ptr<MonitorSubscriber> subscribe(std::size_t capacity);

@@ -457,7 +457,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Socket>> {
         const auto query = question == std::string_view::npos ? std::map<std::string, std::string>()
                                                               : parse_form(target.substr(question + 1));
         if (!peer_allowed_) {
-            return send(error(http::status::forbidden, "only root and the bus's user may use this socket"));
+            Response out = error(http::status::forbidden, "only root and the bus's user may use this socket");
+            out.keep_alive(false);
+            return send(std::move(out));
         }
         const bool get = request_.method() == http::verb::get || request_.method() == http::verb::head;
         // The page holds no data, so it is served to anyone who reached the listener; it asks for the token.
@@ -884,6 +886,7 @@ void WebServer::stop() {
     }
     state_->io.stop();
     state_->thread.join();
+    state_->context->hub->discard_tasks();
     if (!state_->address.tcp && !state_->address.path.empty()) {
         ::unlink(state_->address.path.c_str());
     }

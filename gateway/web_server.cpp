@@ -236,6 +236,7 @@ class MonitorSession : public std::enable_shared_from_this<MonitorSession<Socket
     void run(http::request<http::string_body> request, Filter filter, bool with_body) {
         filter_ = std::move(filter);
         with_body_ = with_body;
+        ws_.auto_fragment(false);  // one frame per batch
         ws_.set_option(websocket::stream_base::decorator(
             [](websocket::response_type& response) { response.set(http::field::server, "busgate"); }));
         ws_.async_accept(request, [self = this->shared_from_this()](beast::error_code error) {

@@ -194,7 +194,7 @@ void BusDaemon::accept(const Listener& listener) {
         peer->client = std::make_unique<Client>(std::move(socket), std::move(credentials), std::move(sasl),
                                                 options_.client, listener.nonce);
         peer->auth_deadline = EventLoop::now() + options_.auth_timeout_ns;
-        peer->endpoint = listener.connectable;
+        peer->listener_address = listener.connectable;
         ++counters_.connections_accepted;
         const int fd = peer->client->fd();
         loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client_event(fd, events); });

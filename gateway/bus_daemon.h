@@ -104,7 +104,7 @@ class BusDaemon {
         std::unique_ptr<Client> client;
         core::ConnectionId id = 0;  // 0 until Hello
         std::string unique_name;
-        std::string endpoint;  // the address of the listener it came through
+        std::string listener_address;  // the address of the listener it came through (web interface)
         std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
         std::uint64_t next_match_cookie = 1;

@@ -154,10 +154,10 @@ BusSnapshot BusDaemon::web_snapshot() {
         if (!peer->registered() && !peer->monitor) {
             continue;
         }
-        ++per_endpoint[peer->endpoint];
+        ++per_endpoint[peer->listener_address];
         BusSnapshot::Connection connection;
         connection.unique_name = peer->unique_name;
-        connection.endpoint = peer->endpoint;
+        connection.endpoint = peer->listener_address;
         connection.monitor = peer->monitor;
         connection.queued_bytes = peer->client->queued_bytes();
         if (const core::Connection* core_connection =

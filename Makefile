@@ -3,6 +3,7 @@ BUILD          ?= build
 BUILD_SANITIZE ?= build-sanitize
 BUILD_FUZZ     ?= build-fuzz
 FUZZ_SECONDS   ?= 60
+BENCH_RUNS     ?= 5
 MESON_TEST     := meson test --print-errorlogs --num-processes 2
 
 # Debian 12 packages the build, the tests and the benchmarks need.
@@ -15,7 +16,7 @@ PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromi
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build run compat check check-sanitize fuzz bench format clean
+.PHONY: deps build run compat check check-sanitize fuzz soak bench format clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -64,8 +65,15 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 	ninja -C $(BUILD_FUZZ)
 	tools/run-fuzzers $(BUILD_FUZZ) $(FUZZ_SECONDS)
 
+# Mixed load against busgate for SOAK_SECONDS (outside CI): RSS must stay flat and every call get
+# exactly one reply or error.
+SOAK_SECONDS ?= 300
+soak: build
+	/usr/bin/python3 compat-tests/soak.py $(CURDIR)/$(BUILD)/gateway/busgate $(SOAK_SECONDS)
+
 bench: build
 	tools/run-benchmarks $(BUILD)
+	tools/run-bus-benchmarks $(BUILD) $(BENCH_RUNS)
 
 format:
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i

@@ -1,5 +1,6 @@
-// busgatectl: an operator's view of a running bus through the org.freedesktop.DBus driver alone, so it
-// works against busgate and dbus-daemon alike. One row of `subcommands` per verb; sd-bus does the wire.
+// busgatectl: an operator's view of a running bus through the org.freedesktop.DBus driver, so names,
+// connections, reload and stats work against busgate and dbus-daemon alike; `endpoint` manages busgate's
+// container endpoints (org.busgate.Endpoints1). One row of `subcommands` per verb; sd-bus does the wire.
 #include <systemd/sd-bus.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,9 @@ constexpr const char* driver_name = "org.freedesktop.DBus";
 constexpr const char* driver_path = "/org/freedesktop/DBus";
 constexpr const char* driver_interface = "org.freedesktop.DBus";
 constexpr const char* stats_interface = "org.freedesktop.DBus.Debug.Stats";
+constexpr const char* endpoints_interface = "org.busgate.Endpoints1";
+
+using Arguments = std::span<const std::string_view>;
 
 struct BusCloser {
     void operator()(sd_bus* bus) const { sd_bus_flush_close_unref(bus); }
@@ -217,7 +222,7 @@ std::vector<std::string> queued_owners(sd_bus* bus, const std::string& name) {
     }
 }
 
-int show_names(sd_bus* bus) {
+int show_names(sd_bus* bus, Arguments) {
     std::printf("%-40s %-10s %s\n", "NAME", "OWNER", "QUEUED");
     for (const std::string& name : list_names(bus)) {
         if (name.starts_with(':')) {
@@ -236,7 +241,7 @@ int show_names(sd_bus* bus) {
     return 0;
 }
 
-int show_connections(sd_bus* bus) {
+int show_connections(sd_bus* bus, Arguments) {
     const std::vector<std::string> names = list_names(bus);
     std::map<std::string, std::vector<std::string>> owned;
     for (const std::string& name : names) {
@@ -271,12 +276,12 @@ int show_connections(sd_bus* bus) {
     return 0;
 }
 
-int reload(sd_bus* bus) {
+int reload(sd_bus* bus, Arguments) {
     call_driver(bus, driver_interface, "ReloadConfig");
     return 0;
 }
 
-int show_stats(sd_bus* bus) {
+int show_stats(sd_bus* bus, Arguments) {
     Message reply = call_driver(bus, stats_interface, "GetStats");
     for (const auto& [key, value] : read_dictionary(reply.get())) {
         std::printf("%s %s\n", key.c_str(), value.c_str());
@@ -284,9 +289,109 @@ int show_stats(sd_bus* bus) {
     return 0;
 }
 
+// endpoint add NAME [options] | list | stop NAME | remove NAME
+int manage_endpoints(sd_bus* bus, Arguments arguments) {
+    const std::string_view verb = arguments.empty() ? "list" : arguments[0];
+    if (verb == "list") {
+        Message reply = call_driver(bus, endpoints_interface, "ListEndpoints");
+        sd_bus_message* message = reply.get();
+        check(sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "(sssbuu)"), "reading endpoints");
+        std::printf("%-20s %-12s %-9s %-11s %s\n", "NAME", "TYPE", "LISTENING", "CONNECTIONS", "ADDRESS");
+        const char *name = nullptr, *type = nullptr, *address = nullptr;
+        int listening = 0;
+        std::uint32_t connections = 0, limit = 0;
+        while (sd_bus_message_read(message, "(sssbuu)", &name, &type, &address, &listening, &connections,
+                                   &limit) > 0) {
+            std::printf("%-20s %-12s %-9s %-11s %s\n", name, *type ? type : "-", listening ? "yes" : "no",
+                        (std::to_string(connections) + "/" + std::to_string(limit)).c_str(), address);
+        }
+        return 0;
+    }
+    if ((verb == "stop" || verb == "remove") && arguments.size() == 2) {
+        call_driver(bus, endpoints_interface, verb == "stop" ? "StopListening" : "RemoveEndpoint",
+                    std::string(arguments[1]));
+        return 0;
+    }
+    if (verb != "add" || arguments.size() < 2 || arguments[1].starts_with('-')) {
+        throw Failure(
+            "usage: busgatectl endpoint add NAME [--type=T] [--path=SOCKET] [--see=NAME] [--talk=NAME] "
+            "[--own=NAME] [--call=NAME=RULE] [--broadcast=NAME=RULE] [--max-connections=N] "
+            "[--remove-with-creator] | list | stop NAME | remove NAME");
+    }
+    std::map<std::string, std::vector<std::string>> lists;
+    std::map<std::string, std::string> strings{{"Name", std::string(arguments[1])}};
+    std::optional<std::uint32_t> max_connections;
+    bool remove_with_creator = false;
+    static const std::map<std::string_view, std::string_view> list_options = {{"--see=", "See"},
+                                                                              {"--talk=", "Talk"},
+                                                                              {"--own=", "Own"},
+                                                                              {"--call=", "Call"},
+                                                                              {"--broadcast=", "Broadcast"}};
+    for (const std::string_view option : arguments.subspan(2)) {
+        bool known = false;
+        for (const auto& [prefix, key] : list_options) {
+            if (option.starts_with(prefix)) {
+                lists[std::string(key)].emplace_back(option.substr(prefix.size()));
+                known = true;
+            }
+        }
+        if (option.starts_with("--type=")) {
+            strings["Type"] = option.substr(7);
+        } else if (option.starts_with("--path=")) {
+            strings["Path"] = option.substr(7);
+        } else if (option.starts_with("--max-connections=")) {
+            max_connections =
+                static_cast<std::uint32_t>(std::strtoul(std::string(option.substr(18)).c_str(), nullptr, 10));
+        } else if (option == "--remove-with-creator") {
+            remove_with_creator = true;
+        } else if (!known) {
+            throw Failure("unknown endpoint option \"" + std::string(option) + "\"");
+        }
+    }
+    sd_bus_message* raw = nullptr;
+    check(sd_bus_message_new_method_call(bus, &raw, driver_name, driver_path, endpoints_interface,
+                                         "AddEndpoint"),
+          "building AddEndpoint");
+    Message call(raw);
+    check(sd_bus_message_open_container(raw, SD_BUS_TYPE_ARRAY, "{sv}"), "building AddEndpoint");
+    for (const auto& [key, value] : strings) {
+        check(sd_bus_message_append(raw, "{sv}", key.c_str(), "s", value.c_str()), "building AddEndpoint");
+    }
+    for (const auto& [key, values] : lists) {
+        check(sd_bus_message_open_container(raw, SD_BUS_TYPE_DICT_ENTRY, "sv"), "building AddEndpoint");
+        check(sd_bus_message_append(raw, "s", key.c_str()), "building AddEndpoint");
+        check(sd_bus_message_open_container(raw, SD_BUS_TYPE_VARIANT, "as"), "building AddEndpoint");
+        check(sd_bus_message_open_container(raw, SD_BUS_TYPE_ARRAY, "s"), "building AddEndpoint");
+        for (const std::string& value : values) {
+            check(sd_bus_message_append(raw, "s", value.c_str()), "building AddEndpoint");
+        }
+        for (int i = 0; i < 3; ++i) {
+            check(sd_bus_message_close_container(raw), "building AddEndpoint");
+        }
+    }
+    if (max_connections) {
+        check(sd_bus_message_append(raw, "{sv}", "MaxConnections", "u", *max_connections),
+              "building AddEndpoint");
+    }
+    if (remove_with_creator) {
+        check(sd_bus_message_append(raw, "{sv}", "RemoveWithCreator", "b", 1), "building AddEndpoint");
+    }
+    check(sd_bus_message_close_container(raw), "building AddEndpoint");
+    CallError error;
+    sd_bus_message* reply = nullptr;
+    if (const int result = sd_bus_call(bus, raw, 0, error.get(), &reply); result < 0) {
+        throw Failure("AddEndpoint failed: " + error.describe(result));
+    }
+    Message owned_reply(reply);
+    const char* address = nullptr;
+    check(sd_bus_message_read(reply, "s", &address), "reading the endpoint's address");
+    std::printf("%s\n", address);
+    return 0;
+}
+
 struct Subcommand {
     std::string_view name;
-    int (*run)(sd_bus*);
+    int (*run)(sd_bus*, Arguments);
     std::string_view help;
 };
 
@@ -295,10 +400,15 @@ constexpr Subcommand subcommands[] = {
     {"connections", show_connections, "unique names with the uid and pid the bus knows for them"},
     {"reload", reload, "ask the bus to reload its configuration (ReloadConfig)"},
     {"stats", show_stats, "the bus's counters (org.freedesktop.DBus.Debug.Stats.GetStats)"},
+    {"endpoint", manage_endpoints,
+     "container endpoints (busgate): add NAME [--see=|--talk=|--own=NAME] [--call=|--broadcast=NAME=RULE]\n"
+     "               [--type=T] [--path=SOCKET] [--max-connections=N] [--remove-with-creator],\n"
+     "               list, stop NAME (no new connections), remove NAME (closes its connections)"},
 };
 
 void print_usage(std::FILE* stream) {
-    std::fputs("Usage: busgatectl [--system|--session|--address=ADDRESS] COMMAND\n\nCommands:\n", stream);
+    std::fputs("Usage: busgatectl [--system|--session|--address=ADDRESS] COMMAND [ARGUMENTS]\n\nCommands:\n",
+               stream);
     for (const Subcommand& subcommand : subcommands) {
         std::fprintf(stream, "  %-12s %s\n", std::string(subcommand.name).c_str(),
                      std::string(subcommand.help).c_str());
@@ -334,8 +444,13 @@ int main(int argc, char** argv) {
     BusChoice choice = BusChoice::system;
     std::string address;
     const Subcommand* chosen = nullptr;
+    std::vector<std::string_view> arguments;
     for (int i = 1; i < argc; ++i) {
         const std::string_view argument = argv[i];
+        if (chosen != nullptr) {
+            arguments.push_back(argument);  // everything after the command is the command's
+            continue;
+        }
         if (argument == "--help" || argument == "-h") {
             print_usage(stdout);
             return 0;
@@ -372,7 +487,10 @@ int main(int argc, char** argv) {
     }
     try {
         Bus bus = open_bus(choice, address);
-        return chosen->run(bus.get());
+        if (!arguments.empty() && chosen->run != manage_endpoints) {
+            throw Failure("\"" + std::string(chosen->name) + "\" takes no arguments");
+        }
+        return chosen->run(bus.get(), arguments);
     } catch (const Failure& failure) {
         std::fprintf(stderr, "busgatectl: %s\n", failure.message().c_str());
         return 1;

@@ -7,7 +7,7 @@ namespace {
 
 constexpr uint64_t special_hello_flags =
     hello_flag::activator | hello_flag::policy_holder | hello_flag::monitor;
-constexpr uint64_t known_hello_flags = hello_flag::accept_fds | special_hello_flags;
+constexpr uint64_t known_hello_flags = hello_flag::accept_fds | hello_flag::bus_driver | special_hello_flags;
 constexpr uint64_t known_message_flags =
     message_flag::expect_reply | message_flag::no_auto_start | message_flag::signal;
 constexpr uint64_t known_acquire_flags = name_flag::replace_existing | name_flag::saved;
@@ -70,6 +70,8 @@ bool Bus::may_own(const Connection& connection, std::string_view name) const {
 }
 
 bool Bus::may_talk(const Connection& from, const Connection& to) const {
+    if ((from.flags() | to.flags()) & hello_flag::bus_driver)
+        return true;
     // kdbus: TALK to a connection is TALK to at least one of the names it owns.
     auto any_name_allows = [&](const PolicyDatabase& policy) {
         bool allowed = false;
@@ -104,7 +106,7 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
         return Error::not_supported;
     const bool privileged = endpoint->is_default() &&
                             (params.credentials.uid == 0 || params.credentials.uid == config_.owner_uid);
-    if (special && !privileged)
+    if ((special || (flags & hello_flag::bus_driver)) && !privileged)
         return Error::permission_denied;
     const bool stands_for_name = flags & (hello_flag::activator | hello_flag::policy_holder);
     if (stands_for_name != !params.name.empty() || (!stands_for_name && !params.policy.empty()))
@@ -116,7 +118,8 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
         return Error::already_exists;
     const UserKey user = user_key_for(params.credentials, params.endpoint);
     if (auto count = connections_per_user_.find(user);
-        count != connections_per_user_.end() && count->second >= config_.limits.max_connections_per_user)
+        !special && count != connections_per_user_.end() &&
+        count->second.ordinary >= config_.limits.max_connections_per_user)
         return Error::connection_limit_reached;
 
     const ConnectionId id = next_connection_id_++;
@@ -136,7 +139,9 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
                                      params.endpoint, privileged, user, std::move(params.description));
     Connection& added = *connection;
     connections_.emplace(id, std::move(connection));
-    ++connections_per_user_[user];
+    UserConnections& counted = connections_per_user_[user];
+    ++counted.all;
+    counted.ordinary += special ? 0 : 1;
     if (added.is_monitor())
         monitors_.push_back(id);
     else
@@ -167,7 +172,9 @@ Status Bus::bye(ConnectionId id) {
         quotas_.discharge(entry.charge);
 
     const UserKey user = connection->user();
-    if (--connections_per_user_[user] == 0) {
+    UserConnections& counted = connections_per_user_[user];
+    counted.ordinary -= connection->is_ordinary() ? 1 : 0;
+    if (--counted.all == 0) {
         connections_per_user_.erase(user);
         quotas_.forget_user(user);
     }

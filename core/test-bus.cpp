@@ -212,6 +212,24 @@ TEST_F(BusTest, PerUserConnectionLimit) {
     EXPECT_TRUE(small.hello(std::move(other)).ok());
 }
 
+TEST_F(BusTest, TheBussOwnActivatorsNeverTakeAClientsPlace) {
+    BusConfig config = test_config();
+    config.limits.max_connections_per_user = 2;
+    Bus small(config);
+    for (const char* name : {"org.example.A", "org.example.B", "org.example.C"}) {
+        HelloParams activator;
+        activator.credentials.uid = bus_owner;
+        activator.flags = hello_flag::activator;
+        activator.name = name;
+        ASSERT_TRUE(small.hello(std::move(activator)).ok()) << name;
+    }
+    HelloParams client;
+    client.credentials.uid = bus_owner;
+    ASSERT_TRUE(small.hello(HelloParams{client.credentials}).ok());
+    ASSERT_TRUE(small.hello(HelloParams{client.credentials}).ok());
+    expect_error(small.hello(HelloParams{client.credentials}), Error::connection_limit_reached);
+}
+
 TEST_F(BusTest, QueueAccountsBytesMessagesAndFds) {
     const ConnectionId a = connect(alice);
     const ConnectionId b = connect(alice);
@@ -788,6 +806,26 @@ class EndpointTest : public BusTest {
     ConnectionId service = 0;
     ConnectionId hidden = 0;
 };
+
+TEST_F(EndpointTest, TheBusDriverReachesEveryEndpoint) {
+    const ConnectionId inside = connect(alice, hello_flag::accept_fds, sandbox);
+    ASSERT_TRUE(bus.add_match(inside, MessageMatch{1, any_connection, "", BloomMask()}).ok());
+    // An ordinary connection owning no name the sandbox may talk to is not heard inside...
+    const ConnectionId stranger = connect(bus_owner);
+    EXPECT_EQ(bus.send(stranger, broadcast_of("Changed", 1))->delivered, 0u);
+    // ...the bus driver always is, broadcast or unicast, and only a privileged connection may be it.
+    const ConnectionId driver = connect(bus_owner, hello_flag::bus_driver);
+    EXPECT_EQ(bus.send(driver, broadcast_of("NameOwnerChanged", 2))->delivered, 1u);
+    OutgoingMessage acquired = broadcast_of("NameAcquired", 3);
+    acquired.destination_id = inside;
+    acquired.bloom = {};
+    EXPECT_EQ(bus.send(driver, std::move(acquired))->delivered, 1u);
+    EXPECT_EQ(drain_messages(inside).size(), 2u);
+    HelloParams impostor;
+    impostor.credentials.uid = alice;
+    impostor.flags = hello_flag::bus_driver;
+    expect_error(bus.hello(std::move(impostor)), Error::permission_denied);
+}
 
 TEST_F(EndpointTest, CustomEndpointEnforcesItsPolicyEvenForPrivilegedCallers) {
     const ConnectionId root_inside = connect(0, hello_flag::accept_fds, sandbox);

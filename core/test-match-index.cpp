@@ -56,6 +56,20 @@ TEST(MatchIndex, IdenticalMasksAreSharedAndFreedWithTheirLastRule) {
     EXPECT_TRUE(candidates(index, filter_member("Changed")).empty());
 }
 
+TEST(MatchIndex, HasMessageRulesWhileAnyMaskOrWildcardRuleIsInstalled) {
+    MatchIndex index;
+    EXPECT_FALSE(index.has_message_rules());
+    ASSERT_TRUE(index.add(1, NotificationMatch{5, NotificationType::id_add}).ok());
+    EXPECT_FALSE(index.has_message_rules());  // notifications are no broadcasts
+    ASSERT_TRUE(index.add(2, MessageMatch{20, any_connection, "", BloomMask()}).ok());
+    EXPECT_TRUE(index.has_message_rules());
+    ASSERT_TRUE(index.add(3, MessageMatch{30, any_connection, "", mask_member("Changed")}).ok());
+    ASSERT_TRUE(index.remove(2, 20).ok());
+    EXPECT_TRUE(index.has_message_rules());
+    ASSERT_TRUE(index.remove(3, 30).ok());
+    EXPECT_FALSE(index.has_message_rules());
+}
+
 TEST(MatchIndex, RemoveTakesEveryMatchWithTheCookieAndReportsUnknownCookies) {
     MatchIndex index;
     ASSERT_TRUE(index.add(1, MessageMatch{5, any_connection, "", mask_member("A")}).ok());

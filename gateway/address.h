@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "busgate/core/types.h"
 #include "busgate/core/unique_fd.h"
 
 namespace busgate::gateway {
@@ -38,6 +39,7 @@ struct Listener {
     std::string nonce;        // nonce-tcp: the 16 bytes a client must send first
     std::string nonce_file;   // nonce-tcp: where they are written (removed at shutdown)
     bool is_unix = false;
+    core::EndpointId endpoint = core::default_endpoint;  // a container endpoint's socket, or the bus's own
 };
 
 struct ListenResult {

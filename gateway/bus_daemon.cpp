@@ -1,6 +1,7 @@
 #include "bus_daemon.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
 #include "driver.h"
+#include "endpoints.h"
 
 namespace busgate::gateway {
 namespace {
@@ -24,6 +26,14 @@ constexpr std::string_view unique_prefix = ":1.";
 core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<UniqueFd> fds = {}) {
     const auto* begin = reinterpret_cast<const std::byte*>(bytes.data());
     return core::MessagePayload::make(std::span<const std::byte>(begin, bytes.size()), std::move(fds));
+}
+
+// <policy at_console="true">: as dbus-daemon on Linux, a user is at the console while pam_console's
+// /var/run/console/USER exists (on systems without pam_console, never).
+bool at_console(const std::string& directory, std::uint32_t uid) {
+    const passwd* entry = ::getpwuid(uid);
+    return entry != nullptr && entry->pw_name != nullptr &&
+           ::access((directory + "/" + entry->pw_name).c_str(), F_OK) == 0;
 }
 
 // A copy of a message for a monitor or eavesdropper, with its own duplicates of the message's fds.
@@ -82,6 +92,7 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
     core::HelloParams driver;
     driver.credentials.uid = options_.bus_uid;
     driver.credentials.pid = ::getpid();
+    driver.flags = core::hello_flag::bus_driver;
     driver.description = std::string(bus_name);
     driver_id_ = bus_.hello(std::move(driver)).value();
     // The driver hears of every owner change and every connection, and re-broadcasts them as signals.
@@ -93,6 +104,7 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
         match.type = type;
         (void)bus_.add_match(driver_id_, std::move(match));
     }
+    endpoints_ = std::make_unique<Endpoints>(*this);
     activation_ = std::make_unique<Activation>(*this);
     (void)activation_->load(options_.service_dirs);
     loop_.set_idle([this] {
@@ -107,6 +119,7 @@ BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
 BusDaemon::~BusDaemon() {
     stop();
     activation_.reset();
+    endpoints_.reset();
 }
 
 void BusDaemon::reload_services(const std::vector<policy::ServiceDir>& directories) {
@@ -141,7 +154,18 @@ bool BusDaemon::start(std::string& error) {
     for (const Listener& listener : listeners_) {
         loop_.add(listener.fd.get(), EPOLLIN, [this, &listener](std::uint32_t) { accept(listener); });
     }
+    if (auto problem = configure_endpoints(options_.endpoints)) {
+        error = *problem;
+        return false;
+    }
     return true;
+}
+
+std::optional<std::string> BusDaemon::configure_endpoints(
+    const std::vector<policy::EndpointConfig>& endpoints) {
+    auto problem = endpoints_->configure(endpoints);
+    deliver();
+    return problem;
 }
 
 std::string BusDaemon::address() const {
@@ -178,10 +202,10 @@ void BusDaemon::accept(const Listener& listener) {
     for (;;) {
         UniqueFd socket(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
         if (!socket) {
-            return;  // EAGAIN, or EMFILE: try again on the next readiness
-        }
-        if (incomplete_ >= options_.max_incomplete_connections) {
-            continue;  // dbus-daemon drops new connections while too many are still authenticating
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                pause_accepting();  // level-triggered: watching on would spin until an fd frees up
+            }
+            return;
         }
         PeerCredentials credentials =
             listener.is_unix ? read_peer_credentials(socket.get()) : PeerCredentials{};
@@ -190,7 +214,14 @@ void BusDaemon::accept(const Listener& listener) {
                          .unix_fd_possible = listener.is_unix,
                          .server_uid = options_.bus_uid,
                          .keyring_directory = options_.keyring_directory};
+        if (listener.endpoint != core::default_endpoint && !endpoints_->admit(listener.endpoint)) {
+            continue;  // the endpoint has all the connections it may have
+        }
+        if (incomplete_ >= options_.max_incomplete_connections) {
+            drop_oldest_incomplete();
+        }
         auto peer = std::make_unique<Peer>();
+        peer->endpoint = listener.endpoint;
         peer->client = std::make_unique<Client>(std::move(socket), std::move(credentials), std::move(sasl),
                                                 options_.client, listener.nonce);
         peer->auth_deadline = EventLoop::now() + options_.auth_timeout_ns;
@@ -220,11 +251,11 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         return;
     }
     const bool was_authenticated = peer.client->authenticated();
+    const bool had_pending_fds = peer.client->pending_fds_since() != 0;
     std::vector<IncomingMessage> messages;
     std::string reason;
     const bool alive = peer.client->read(messages, reason);
     if (!was_authenticated && peer.client->authenticated()) {
-        --incomplete_;
         if (peer.client->sasl().authenticated_anonymously() && !options_.allow_anonymous) {
             disconnect(peer, "anonymous authentication is not allowed");
             return;
@@ -247,12 +278,13 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         if (peers_.find(fd) == peers_.end()) {
             return;  // the message got its sender disconnected
         }
+        settle(peer);
         if (!monitors_.empty()) {
             deliver();  // monitors see each message's consequences before the next message
         }
     }
     deliver();
-    if (options_.reply_timeout_ns) {
+    if (options_.reply_timeout_ns || (!had_pending_fds && peer.client->pending_fds_since() != 0)) {
         arm_timer();
     }
     if (!alive) {
@@ -347,7 +379,9 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             return;  // without a destination only signals go anywhere (and only eavesdroppers see the rest)
         }
         outgoing.destination_id = core::broadcast_destination;
-        outgoing.bloom = bloom_filter_of(message.bytes, header);
+        if (bus_.matches().has_message_rules()) {  // else it reaches no one: spare the hashing
+            outgoing.bloom = bloom_filter_of(message.bytes, header);
+        }
     } else if (marshal::is_unique_name(header.destination)) {
         outgoing.destination_id = id_of_unique_name(header.destination);
     } else {
@@ -359,11 +393,12 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
     marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped_header);
     const auto body = marshal::body_of(message.bytes, header);
     auto payload = std::make_shared<core::MessagePayload>();
-    payload->bytes.resize(stamped_header.size() + body.size());
-    std::memcpy(payload->bytes.data(), stamped_header.data(), stamped_header.size());
-    if (!body.empty()) {
-        std::memcpy(payload->bytes.data() + stamped_header.size(), body.data(), body.size());
-    }
+    // reserve and append rather than resize and copy: a zero fill first would touch a large body twice.
+    payload->bytes.reserve(stamped_header.size() + body.size());
+    const auto* header_bytes = reinterpret_cast<const std::byte*>(stamped_header.data());
+    const auto* body_bytes = reinterpret_cast<const std::byte*>(body.data());
+    payload->bytes.insert(payload->bytes.end(), header_bytes, header_bytes + stamped_header.size());
+    payload->bytes.insert(payload->bytes.end(), body_bytes, body_bytes + body.size());
     payload->fds = std::move(message.fds);
     const core::PayloadRef payload_bytes = payload;
     const bool outgoing_is_unicast = outgoing.destination_id != core::broadcast_destination;
@@ -377,6 +412,10 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             }
         }
         Peer* recipient = target != 0 ? find_peer(target) : nullptr;
+        if (peer.endpoint != core::default_endpoint && header.type == marshal::MessageType::method_call &&
+            !endpoint_allows_call(peer, message, target)) {
+            return;
+        }
         // Without a recipient yet (an activation), dbus-daemon checks what it can: the send rules against
         // the destination name; the rest waits for the service.
         if ((recipient != nullptr || capture_here) && !policy_allows(&peer, recipient, message)) {
@@ -384,7 +423,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
         }
     }
 
-    const std::string destination(header.destination);
+    const std::string_view destination = header.destination;  // message outlives this function
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
                           : bus_.send(peer.id, std::move(outgoing));
@@ -417,10 +456,11 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
         case core::Error::activation_disabled:
             if (header.flags & marshal::flag::no_auto_start) {
                 send_error(peer, message, "org.freedesktop.DBus.Error.NameHasNoOwner",
-                           "Name \"" + destination + "\" does not exist");
+                           "Name \"" + std::string(destination) + "\" does not exist");
             } else {
-                send_error(peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
-                           "The name " + destination + " was not provided by any .service files");
+                send_error(
+                    peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
+                    "The name " + std::string(destination) + " was not provided by any .service files");
             }
             break;
         case core::Error::permission_denied:
@@ -428,7 +468,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
                        "Rejected send message, 0 matched rules; type=\"" +
                            std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
-                           "\", destination=\"" + destination + "\"");
+                           "\", destination=\"" + std::string(destination) + "\"");
             break;
         case core::Error::fds_not_accepted:
             send_error(
@@ -481,11 +521,14 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
     core::OutgoingMessage outgoing;
     outgoing.cookie = stamped.serial;
     if (spec.destination.empty()) {
-        marshal::MessageHeader header;
-        (void)marshal::parse_message(bytes, header);
         outgoing.destination_id = core::broadcast_destination;
         outgoing.flags = core::message_flag::signal;
-        outgoing.bloom = bloom_filter_of(bytes, header);
+        // NameOwnerChanged at every connect and disconnect: most often nobody listens.
+        if (bus_.matches().has_message_rules()) {
+            marshal::MessageHeader header;
+            (void)marshal::parse_validated_header(bytes, header);
+            outgoing.bloom = bloom_filter_of(bytes, header);
+        }
     } else {
         if (marshal::is_unique_name(spec.destination)) {
             outgoing.destination_id = id_of_unique_name(spec.destination);
@@ -549,6 +592,36 @@ void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& 
     if (!monitors_.empty()) {
         capture(error, {}, sender->unique_name);
     }
+}
+
+std::vector<std::string> BusDaemon::names_owned_by(core::ConnectionId id) const {
+    std::vector<std::string> names;
+    bus_.names().for_each_owned(id, [&names](const core::NameEntry& entry) { names.push_back(entry.name); });
+    return names;
+}
+
+bool BusDaemon::endpoint_allows_call(Peer& peer, const IncomingMessage& message, core::ConnectionId target) {
+    const marshal::MessageHeader& header = message.header;
+    std::vector<std::string> names;
+    if (target != 0) {
+        names = names_owned_by(target);
+    } else if (!marshal::is_unique_name(header.destination)) {
+        names.emplace_back(header.destination);  // an activatable name
+    }
+    // Calls to a connection the endpoint cannot see fail in the core, as ServiceUnknown; this is about
+    // names it sees but may only call some methods of.
+    const core::Connection* self = bus_.connection(peer.id);
+    const core::Connection* callee = target != 0 ? bus_.connection(target) : nullptr;
+    if (self == nullptr || (callee != nullptr && !bus_.can_see_connection(*self, *callee)) ||
+        (target == 0 && !bus_.can_see_name(*self, header.destination)) ||
+        endpoints_->may_call(peer.endpoint, names, header)) {
+        return true;
+    }
+    send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+               "Rejected send message: the endpoint of \"" + peer.unique_name + "\" does not allow calling " +
+                   std::string(header.interface) + "." + std::string(header.member) + " at " +
+                   std::string(header.path) + " on \"" + std::string(header.destination) + "\"");
+    return false;
 }
 
 bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem& item) {
@@ -634,7 +707,9 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
     core::PayloadRef copy;
     for (auto& [fd, other] : peers_) {
         Peer& listener = *other;
+        // A container endpoint hears only what is addressed to it or broadcast: never eavesdrops.
         if (!listener.eavesdrops() || &listener == recipient || !listener.registered() ||
+            listener.endpoint != core::default_endpoint ||
             (!fds.empty() && !listener.client->unix_fds_allowed())) {
             continue;
         }
@@ -746,13 +821,17 @@ bool BusDaemon::Names::is_primary_owner(std::string_view unique_name,
 bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     const bool broadcast = item.destination == core::broadcast_destination;
     const bool from_driver = item.sender == driver_id_;
+    if (peer.endpoint != core::default_endpoint && broadcast && !endpoint_may_hear(peer, item)) {
+        return false;
+    }
     if (!broadcast && !(policy_ && from_driver)) {
         return true;  // addressed to this peer, and the policy was checked when it was sent
     }
     const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
     const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
     marshal::MessageHeader header;
-    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+    // Validated when it arrived; this runs once per receiver of one shared message.
+    if (marshal::parse_validated_header(bytes, header) != marshal::Validity::valid) {
         return false;
     }
     if (policy_) {
@@ -820,6 +899,36 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     return false;
 }
 
+bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    const core::Connection* self = bus_.connection(peer.id);
+    if (self == nullptr) {
+        return false;
+    }
+    if (item.sender != driver_id_) {
+        return endpoints_->may_receive(peer.endpoint, names_owned_by(item.sender), header);
+    }
+    if (header.member != "NameOwnerChanged") {
+        return true;
+    }
+    // Names the endpoint cannot see do not exist for it: neither do their owner changes.
+    marshal::BodyReader reader(bytes, header);
+    const auto name = reader.read_string();
+    if (!name) {
+        return false;
+    }
+    if (!marshal::is_unique_name(*name)) {
+        return bus_.can_see_name(*self, *name);
+    }
+    const core::Connection* subject = bus_.connection(id_of_unique_name(*name));
+    return subject != nullptr && (subject == self || bus_.can_see_connection(*self, *subject));
+}
+
 policy::MessageInfo BusDaemon::policy_view(const marshal::MessageHeader& header) const {
     const auto field = [&header](marshal::HeaderField code, std::string_view value) {
         return header.has(code) ? std::optional<std::string_view>(value) : std::nullopt;
@@ -843,7 +952,9 @@ void BusDaemon::assign_policy(Peer& peer) {
     std::vector<std::uint32_t> groups = connection->credentials().groups;
     groups.push_back(connection->credentials().gid);
     peer.policy = policy_->for_connection(
-        {.uid = connection->credentials().uid, .groups = std::move(groups), .at_console = false});
+        {.uid = connection->credentials().uid,
+         .groups = std::move(groups),
+         .at_console = at_console(options_.console_directory, connection->credentials().uid)});
     peer.names_stale = true;
 }
 
@@ -980,11 +1091,18 @@ void BusDaemon::flush(Peer& peer) {
 
 void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
     const int fd = peer.client->fd();
-    if (!peer.client->authenticated()) {
+    if (peer.incomplete) {
         --incomplete_;
+    }
+    if (peer.endpoint != core::default_endpoint) {
+        endpoints_->left(peer.endpoint);
     }
     if (peer.registered()) {
         const core::ConnectionId id = peer.id;
+        endpoints_->creator_left(id);
+        if (peers_.find(fd) == peers_.end()) {
+            return;  // it was a member of an endpoint it created, and went with it
+        }
         registered_.erase(id);
         (void)bus_.bye(id);
     }
@@ -998,7 +1116,44 @@ void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
     // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.
     (void)peer.client->flush();
     peers_.erase(fd);
+    if (accept_resume_at_ != 0) {
+        resume_accepting();  // an fd is free again
+    }
     deliver();
+}
+
+void BusDaemon::settle(Peer& peer) {
+    if (peer.incomplete && peer.registered()) {
+        peer.incomplete = false;
+        --incomplete_;
+    }
+}
+
+void BusDaemon::drop_oldest_incomplete() {
+    Peer* oldest = nullptr;
+    for (const auto& [fd, peer] : peers_) {
+        if (peer->incomplete && (oldest == nullptr || peer->auth_deadline < oldest->auth_deadline)) {
+            oldest = peer.get();
+        }
+    }
+    if (oldest != nullptr) {
+        disconnect(*oldest, "too many incomplete connections");
+    }
+}
+
+void BusDaemon::pause_accepting() {
+    for (const Listener& listener : listeners_) {
+        loop_.modify(listener.fd.get(), 0);
+    }
+    accept_resume_at_ = EventLoop::now() + 100'000'000;  // 100 ms
+    arm_timer();
+}
+
+void BusDaemon::resume_accepting() {
+    accept_resume_at_ = 0;
+    for (const Listener& listener : listeners_) {
+        loop_.modify(listener.fd.get(), EPOLLIN);
+    }
 }
 
 void BusDaemon::arm_timer() {
@@ -1007,10 +1162,21 @@ void BusDaemon::arm_timer() {
         activation && (!deadline || *activation < *deadline)) {
         deadline = activation;
     }
-    for (const auto& [fd, peer] : peers_) {
-        if (!peer->client->authenticated() && (!deadline || peer->auth_deadline < *deadline)) {
-            deadline = peer->auth_deadline;
+    const auto earlier = [&deadline](std::uint64_t at) {
+        if (!deadline || at < *deadline) {
+            deadline = at;
         }
+    };
+    for (const auto& [fd, peer] : peers_) {
+        if (peer->incomplete) {
+            earlier(peer->auth_deadline);
+        }
+        if (const std::uint64_t since = peer->client->pending_fds_since(); since != 0) {
+            earlier(since + peer->client->limits().pending_fd_timeout_ns);
+        }
+    }
+    if (accept_resume_at_ != 0) {
+        earlier(accept_resume_at_);
     }
     loop_.set_timer(deadline, [this] { on_timer(); });
 }
@@ -1019,15 +1185,21 @@ void BusDaemon::on_timer() {
     const std::uint64_t now = EventLoop::now();
     bus_.expire(now);
     activation_->expire(now);
-    std::vector<int> late;
+    if (accept_resume_at_ != 0 && accept_resume_at_ <= now) {
+        resume_accepting();
+    }
+    std::vector<std::pair<int, std::string_view>> late;
     for (const auto& [fd, peer] : peers_) {
-        if (!peer->client->authenticated() && peer->auth_deadline <= now) {
-            late.push_back(fd);
+        if (peer->incomplete && peer->auth_deadline <= now) {
+            late.emplace_back(fd, "authentication timed out");
+        } else if (const std::uint64_t since = peer->client->pending_fds_since();
+                   since != 0 && since + peer->client->limits().pending_fd_timeout_ns <= now) {
+            late.emplace_back(fd, "file descriptors pending too long for their message");
         }
     }
-    for (const int fd : late) {
+    for (const auto& [fd, reason] : late) {
         if (const auto found = peers_.find(fd); found != peers_.end()) {
-            disconnect(*found->second, "authentication timed out");
+            disconnect(*found->second, reason);
         }
     }
     deliver();

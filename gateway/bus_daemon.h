@@ -55,6 +55,10 @@ struct DaemonOptions {
     std::string bus_type;
     std::uint64_t service_start_timeout_ns = 25'000'000'000;
     std::size_t max_pending_service_starts = 512;
+    // Where pam_console marks who is at the console, for <policy at_console="...">.
+    std::string console_directory = "/var/run/console";
+    // busgate's <endpoint>s: container endpoints made at start.
+    std::vector<policy::EndpointConfig> endpoints;
     // The <policy> rules; without them (tests of routing alone) nothing is checked.
     std::optional<policy::PolicyRules> policy;
     // ReloadConfig: reloads the configuration (and calls apply_policy); returns an error text on failure,
@@ -80,6 +84,8 @@ class BusDaemon {
 
     // Replaces the XML policy at once: every connection's rules are recomputed from its credentials.
     void apply_policy(const policy::PolicyRules& rules);
+    // Makes the configuration's endpoints what is listening (start, reload); the first problem, if any.
+    std::optional<std::string> configure_endpoints(const std::vector<policy::EndpointConfig>& endpoints);
     // Rereads the service directories (reload, inotify); ActivatableServicesChanged if the names changed.
     void reload_services(const std::vector<policy::ServiceDir>& directories);
 
@@ -94,6 +100,7 @@ class BusDaemon {
   private:
     friend class Driver;
     friend class Activation;
+    friend class Endpoints;
 
     struct InstalledMatch {
         std::uint64_t cookie;
@@ -102,9 +109,13 @@ class BusDaemon {
     };
     struct Peer {
         std::unique_ptr<Client> client;
-        core::ConnectionId id = 0;  // 0 until Hello
+        core::ConnectionId id = 0;                           // 0 until Hello
+        core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
         std::string unique_name;
         std::string listener_address;  // the address of the listener it came through (web interface)
+        // Until Hello succeeds, as dbus-daemon counts it: held to auth_timeout and
+        // max_incomplete_connections.
+        bool incomplete = true;
         std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
         std::uint64_t next_match_cookie = 1;
@@ -132,6 +143,9 @@ class BusDaemon {
     // The exact dbus1 check of a broadcast the core's bloom filters selected for `peer`, and the policy's
     // receive check of everything the bus itself sends.
     bool wanted(Peer& peer, const core::QueueItem& item);
+    // What a connection of a container endpoint may hear of a broadcast: signals its broadcast rules allow,
+    // and the bus's NameOwnerChanged only for names (and connections) it can see.
+    bool endpoint_may_hear(Peer& peer, const core::QueueItem& item);
     // The XML policy for one message from `sender` to `recipient` (null: the driver); on denial the
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
     bool policy_allows(Peer* sender, Peer* recipient, const IncomingMessage& message);
@@ -161,6 +175,13 @@ class BusDaemon {
     void flush(Peer& peer);
     void arm_timer();
     void on_timer();
+    // Counts `peer` as complete once Hello made it a bus connection.
+    void settle(Peer& peer);
+    // Makes room for one more incomplete connection by dropping the oldest, as dbus-daemon does.
+    void drop_oldest_incomplete();
+    // Out of fds (EMFILE, ENFILE): stop watching the listeners until a connection closes or a moment passes.
+    void pause_accepting();
+    void resume_accepting();
 
     // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
     // destination may be an activatable name. False if the core refused it.
@@ -170,6 +191,10 @@ class BusDaemon {
     // place (the connection the core queued it on) when a reply is owed, so the core's reply tracking ends.
     void refuse_queued(core::ConnectionId holder, const core::QueueItem& item, std::string_view error_name,
                        std::string_view text);
+    // A container endpoint's method rules for a call from `peer`; false after answering AccessDenied.
+    bool endpoint_allows_call(Peer& peer, const IncomingMessage& message, core::ConnectionId target);
+    // The names `id` owns, as endpoint rules see them.
+    std::vector<std::string> names_owned_by(core::ConnectionId id) const;
     // The policy of a message that waited for an activation, checked again now that its recipient exists.
     bool allowed_after_activation(Peer& recipient, const core::QueueItem& item);
     void send_error(Peer& peer, const IncomingMessage& to, std::string_view name, std::string_view text);
@@ -187,6 +212,7 @@ class BusDaemon {
     core::ConnectionId driver_id_ = 0;
     std::unique_ptr<class Driver> driver_;
     std::unique_ptr<class Activation> activation_;
+    std::unique_ptr<class Endpoints> endpoints_;
     // Messages queued on an activator: their policy is checked again when the service takes them.
     boost::unordered_flat_set<const core::MessagePayload*> awaiting_activation_;
     boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd
@@ -201,7 +227,8 @@ class BusDaemon {
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
     BusCounters counters_;
-    std::shared_ptr<WebHub> web_;  // null unless the web interface is on
+    std::shared_ptr<WebHub> web_;         // null unless the web interface is on
+    std::uint64_t accept_resume_at_ = 0;  // nonzero while accepting is paused
 };
 
 // `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.

@@ -7,13 +7,24 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 namespace busgate::gateway {
 namespace {
 
 constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t max_direct_read = 4 * 1024 * 1024;
 constexpr std::size_t max_fds_per_read = 253;  // SCM_MAX_FD
 constexpr int max_iovecs = 64;
+constexpr std::size_t max_kept_frames = 256;
+constexpr std::size_t large_message = 128 * 1024;
+constexpr std::size_t large_send_buffer = 2 * 1024 * 1024;
+
+std::uint64_t monotonic_now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -26,18 +37,27 @@ PeerCredentials read_peer_credentials(int fd) {
         credentials.gid = peer.gid;
         credentials.pid = peer.pid;
     }
+    // A failed call leaves `length` as it was: the groups are then unknown (none), never the zeroed
+    // buffer, which would read as membership of group 0.
     std::vector<gid_t> groups(64);
     length = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length) != 0 && errno == ERANGE) {
+    int status = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
+    if (status != 0 && errno == ERANGE) {
         groups.resize(length / sizeof(gid_t));
-        ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
+        status = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
     }
-    groups.resize(length / sizeof(gid_t));
+    groups.resize(status == 0 ? length / sizeof(gid_t) : 0);
     credentials.groups = std::move(groups);
-    char label[256];
-    length = sizeof label;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label, &length) == 0) {
-        credentials.security_label.assign(label, strnlen(label, length));
+    // SELinux labels with MLS ranges can outgrow a small buffer; the kernel says how much it needs.
+    std::string label(256, '\0');
+    length = static_cast<socklen_t>(label.size());
+    status = ::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
+    if (status != 0 && errno == ERANGE && length > label.size()) {
+        label.resize(length);
+        status = ::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
+    }
+    if (status == 0) {
+        credentials.security_label.assign(label.data(), strnlen(label.data(), length));
     }
     return credentials;
 }
@@ -51,15 +71,22 @@ Client::Client(UniqueFd socket, PeerCredentials credentials, SaslOptions sasl, C
       nonce_(std::move(nonce)) {}
 
 bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
-    // Compact, then make room for one chunk (or the rest of a large message).
-    if (input_start_ > 0) {
-        input_.erase(input_.begin(), input_.begin() + static_cast<std::ptrdiff_t>(input_start_));
-        input_start_ = 0;
+    // Most reads go to one buffer shared by every connection (the bus has one thread), and a
+    // connection keeps only the unfinished tail, so an idle connection holds no input buffer. The
+    // rest of a message larger than the shared buffer is read straight into the connection's own.
+    static thread_local const auto shared = std::make_unique_for_overwrite<std::uint8_t[]>(read_chunk);
+    std::size_t expected = 0;
+    if (input_.size() >= marshal::minimum_header_size) {
+        expected = marshal::frame_size(input_, limits_.max_message_size).total;
     }
+    const bool direct = authenticated() && expected > input_.size() + read_chunk / 2;
     const std::size_t used = input_.size();
-    input_.resize(used + read_chunk);
-
-    iovec vector{input_.data() + used, read_chunk};
+    if (direct) {
+        // Grow only as bytes arrive: a header's claimed length alone allocates little.
+        input_.resize(std::min(expected, used + max_direct_read));  // not zero-filled, see ByteBuffer
+    }
+    iovec vector =
+        direct ? iovec{input_.data() + used, input_.size() - used} : iovec{shared.get(), read_chunk};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * max_fds_per_read)];
     msghdr header{};
     header.msg_iov = &vector;
@@ -75,7 +102,9 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
         reason = std::string("read failed: ") + std::strerror(errno);
         return false;
     }
-    input_.resize(used + static_cast<std::size_t>(received));
+    if (direct) {
+        input_.resize(used + static_cast<std::size_t>(received));
+    }
     for (cmsghdr* message = CMSG_FIRSTHDR(&header); message != nullptr;
          message = CMSG_NXTHDR(&header, message)) {
         if (message->cmsg_level == SOL_SOCKET && message->cmsg_type == SCM_RIGHTS) {
@@ -100,7 +129,9 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
         return false;
     }
 
+    std::span<const std::uint8_t> fresh(shared.get(), direct ? 0 : static_cast<std::size_t>(received));
     if (!authenticated()) {
+        input_.append(fresh);
         std::string_view bytes(reinterpret_cast<const char*>(input_.data()), input_.size());
         if (!nonce_.empty()) {
             const std::size_t take = std::min(nonce_.size(), bytes.size());
@@ -124,15 +155,39 @@ bool Client::read(std::vector<IncomingMessage>& messages, std::string& reason) {
             return true;
         }
         const std::string_view rest = sasl_.unused_bytes();
-        input_.assign(rest.begin(), rest.end());
+        input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()});
+        fresh = {};
     }
-    return frame_messages(messages, reason);
+    if (input_.empty()) {
+        if (!frame_messages(fresh, messages, reason)) {  // the common case: no copy of the tail before
+            return false;
+        }
+    } else {
+        input_.append(fresh);
+        ByteBuffer pending = std::move(input_);
+        if (!frame_messages(pending, messages, reason, &pending)) {
+            return false;
+        }
+    }
+    // What is left belongs to one incomplete message, which may carry at most max_message_unix_fds;
+    // more is a client parking fds in the bus (dbus-daemon's loader refuses them too).
+    if (received_fds_.size() > limits_.max_message_unix_fds) {
+        reason = "too many file descriptors waiting for their message";
+        return false;
+    }
+    if (received_fds_.empty()) {
+        pending_fds_since_ = 0;
+    } else if (pending_fds_since_ == 0) {
+        pending_fds_since_ = monotonic_now();
+    }
+    return true;
 }
 
-bool Client::frame_messages(std::vector<IncomingMessage>& messages, std::string& reason) {
-    while (input_.size() - input_start_ >= marshal::minimum_header_size) {
-        const std::span<const std::uint8_t> available(input_.data() + input_start_,
-                                                      input_.size() - input_start_);
+bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,
+                            std::string& reason, ByteBuffer* owner) {
+    std::size_t start = 0;
+    while (bytes.size() - start >= marshal::minimum_header_size) {
+        const std::span<const std::uint8_t> available = bytes.subspan(start);
         const marshal::FrameSize frame = marshal::frame_size(available, limits_.max_message_size);
         if (frame.validity != marshal::Validity::valid) {
             reason = std::string("invalid message: ") + std::string(marshal::describe(frame.validity));
@@ -142,8 +197,13 @@ bool Client::frame_messages(std::vector<IncomingMessage>& messages, std::string&
             break;
         }
         IncomingMessage message;
-        message.bytes.assign(available.begin(), available.begin() + static_cast<std::ptrdiff_t>(frame.total));
-        input_start_ += frame.total;
+        if (owner != nullptr && start == 0 && frame.total == bytes.size()) {
+            message.bytes = std::move(*owner);  // a large message: no second copy
+            bytes = message.bytes;
+        } else {
+            message.bytes.assign(available.first(frame.total));
+        }
+        start += frame.total;
         const marshal::Validity validity =
             marshal::parse_message(message.bytes, message.header, limits_.max_message_size);
         if (validity != marshal::Validity::valid) {
@@ -159,38 +219,63 @@ bool Client::frame_messages(std::vector<IncomingMessage>& messages, std::string&
             reason = "message expects more file descriptors than were sent";
             return false;
         }
-        for (std::size_t i = 0; i < fd_count; ++i) {
-            message.fds.push_back(std::move(received_fds_.front()));
-            received_fds_.pop_front();
+        if (fd_count > 0) {
+            const auto taken = received_fds_.begin() + static_cast<std::ptrdiff_t>(fd_count);
+            message.fds.assign(std::make_move_iterator(received_fds_.begin()),
+                               std::make_move_iterator(taken));
+            received_fds_.erase(received_fds_.begin(), taken);
         }
         messages.push_back(std::move(message));
     }
+    // Only an unfinished message stays with the connection.
+    input_.assign(bytes.subspan(start));
     return true;
 }
 
 bool Client::send(core::PayloadRef payload) {
     const std::size_t size = payload->bytes.size();
-    if (queued_bytes_ + size > limits_.max_outgoing_bytes) {
+    const std::size_t fds = payload->fds.size();
+    if (queued_bytes_ + size > limits_.max_outgoing_bytes ||
+        queued_fds_ + fds > limits_.max_outgoing_unix_fds) {
         return false;
     }
     queued_bytes_ += size;
+    queued_fds_ += fds;
+    if (size > large_message && !large_send_buffer_) {
+        // The kernel's default (~200 KiB) splits a large message into several writes, each a
+        // wake-up of the receiver and a return to epoll here. The kernel caps this at wmem_max.
+        large_send_buffer_ = true;
+        const int bytes = static_cast<int>(large_send_buffer);
+        ::setsockopt(socket_.get(), SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    }
+    drop_written_frames();
     output_.push_back({std::move(payload), {}, 0});
     return true;
 }
 
+void Client::drop_written_frames() {
+    // A reader that never quite catches up would otherwise keep every written frame's slot.
+    if (output_head_ >= max_kept_frames && output_head_ * 2 >= output_.size()) {
+        output_.erase(output_.begin(), output_.begin() + static_cast<std::ptrdiff_t>(output_head_));
+        output_head_ = 0;
+    }
+}
+
 void Client::send_bytes(std::string bytes) {
     queued_bytes_ += bytes.size();
+    drop_written_frames();
     output_.push_back({nullptr, std::move(bytes), 0});
 }
 
 bool Client::flush() {
-    while (!output_.empty()) {
+    while (has_output()) {
         // A frame with fds goes out on its own so the fds travel with its first byte.
-        const OutgoingFrame& head = output_.front();
+        const OutgoingFrame& head = output_[output_head_];
         const bool head_has_fds = head.payload && !head.payload->fds.empty() && head.offset == 0;
         iovec vectors[max_iovecs];
         int count = 0;
-        for (const OutgoingFrame& frame : output_) {
+        for (std::size_t index = output_head_; index < output_.size(); ++index) {
+            const OutgoingFrame& frame = output_[index];
             if (count == max_iovecs ||
                 (count > 0 && (head_has_fds || (frame.payload && !frame.payload->fds.empty())))) {
                 break;
@@ -224,16 +309,26 @@ bool Client::flush() {
             }
             return false;
         }
-        while (written > 0 && !output_.empty()) {
-            OutgoingFrame& frame = output_.front();
+        while (written > 0 && has_output()) {
+            OutgoingFrame& frame = output_[output_head_];
             const std::size_t left = frame.size() - frame.offset;
             const std::size_t taken = std::min(left, static_cast<std::size_t>(written));
             frame.offset += taken;
             written -= static_cast<ssize_t>(taken);
             if (frame.offset == frame.size()) {
                 queued_bytes_ -= frame.size();
-                output_.pop_front();
+                queued_fds_ -= frame.payload ? frame.payload->fds.size() : 0;
+                frame = OutgoingFrame{};  // the shared payload goes back at once
+                ++output_head_;
             }
+        }
+        if (!has_output()) {
+            // Keep a modest queue's storage for the next burst; give a large one back.
+            if (output_.capacity() > max_kept_frames) {
+                std::vector<OutgoingFrame>().swap(output_);
+            }
+            output_.clear();
+            output_head_ = 0;
         }
     }
     return true;

@@ -9,6 +9,7 @@
 #include "activation.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/signature.h"
+#include "endpoints.h"
 
 namespace busgate::gateway {
 namespace {
@@ -26,6 +27,8 @@ constexpr std::string_view introspectable_interface = "org.freedesktop.DBus.Intr
 constexpr std::string_view properties_interface = "org.freedesktop.DBus.Properties";
 constexpr std::string_view monitoring_interface = "org.freedesktop.DBus.Monitoring";
 constexpr std::string_view stats_interface = "org.freedesktop.DBus.Debug.Stats";
+// busgate's own: container endpoints, managed at run time by privileged callers.
+constexpr std::string_view endpoints_interface = "org.busgate.Endpoints1";
 
 namespace error_name {
 constexpr std::string_view failed = "org.freedesktop.DBus.Error.Failed";
@@ -87,6 +90,7 @@ const Driver::Interface Driver::interfaces[] = {
     {monitoring_interface, false, ""},
     {stats_interface, false, ""},
     {peer_interface, true, ""},
+    {endpoints_interface, false, ""},
 };
 
 const Driver::Method Driver::methods[] = {
@@ -122,6 +126,10 @@ const Driver::Method Driver::methods[] = {
     {&interfaces[4], "GetAllMatchRules", "", "a{sas}", none, &Driver::get_all_match_rules},
     {&interfaces[5], "GetMachineId", "", "s", any_path, &Driver::get_machine_id},
     {&interfaces[5], "Ping", "", "", any_path, &Driver::ping},
+    {&interfaces[6], "AddEndpoint", "a{sv}", "s", privileged, &Driver::add_endpoint},
+    {&interfaces[6], "ListEndpoints", "", "a(sssbuu)", privileged, &Driver::list_endpoints},
+    {&interfaces[6], "StopListening", "s", "", privileged, &Driver::stop_listening},
+    {&interfaces[6], "RemoveEndpoint", "s", "", privileged, &Driver::remove_endpoint},
 };
 
 void Driver::handle(Peer& peer, const IncomingMessage& message) {
@@ -168,7 +176,8 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
     if (found->flags & privileged) {
         const core::Connection* caller = daemon_.bus_.connection(peer.id);
         const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
-        if (uid != 0 && uid != daemon_.options_.bus_uid) {
+        // Inside a container endpoint nobody is privileged, root included.
+        if ((uid != 0 && uid != daemon_.options_.bus_uid) || peer.endpoint != core::default_endpoint) {
             return error(peer, message, error_name::access_denied,
                          "rejected attempt to call " + std::string(found->member) + " by connection " +
                              peer.unique_name + " (uid=" + std::to_string(uid) + ") with uid " +
@@ -308,6 +317,7 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     params.credentials.pid = socket.pid;
     params.credentials.groups.assign(socket.groups.begin(), socket.groups.end());
     params.credentials.security_label = socket.security_label;
+    params.endpoint = peer.endpoint;
     if (peer.client->unix_fds_allowed()) {
         params.flags |= core::hello_flag::accept_fds;
     }
@@ -461,7 +471,10 @@ const core::Connection* Driver::connection_for(Peer& peer, const IncomingMessage
             id = *owner;
         }
     }
-    const core::Connection* connection = id ? daemon_.bus_.connection(id) : nullptr;
+    // Through a container endpoint, connections it cannot see do not exist.
+    const auto visible = id ? daemon_.bus_.connection_info(peer.id, id)
+                            : core::Result<const core::Connection*>(core::Error::no_such_connection);
+    const core::Connection* connection = visible ? *visible : nullptr;
     if (connection == nullptr || id == daemon_.driver_id_) {
         error(peer, call, error_name::name_has_no_owner,
               "Could not get " + std::string(what) + " of name '" + std::string(name) + "': no such name");
@@ -623,6 +636,15 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
             .open_variant("u")
             .uint32(static_cast<std::uint32_t>(credentials.pid));
         body.close_variant().close_dict_entry();
+    }
+    // busgate: which container endpoint the connection came through (absent for the bus's own sockets).
+    if (const Endpoints::Endpoint* endpoint = daemon_.endpoints_->find(connection->endpoint())) {
+        body.open_dict_entry().string("EndpointName").open_variant("s").string(endpoint->spec.name);
+        body.close_variant().close_dict_entry();
+        if (!endpoint->spec.type.empty()) {
+            body.open_dict_entry().string("EndpointType").open_variant("s").string(endpoint->spec.type);
+            body.close_variant().close_dict_entry();
+        }
     }
     // ProcessFD (dbus-daemon 1.15): a pidfd of the process, for callers that can receive fds.
     std::vector<core::UniqueFd> fds;
@@ -952,6 +974,129 @@ std::string Driver::introspection_xml(std::string_view path) {
     }
     xml += "</node>\n";
     return xml;
+}
+
+}  // namespace busgate::gateway
+
+namespace busgate::gateway {
+
+void Driver::add_endpoint(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    EndpointSpec spec;
+    std::string problem;
+    const auto strings = [&reader](std::vector<std::string>& into) {
+        if (reader.peek_signature() != "as" || !reader.enter()) {
+            return false;
+        }
+        while (!reader.at_end()) {
+            const auto value = reader.read_string();
+            if (!value) {
+                return false;
+            }
+            into.emplace_back(*value);
+        }
+        return reader.leave();
+    };
+    const auto rules = [&](std::vector<MethodRule>& into) {
+        std::vector<std::string> texts;
+        if (!strings(texts)) {
+            return false;
+        }
+        for (const std::string& text : texts) {
+            auto rule = parse_method_rule(text, problem);
+            if (!rule) {
+                return false;
+            }
+            into.push_back(std::move(*rule));
+        }
+        return true;
+    };
+    reader.enter();
+    while (!reader.at_end() && problem.empty()) {
+        reader.enter();
+        const std::string key(reader.read_string().value_or(""));
+        reader.enter();
+        bool ok = true;
+        if (key == "Name" || key == "Type" || key == "Path") {
+            const auto value = reader.read_string();
+            ok = value.has_value();
+            (key == "Name"   ? spec.name
+             : key == "Type" ? spec.type
+                             : spec.path) = std::string(value.value_or(""));
+        } else if (key == "See") {
+            ok = strings(spec.see);
+        } else if (key == "Talk") {
+            ok = strings(spec.talk);
+        } else if (key == "Own") {
+            ok = strings(spec.own);
+        } else if (key == "Call") {
+            ok = rules(spec.calls);
+        } else if (key == "Broadcast") {
+            ok = rules(spec.broadcasts);
+        } else if (key == "MaxConnections") {
+            const auto value = reader.read_uint32();
+            ok = value.has_value();
+            spec.max_connections = value.value_or(0);
+        } else if (key == "RemoveWithCreator") {
+            const auto value = reader.read_boolean();
+            ok = value.has_value();
+            spec.remove_with_creator = value.value_or(false);
+        } else {
+            problem = "unknown option \"" + key + "\"";
+        }
+        if (!ok && problem.empty()) {
+            problem = "option \"" + key + "\" has the wrong type";
+        }
+        reader.leave();
+        reader.leave();
+    }
+    if (!problem.empty()) {
+        return error(peer, call, error_name::invalid_args, "Cannot add the endpoint: " + problem);
+    }
+    const core::Connection* creator = daemon_.bus_.connection(peer.id);
+    const auto address = daemon_.endpoints_->add(std::move(spec), creator ? creator->credentials().uid : ~0u,
+                                                 peer.id, problem);
+    if (!address) {
+        return error(peer, call,
+                     problem.find("most endpoints") != std::string::npos ? error_name::limits_exceeded
+                                                                         : error_name::invalid_args,
+                     "Cannot add the endpoint: " + problem);
+    }
+    BodyWriter body;
+    body.string(*address);
+    reply(peer, call, body);
+}
+
+void Driver::list_endpoints(Peer& peer, const IncomingMessage& call, BodyReader&) {
+    BodyWriter body;
+    body.open_array("(sssbuu)");
+    for (const auto& [name, endpoint] : daemon_.endpoints_->all()) {
+        body.open_struct()
+            .string(name)
+            .string(endpoint.spec.type)
+            .string(endpoint.address)
+            .boolean(endpoint.listener.has_value())
+            .uint32(static_cast<std::uint32_t>(endpoint.connections))
+            .uint32(static_cast<std::uint32_t>(endpoint.spec.max_connections))
+            .close_struct();
+    }
+    body.close_array();
+    reply(peer, call, body);
+}
+
+void Driver::stop_listening(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (!daemon_.endpoints_->stop_listening(name)) {
+        return error(peer, call, error_name::invalid_args, "No endpoint named \"" + name + "\"");
+    }
+    reply(peer, call, BodyWriter());
+}
+
+void Driver::remove_endpoint(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    if (!daemon_.endpoints_->remove(name)) {
+        return error(peer, call, error_name::invalid_args, "No endpoint named \"" + name + "\"");
+    }
+    reply(peer, call, BodyWriter());
 }
 
 }  // namespace busgate::gateway

@@ -69,6 +69,10 @@ class Driver {
     void get_stats(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void get_connection_stats(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void get_all_match_rules(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void add_endpoint(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void list_endpoints(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void stop_listening(Peer&, const IncomingMessage&, marshal::BodyReader&);
+    void remove_endpoint(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void introspect(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void ping(Peer&, const IncomingMessage&, marshal::BodyReader&);
     void get_machine_id(Peer&, const IncomingMessage&, marshal::BodyReader&);

@@ -18,6 +18,7 @@ EventLoop::EventLoop()
         std::uint64_t expirations;
         while (::read(timer_.get(), &expirations, sizeof expirations) > 0) {
         }
+        timer_deadline_.reset();  // fired: the next set_timer must arm it again
         if (timer_callback_) {
             timer_callback_();
         }
@@ -37,15 +38,26 @@ bool EventLoop::add(int fd, std::uint32_t events, Callback callback) {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0) {
         return false;
     }
-    sources_[fd] = std::make_shared<Callback>(std::move(callback));
+    sources_[fd] = Source{std::make_shared<Callback>(std::move(callback)), events};
     return true;
 }
 
 bool EventLoop::modify(int fd, std::uint32_t events) {
+    // Every flush asks for the events it needs; most of the time nothing changes.
+    const auto found = sources_.find(fd);
+    if (found != sources_.end() && found->second.events == events) {
+        return true;
+    }
     epoll_event event{};
     event.events = events;
     event.data.fd = fd;
-    return ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) == 0;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &event) != 0) {
+        return false;
+    }
+    if (found != sources_.end()) {
+        found->second.events = events;
+    }
+    return true;
 }
 
 void EventLoop::remove(int fd) {
@@ -55,6 +67,10 @@ void EventLoop::remove(int fd) {
 
 void EventLoop::set_timer(std::optional<std::uint64_t> deadline, std::function<void()> callback) {
     timer_callback_ = std::move(callback);
+    if (deadline == timer_deadline_) {
+        return;
+    }
+    timer_deadline_ = deadline;
     itimerspec spec{};
     if (deadline) {
         // A deadline in the past still fires: timerfd treats 0 as "disarm", so use 1 ns.
@@ -95,7 +111,7 @@ void EventLoop::run_once(int timeout_ms) {
         if (found == sources_.end()) {
             continue;  // removed by an earlier callback of this round
         }
-        const std::shared_ptr<Callback> callback = found->second;
+        const std::shared_ptr<Callback> callback = found->second.callback;
         (*callback)(events[i].events);
     }
 }

@@ -25,7 +25,7 @@ class EventLoop {
 
     // Watches `fd` for `events` (EPOLLIN, EPOLLOUT...). The loop does not own the fd.
     bool add(int fd, std::uint32_t events, Callback callback);
-    bool modify(int fd, std::uint32_t events);
+    bool modify(int fd, std::uint32_t events);  // free when `events` are those already watched
     void remove(int fd);
 
     // Calls `callback` once `deadline` (CLOCK_MONOTONIC ns) is reached; a later call replaces it.
@@ -50,8 +50,13 @@ class EventLoop {
     std::function<void()> timer_callback_;
     std::function<void(int)> signal_callback_;
     std::function<void()> idle_;
-    // Callbacks are shared so a callback that removes its own source stays alive while it runs.
-    boost::unordered_flat_map<int, std::shared_ptr<Callback>> sources_;
+    struct Source {
+        // Shared so a callback that removes its own source stays alive while it runs.
+        std::shared_ptr<Callback> callback;
+        std::uint32_t events = 0;  // as registered, so that an unchanged modify costs no syscall
+    };
+    boost::unordered_flat_map<int, Source> sources_;
+    std::optional<std::uint64_t> timer_deadline_;  // as armed, so that re-arming the same costs nothing
     bool running_ = false;
 };
 

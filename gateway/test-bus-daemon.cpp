@@ -1,17 +1,21 @@
 // The daemon end to end, in-process: a BusDaemon on a temporary socket, its loop on a thread, and
 // sd-bus (libsystemd) as a real client.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bus_daemon.h"
+#include "busgate/policy/configuration.h"
 
 using namespace busgate::gateway;
 
@@ -19,13 +23,16 @@ namespace {
 
 class RunningBus {
   public:
-    RunningBus() {
+    explicit RunningBus(std::function<void(DaemonOptions&, const std::filesystem::path&)> configure = {}) {
         std::string pattern = (std::filesystem::temp_directory_path() / "busgate-daemon-XXXXXX").string();
         directory_ = mkdtemp(pattern.data());
         DaemonOptions options;
         options.listen = {"unix:path=" + (directory_ / "bus").string()};
         options.bus_uid = getuid();
         options.auth_mechanisms = {"EXTERNAL"};
+        if (configure) {
+            configure(options, directory_);
+        }
         daemon_ = std::make_unique<BusDaemon>(loop_, options);
         std::string error;
         started_ = daemon_->start(error);
@@ -371,4 +378,36 @@ TEST(BusDaemon, DebugStatsListsMatchRulesInCanonicalForm) {
               0);
     EXPECT_STREQ(error.name, "org.freedesktop.DBus.Error.UnknownInterface");
     sd_bus_error_free(&error);
+}
+
+TEST(BusDaemon, AtConsolePoliciesFollowPamConsoleMarks) {
+    // Owning org.example.Console is allowed only at the console; the mark is pam_console's file.
+    const auto configure = [](bool at_console) {
+        return [at_console](DaemonOptions& options, const std::filesystem::path& directory) {
+            options.policy = busgate::policy::parse_configuration(
+                                 "<busconfig><listen>unix:tmpdir=/tmp</listen><policy context=\"default\">"
+                                 "<allow send_destination=\"*\"/><allow receive_sender=\"*\"/></policy>"
+                                 "<policy at_console=\"true\"><allow own=\"org.example.Console\"/></policy>"
+                                 "</busconfig>",
+                                 "/virtual/console.conf")
+                                 .policy;
+            options.console_directory = (directory / "console").string();
+            std::filesystem::create_directories(options.console_directory);
+            if (at_console) {
+                const passwd* self = getpwuid(getuid());
+                ASSERT_NE(self, nullptr);
+                std::ofstream(std::filesystem::path(options.console_directory) / self->pw_name);
+            }
+        };
+    };
+    {
+        RunningBus bus(configure(false));
+        BusClient client(bus.address());
+        EXPECT_EQ(sd_bus_request_name(client.bus, "org.example.Console", 0), -EACCES);
+    }
+    {
+        RunningBus bus(configure(true));
+        BusClient client(bus.address());
+        EXPECT_GE(sd_bus_request_name(client.bus, "org.example.Console", 0), 0);
+    }
 }

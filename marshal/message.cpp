@@ -509,6 +509,91 @@ Validity parse_header(std::span<const std::uint8_t> message, MessageHeader& head
     return check_required_fields(header);
 }
 
+Validity parse_validated_header(std::span<const std::uint8_t> message, MessageHeader& header) {
+    if (message.size() < minimum_header_size) {
+        return parse_header(message, header);
+    }
+    header = MessageHeader{};
+    header.byte_order = static_cast<ByteOrder>(message[0]);
+    header.raw_type = message[1];
+    header.type = static_cast<MessageType>(message[1]);
+    header.flags = message[2];
+    header.body_length = wire::load_u32(&message[4], header.byte_order);
+    header.serial = wire::load_u32(&message[8], header.byte_order);
+    header.fields_length = wire::load_u32(&message[12], header.byte_order);
+    header.body_offset = static_cast<std::uint32_t>(align_up(minimum_header_size + header.fields_length, 8));
+    const std::uint8_t* base = message.data();
+    const std::size_t fields_end = minimum_header_size + header.fields_length;
+    if (fields_end > message.size()) {
+        return parse_header(message, header);
+    }
+    std::size_t p = minimum_header_size;
+    while (p < fields_end) {
+        p = align_up(p, 8);
+        const std::size_t field_start = p;
+        // Known fields in their one variant type; anything else (unknown codes kept as sent) is
+        // left to the full parser.
+        if (fields_end - p < 4 || base[p] == 0 || base[p] > last_known_header_field || base[p + 1] != 1 ||
+            base[p + 3] != 0 || base[p + 2] != static_cast<std::uint8_t>(header_field_type(base[p]))) {
+            return parse_header(message, header);
+        }
+        const std::uint8_t code = base[p];
+        const char type = static_cast<char>(base[p + 2]);
+        p += 4;
+        std::string_view text;
+        std::uint32_t number = 0;
+        if (type == type::uint32) {
+            p = align_up(p, 4);
+            number = wire::load_u32(base + p, header.byte_order);
+            p += 4;
+        } else if (type == type::signature) {
+            const std::size_t length = base[p];
+            text = std::string_view(reinterpret_cast<const char*>(base + p + 1), length);
+            p += 1 + length + 1;
+        } else {
+            p = align_up(p, 4);
+            const std::size_t length = wire::load_u32(base + p, header.byte_order);
+            text = std::string_view(reinterpret_cast<const char*>(base + p + 4), length);
+            p += 4 + length + 1;
+        }
+        switch (static_cast<HeaderField>(code)) {
+            case HeaderField::path:
+                header.path = text;
+                break;
+            case HeaderField::interface:
+                header.interface = text;
+                break;
+            case HeaderField::member:
+                header.member = text;
+                break;
+            case HeaderField::error_name:
+                header.error_name = text;
+                break;
+            case HeaderField::reply_serial:
+                header.reply_serial = number;
+                break;
+            case HeaderField::destination:
+                header.destination = text;
+                break;
+            case HeaderField::sender:
+                header.sender = text;
+                break;
+            case HeaderField::signature:
+                header.signature = text;
+                break;
+            case HeaderField::unix_fds:
+                header.unix_fds = number;
+                break;
+            case HeaderField::invalid:
+                break;
+        }
+        header.present |= static_cast<std::uint16_t>(1u << code);
+        header.locations[code] = {static_cast<std::uint32_t>(field_start),
+                                  static_cast<std::uint32_t>(p - field_start)};
+    }
+    return Validity::valid;
+}
+
 Validity validate_values(std::span<const std::uint8_t> data, std::size_t offset, std::size_t end,
                          std::string_view signature, ByteOrder byte_order) {
     const ValueValidator validator(data.data(), data.data() + end, byte_order);

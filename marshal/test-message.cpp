@@ -418,3 +418,69 @@ TEST(Body, UnixFdIndicesAreNotCheckedAgainstTheFdCount) {
     body.unix_fd(1000);
     EXPECT_EQ(parse(call_with_body(body)), Validity::valid);
 }
+
+namespace {
+
+void expect_same_header(const MessageHeader& validated, const MessageHeader& full) {
+    EXPECT_EQ(validated.byte_order, full.byte_order);
+    EXPECT_EQ(validated.raw_type, full.raw_type);
+    EXPECT_EQ(validated.flags, full.flags);
+    EXPECT_EQ(validated.serial, full.serial);
+    EXPECT_EQ(validated.body_length, full.body_length);
+    EXPECT_EQ(validated.body_offset, full.body_offset);
+    EXPECT_EQ(validated.path, full.path);
+    EXPECT_EQ(validated.interface, full.interface);
+    EXPECT_EQ(validated.member, full.member);
+    EXPECT_EQ(validated.error_name, full.error_name);
+    EXPECT_EQ(validated.destination, full.destination);
+    EXPECT_EQ(validated.sender, full.sender);
+    EXPECT_EQ(validated.signature, full.signature);
+    EXPECT_EQ(validated.reply_serial, full.reply_serial);
+    EXPECT_EQ(validated.unix_fds, full.unix_fds);
+    EXPECT_EQ(validated.present, full.present);
+    for (unsigned code = 0; code <= last_known_header_field; ++code) {
+        EXPECT_EQ(validated.locations[code].offset, full.locations[code].offset) << "field " << code;
+        EXPECT_EQ(validated.locations[code].size, full.locations[code].size) << "field " << code;
+    }
+}
+
+}  // namespace
+
+TEST(Header, ValidatedParseReadsWhatTheFullParseReads) {
+    for (ByteOrder order : {ByteOrder::little, ByteOrder::big}) {
+        BodyWriter body(order);
+        body.string("x").uint32(5);
+        const Bytes message = build_message({.type = MessageType::error,
+                                             .flags = flag::no_auto_start,
+                                             .serial = 99,
+                                             .path = "/p/q",
+                                             .interface = "a.b",
+                                             .member = "Member",
+                                             .error_name = "org.E.Failed",
+                                             .destination = ":1.7",
+                                             .sender = "org.x.Y",
+                                             .reply_serial = 12,
+                                             .unix_fds = 3},
+                                            body);
+        MessageHeader full;
+        ASSERT_EQ(parse_header(message, full), Validity::valid);
+        MessageHeader validated;
+        ASSERT_EQ(parse_validated_header(message, validated), Validity::valid);
+        expect_same_header(validated, full);
+    }
+}
+
+TEST(Header, ValidatedParseLeavesUnknownFieldsToTheFullParse) {
+    // A method call with an unknown field code 42 holding a string, then a known field after it.
+    const Bytes message = raw_message(1, [](BodyWriter& w) {
+        string_field(w, 1, 'o', "/x");
+        string_field(w, 42, 's', "kept");
+        string_field(w, 3, 's', "Sig");
+    });
+    MessageHeader full;
+    ASSERT_EQ(parse_header(message, full), Validity::valid);
+    MessageHeader validated;
+    ASSERT_EQ(parse_validated_header(message, validated), Validity::valid);
+    expect_same_header(validated, full);
+    EXPECT_EQ(validated.member, "Sig");
+}

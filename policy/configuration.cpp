@@ -45,7 +45,8 @@ bool Configuration::operator==(const Configuration& other) const {
            syslog == other.syslog && allow_anonymous == other.allow_anonymous && pidfile == other.pidfile &&
            listen == other.listen && auth == other.auth && servicedirs == other.servicedirs &&
            servicehelper == other.servicehelper && limits == other.limits && policy == other.policy &&
-           selinux_contexts == other.selinux_contexts && apparmor == other.apparmor;
+           selinux_contexts == other.selinux_contexts && apparmor == other.apparmor &&
+           endpoints == other.endpoints;
 }
 
 // ------------------------------------------------------------------------------------------ limits
@@ -185,6 +186,12 @@ enum class Element : uint8_t {
     standard_system_servicedirs,
     allow_anonymous,
     apparmor,
+    endpoint,  // busgate: <endpoint> and what it grants
+    see,
+    talk,
+    own,
+    call,
+    broadcast,
 };
 
 struct ElementInfo {
@@ -217,6 +224,12 @@ constexpr ElementInfo element_table[] = {
     {Element::standard_system_servicedirs, "standard_system_servicedirs", false},
     {Element::allow_anonymous, "allow_anonymous", false},
     {Element::apparmor, "apparmor", false},
+    {Element::endpoint, "endpoint", false},
+    {Element::see, "see", false},
+    {Element::talk, "talk", false},
+    {Element::own, "own", false},
+    {Element::call, "call", false},
+    {Element::broadcast, "broadcast", false},
 };
 
 const ElementInfo* find_element(std::string_view name) {
@@ -578,7 +591,8 @@ void FileParser::start_element(std::string_view name, const XML_Char** attribute
     if (top == Element::busconfig) {
         const ElementInfo* element = find_element(name);
         if (!element || element->type == Element::busconfig || element->type == Element::allow ||
-            element->type == Element::deny || element->type == Element::associate)
+            element->type == Element::deny || element->type == Element::associate ||
+            element->type > Element::endpoint)
             fail("Element <" + std::string(name) + "> not allowed inside <busconfig> in configuration file");
         start_busconfig_child(*element, attributes);
         return;
@@ -590,6 +604,41 @@ void FileParser::start_element(std::string_view name, const XML_Char** attribute
             return;
         }
         fail("Element <" + std::string(name) + "> not allowed inside <policy> in configuration file");
+    }
+    if (top == Element::endpoint) {
+        const ElementInfo* element = find_element(name);
+        if (!element || element->type <= Element::endpoint)
+            fail("Element <" + std::string(name) + "> not allowed inside <endpoint> in configuration file");
+        const bool is_rule = element->type == Element::call || element->type == Element::broadcast;
+        static constexpr std::string_view names[] = {"name"};
+        static constexpr std::string_view rules[] = {"rule"};
+        Attributes values(
+            element->name, attributes,
+            is_rule ? std::span<const std::string_view>(rules) : std::span<const std::string_view>(names));
+        const auto& value = values[is_rule ? "rule" : "name"];
+        if (!value)
+            fail("<" + std::string(element->name) + "> element must have a \"" + (is_rule ? "rule" : "name") +
+                 "\" attribute");
+        EndpointConfig& endpoint = config_.endpoints.back();
+        switch (element->type) {
+            case Element::see:
+                endpoint.see.push_back(*value);
+                break;
+            case Element::talk:
+                endpoint.talk.push_back(*value);
+                break;
+            case Element::own:
+                endpoint.own.push_back(*value);
+                break;
+            case Element::call:
+                endpoint.calls.push_back(*value);
+                break;
+            default:
+                endpoint.broadcasts.push_back(*value);
+                break;
+        }
+        stack_.push_back(Frame{element->type});
+        return;
     }
     if (top == Element::selinux) {
         if (name != "associate")
@@ -628,6 +677,29 @@ void FileParser::start_busconfig_child(const ElementInfo& element, const XML_Cha
             if (!values["name"])
                 fail("<limit> element must have a \"name\" attribute");
             frame.limit_name = *values["name"];
+            break;
+        }
+        case Element::endpoint: {
+            static constexpr std::string_view known[] = {"name", "type", "path", "max_connections"};
+            Attributes values("endpoint", attributes, known);
+            if (!values["name"])
+                fail("<endpoint> element must have a \"name\" attribute");
+            EndpointConfig endpoint;
+            endpoint.name = *values["name"];
+            endpoint.type = values["type"].value_or("");
+            if (values["path"])
+                endpoint.path = join_path(basedir_, *values["path"]);
+            if (const auto& limit = values["max_connections"]) {
+                const auto parsed = parse_long(*limit);
+                if (!parsed || *parsed < 1)
+                    fail("<endpoint max_connections=" + in_quotes(*limit) + "> must be a positive number");
+                endpoint.max_connections = *parsed;
+            }
+            endpoint.where = SourceLocation{path_, line()};
+            // A later <endpoint> of the same name replaces the earlier one, as later elements win elsewhere.
+            std::erase_if(config_.endpoints,
+                          [&](const EndpointConfig& other) { return other.name == endpoint.name; });
+            config_.endpoints.push_back(std::move(endpoint));
             break;
         }
         case Element::apparmor: {

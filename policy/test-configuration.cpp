@@ -738,3 +738,38 @@ TEST(ConfigurationReload, BrokenFileLeavesThePreviousConfigurationInForce) {
     EXPECT_FALSE(reload_configuration(current, path.string(), test_options()));
     EXPECT_EQ(current.listen.front(), "unix:path=/c");
 }
+
+TEST(ConfigurationEndpoints, EndpointElementsAreBusgatesOwn) {
+    const auto config = parse(
+        "<endpoint name=\"box\" type=\"flatpak\" path=\"sockets/box\" max_connections=\"4\">\n"
+        "  <see name=\"org.example.Visible\"/><talk name=\"org.example.*\"/><own name=\"org.example.Box\"/>\n"
+        "  <call rule=\"org.example.Limited=org.example.Iface.Get@/obj\"/><broadcast rule=\"org.example.Limited\"/>\n"
+        "</endpoint>");
+    ASSERT_EQ(config.endpoints.size(), 1u);
+    const EndpointConfig& endpoint = config.endpoints[0];
+    EXPECT_EQ(endpoint.name, "box");
+    EXPECT_EQ(endpoint.type, "flatpak");
+    EXPECT_EQ(endpoint.path, "/virtual/sockets/box");  // relative to the file, as other paths
+    EXPECT_EQ(endpoint.max_connections, 4);
+    EXPECT_EQ(endpoint.see, std::vector<std::string>{"org.example.Visible"});
+    EXPECT_EQ(endpoint.talk, std::vector<std::string>{"org.example.*"});
+    EXPECT_EQ(endpoint.own, std::vector<std::string>{"org.example.Box"});
+    EXPECT_EQ(endpoint.calls, std::vector<std::string>{"org.example.Limited=org.example.Iface.Get@/obj"});
+    EXPECT_EQ(endpoint.broadcasts, std::vector<std::string>{"org.example.Limited"});
+    EXPECT_EQ(endpoint.where.line, 1);
+}
+
+TEST(ConfigurationEndpoints, MisplacedOrIncompleteEndpointElementsAreErrors) {
+    EXPECT_EQ(parse_error("<endpoint/>"), "<endpoint> element must have a \"name\" attribute");
+    EXPECT_EQ(parse_error("<see name=\"a.b\"/>"), "Element <see> not allowed inside <busconfig> in configuration file");
+    EXPECT_EQ(parse_error("<endpoint name=\"x\"><allow own=\"a.b\"/></endpoint>"),
+              "Element <allow> not allowed inside <endpoint> in configuration file");
+    EXPECT_EQ(parse_error("<endpoint name=\"x\"><call name=\"a.b\"/></endpoint>"),
+              "Attribute \"name\" is invalid on <call> element in this context");
+    EXPECT_EQ(parse_error("<endpoint name=\"x\" max_connections=\"0\"/>"),
+              "<endpoint max_connections=\"0\"> must be a positive number");
+    // A later endpoint of the same name replaces the earlier.
+    const auto config = parse("<endpoint name=\"x\" type=\"a\"/><endpoint name=\"x\" type=\"b\"/>");
+    ASSERT_EQ(config.endpoints.size(), 1u);
+    EXPECT_EQ(config.endpoints[0].type, "b");
+}

@@ -182,7 +182,13 @@ class Bus {
 
     boost::unordered_flat_map<ConnectionId, std::unique_ptr<Connection>> connections_;
     boost::unordered_flat_map<EndpointId, std::unique_ptr<Endpoint>> endpoints_;
-    boost::unordered_flat_map<UserKey, size_t> connections_per_user_;
+    // Every connection of a user keeps its quota alive; only ordinary ones count toward the limit (the bus's
+    // own activators and policy holders never take a client's place).
+    struct UserConnections {
+        size_t all = 0;
+        size_t ordinary = 0;
+    };
+    boost::unordered_flat_map<UserKey, UserConnections> connections_per_user_;
     std::vector<ConnectionId> monitors_;
     std::vector<ConnectionId> readable_;
 

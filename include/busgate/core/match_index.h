@@ -109,6 +109,8 @@ class MatchIndex {
         }
     }
 
+    // Whether any broadcast could reach anyone: without message matches a sender need not build a filter.
+    bool has_message_rules() const { return !masks_.empty() || !wildcard_.rules.empty(); }
     size_t match_count(ConnectionId owner) const;
     size_t shared_mask_count() const { return masks_.size(); }
     size_t rule_count() const;

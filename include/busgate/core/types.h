@@ -22,6 +22,9 @@ inline constexpr uint64_t accept_fds = 1 << 0;
 inline constexpr uint64_t activator = 1 << 1;
 inline constexpr uint64_t policy_holder = 1 << 2;
 inline constexpr uint64_t monitor = 1 << 3;
+// The bus's own service (dbus1's org.freedesktop.DBus): every connection talks to it and hears from it,
+// whatever its endpoint's policy says. Privileged, default endpoint only.
+inline constexpr uint64_t bus_driver = 1 << 4;
 }  // namespace hello_flag
 
 namespace name_flag {

@@ -59,6 +59,11 @@ struct FrameSize {
 FrameSize frame_size(std::span<const std::uint8_t> prefix,
                      std::size_t max_message_length = limit::message_length);
 
+// Parses the header of a message that parse_header already accepted (the bus's own copy of it),
+// without validating it again: one shared message is looked at once per receiver. Falls back to
+// parse_header for anything unusual (unknown fields).
+Validity parse_validated_header(std::span<const std::uint8_t> message, MessageHeader& header);
+
 // Validates and parses the header of a complete message (`message` holds exactly one message).
 Validity parse_header(std::span<const std::uint8_t> message, MessageHeader& header,
                       std::size_t max_message_length = limit::message_length);

@@ -121,6 +121,20 @@ struct ConfigWarning {
     std::string message;
 };
 
+// busgate's own <endpoint>: a container endpoint made at start (see gateway/endpoints.h for the rules).
+struct EndpointConfig {
+    std::string name;
+    std::string type;
+    std::string path;
+    std::vector<std::string> see, talk, own;  // <see name=.../>, <talk .../>, <own .../>
+    std::vector<std::string> calls;           // <call rule="NAME=[METHOD][@PATH]"/>
+    std::vector<std::string> broadcasts;      // <broadcast rule="..."/>
+    int64_t max_connections = 256;
+    SourceLocation where;
+
+    bool operator==(const EndpointConfig&) const = default;
+};
+
 struct Configuration {
     std::optional<std::string> type;  // <type>: "system", "session", or anything else
     std::optional<std::string> user;  // <user>: the account to switch to, as written
@@ -137,6 +151,7 @@ struct Configuration {
     PolicyRules policy;
     std::map<std::string, std::string> selinux_contexts;  // <associate own=... context=...>, last wins
     AppArmorMode apparmor = AppArmorMode::enabled;
+    std::vector<EndpointConfig> endpoints;  // busgate's <endpoint> elements
 
     // Not compared: what was read, for diagnostics, reload and inotify.
     std::vector<std::string> included_dirs;  // every <includedir> that existed, for watching

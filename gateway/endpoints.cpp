@@ -1,0 +1,416 @@
+#include "endpoints.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "bus_daemon.h"
+#include "busgate/marshal/names.h"
+
+namespace busgate::gateway {
+namespace {
+
+bool valid_pattern(std::string_view pattern) {
+    if (pattern.ends_with(".*")) {
+        pattern.remove_suffix(2);
+        return marshal::is_valid_bus_namespace(pattern);
+    }
+    return marshal::is_valid_bus_name(pattern) && !marshal::is_unique_name(pattern);
+}
+
+}  // namespace
+
+bool name_matches(std::string_view pattern, std::string_view name) {
+    if (!pattern.ends_with(".*")) {
+        return pattern == name;
+    }
+    pattern.remove_suffix(1);  // keep the '.'
+    return name.starts_with(pattern) && name.size() > pattern.size() &&
+           name.find('.', pattern.size()) == std::string_view::npos;
+}
+
+bool MethodRule::matches(const marshal::MessageHeader& header) const {
+    if (!interface.empty() && header.interface != interface) {
+        return false;
+    }
+    if (!member.empty() && header.member != member) {
+        return false;
+    }
+    if (path.empty()) {
+        return true;
+    }
+    if (!path_subtree) {
+        return header.path == path;
+    }
+    return header.path == path || (header.path.starts_with(path) &&
+                                   (path == "/" || header.path.substr(path.size()).starts_with("/")));
+}
+
+std::optional<MethodRule> parse_method_rule(std::string_view text, std::string& error) {
+    MethodRule rule;
+    const std::size_t equals = text.find('=');
+    rule.name = std::string(text.substr(0, equals));
+    if (!valid_pattern(rule.name)) {
+        error = "\"" + rule.name + "\" is not a bus name or a name.* pattern";
+        return std::nullopt;
+    }
+    std::string_view method = equals == std::string_view::npos ? "" : text.substr(equals + 1);
+    if (const std::size_t at = method.find('@'); at != std::string_view::npos) {
+        std::string_view path = method.substr(at + 1);
+        method = method.substr(0, at);
+        if (path.ends_with("/*")) {
+            rule.path_subtree = true;
+            path.remove_suffix(2);
+            if (path.empty()) {
+                path = "/";
+            }
+        }
+        if (!marshal::is_valid_object_path(path)) {
+            error = "\"" + std::string(path) + "\" is not an object path";
+            return std::nullopt;
+        }
+        rule.path = std::string(path);
+    }
+    if (!method.empty() && method != "*") {
+        const std::size_t dot = method.rfind('.');
+        if (dot == std::string_view::npos) {
+            error = "\"" + std::string(method) + "\" is not INTERFACE.MEMBER or INTERFACE.*";
+            return std::nullopt;
+        }
+        rule.interface = std::string(method.substr(0, dot));
+        const std::string_view member = method.substr(dot + 1);
+        if (!marshal::is_valid_interface_name(rule.interface) ||
+            (member != "*" && !marshal::is_valid_member_name(member))) {
+            error = "\"" + std::string(method) + "\" is not INTERFACE.MEMBER or INTERFACE.*";
+            return std::nullopt;
+        }
+        if (member != "*") {
+            rule.member = std::string(member);
+        }
+    }
+    return rule;
+}
+
+std::string validate_endpoint(const EndpointSpec& spec) {
+    if (spec.name.empty() || spec.name.size() > 64 ||
+        !std::all_of(spec.name.begin(), spec.name.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+        })) {
+        return "an endpoint name is 1 to 64 letters, digits, '-' or '_'";
+    }
+    for (const auto* list : {&spec.see, &spec.talk, &spec.own}) {
+        for (const std::string& pattern : *list) {
+            if (!valid_pattern(pattern)) {
+                return "\"" + pattern + "\" is not a bus name or a name.* pattern";
+            }
+        }
+    }
+    if (!spec.path.empty() && !spec.path.starts_with("/")) {
+        return "the socket path must be absolute";
+    }
+    if (spec.max_connections == 0) {
+        return "MaxConnections must be at least 1";
+    }
+    return {};
+}
+
+std::optional<EndpointSpec> endpoint_spec_of(const policy::EndpointConfig& config, std::string& error) {
+    EndpointSpec spec;
+    spec.name = config.name;
+    spec.type = config.type;
+    spec.path = config.path;
+    spec.see = config.see;
+    spec.talk = config.talk;
+    spec.own = config.own;
+    spec.max_connections = static_cast<std::size_t>(config.max_connections);
+    std::string problem;
+    for (const auto& [texts, rules] :
+         {std::pair{&config.calls, &spec.calls}, {&config.broadcasts, &spec.broadcasts}}) {
+        for (const std::string& text : *texts) {
+            if (auto rule = parse_method_rule(text, problem)) {
+                rules->push_back(std::move(*rule));
+            } else {
+                break;
+            }
+        }
+    }
+    if (problem.empty()) {
+        problem = validate_endpoint(spec);
+    }
+    if (!problem.empty()) {
+        error = config.where.file + ":" + std::to_string(config.where.line) + ": <endpoint name=\"" +
+                config.name + "\">: " + problem;
+        return std::nullopt;
+    }
+    return spec;
+}
+
+std::optional<std::string> Endpoints::configure(const std::vector<policy::EndpointConfig>& configs) {
+    std::optional<std::string> first_problem;
+    std::map<std::string, EndpointSpec, std::less<>> wanted;
+    for (const policy::EndpointConfig& config : configs) {
+        std::string error;
+        if (auto spec = endpoint_spec_of(config, error)) {
+            wanted.emplace(config.name, std::move(*spec));
+        } else if (!first_problem) {
+            first_problem = error;
+        }
+    }
+    std::vector<std::string> stale;
+    for (const auto& [name, endpoint] : endpoints_) {
+        const auto found = wanted.find(name);
+        if (endpoint.creator == 0 && (found == wanted.end() || !same_spec(found->second, endpoint.spec))) {
+            stale.push_back(name);
+        }
+    }
+    for (const std::string& name : stale) {
+        remove(name);
+    }
+    for (auto& [name, spec] : wanted) {
+        if (endpoints_.contains(name)) {
+            continue;  // unchanged, or made at run time under this name (which wins)
+        }
+        std::string error;
+        if (!add(std::move(spec), daemon_.options_.bus_uid, 0, error) && !first_problem) {
+            for (const policy::EndpointConfig& config : configs) {
+                if (config.name == name) {
+                    first_problem = config.where.file + ":" + std::to_string(config.where.line) +
+                                    ": <endpoint name=\"" + name + "\">: " + error;
+                }
+            }
+        }
+    }
+    return first_problem;
+}
+
+bool Endpoints::same_spec(const EndpointSpec& a, const EndpointSpec& b) {
+    const auto same_rules = [](const std::vector<MethodRule>& x, const std::vector<MethodRule>& y) {
+        return std::equal(x.begin(), x.end(), y.begin(), y.end(),
+                          [](const MethodRule& l, const MethodRule& r) {
+                              return l.name == r.name && l.interface == r.interface && l.member == r.member &&
+                                     l.path == r.path && l.path_subtree == r.path_subtree;
+                          });
+    };
+    return a.name == b.name && a.type == b.type && (a.path == b.path || b.path.empty() || a.path.empty()) &&
+           a.see == b.see && a.talk == b.talk && a.own == b.own && same_rules(a.calls, b.calls) &&
+           same_rules(a.broadcasts, b.broadcasts) && a.max_connections == b.max_connections;
+}
+
+Endpoints::~Endpoints() {
+    for (auto& [name, endpoint] : endpoints_) {
+        if (endpoint.listener) {
+            daemon_.loop_.remove(endpoint.listener->fd.get());
+            ::unlink(endpoint.listener->unlink_path.c_str());
+        }
+    }
+}
+
+std::vector<core::PolicyEntry> Endpoints::core_policy(const EndpointSpec& spec) {
+    // The highest access each pattern gets; call and broadcast rules need TALK in the core, and the gateway
+    // narrows them to their methods.
+    std::map<std::string, core::Access> access;
+    const auto grant = [&access](const std::string& pattern, core::Access level) {
+        auto [it, inserted] = access.emplace(pattern, level);
+        if (!inserted && it->second < level) {
+            it->second = level;
+        }
+    };
+    for (const std::string& pattern : spec.see)
+        grant(pattern, core::Access::see);
+    for (const std::string& pattern : spec.talk)
+        grant(pattern, core::Access::talk);
+    for (const std::string& pattern : spec.own)
+        grant(pattern, core::Access::own);
+    for (const MethodRule& rule : spec.calls)
+        grant(rule.name, core::Access::talk);
+    for (const MethodRule& rule : spec.broadcasts)
+        grant(rule.name, core::Access::talk);
+    std::vector<core::PolicyEntry> entries;
+    for (const auto& [pattern, level] : access) {
+        entries.push_back({pattern, {{core::Grantee::world, 0, level}}});
+    }
+    return entries;
+}
+
+std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, core::ConnectionId creator,
+                                          std::string& error) {
+    if (error = validate_endpoint(spec); !error.empty()) {
+        return std::nullopt;
+    }
+    if (endpoints_.contains(spec.name)) {
+        error = "an endpoint named \"" + spec.name + "\" exists";
+        return std::nullopt;
+    }
+    if (creator != 0 && std::count_if(endpoints_.begin(), endpoints_.end(), [&](const auto& entry) {
+                            return entry.second.creator != 0 && entry.second.creator_uid == creator_uid;
+                        }) >= static_cast<std::ptrdiff_t>(max_endpoints_per_user)) {
+        error = "uid " + std::to_string(creator_uid) + " has created the most endpoints allowed (" +
+                std::to_string(max_endpoints_per_user) + ")";
+        return std::nullopt;
+    }
+    if (spec.path.empty()) {
+        const std::string& runtime = daemon_.options_.runtime_directory;
+        const std::filesystem::path base =
+            std::filesystem::path(runtime.empty() ? "/tmp" : runtime) / "busgate-endpoints";
+        std::error_code ignored;
+        std::filesystem::create_directories(base, ignored);
+        spec.path = (base / spec.name).string();
+    }
+    std::error_code ignored;
+    if (std::filesystem::is_socket(spec.path, ignored)) {
+        std::filesystem::remove(spec.path, ignored);  // a leftover from a bus that died
+    }
+    const auto made = daemon_.bus_.make_endpoint(spec.name, core_policy(spec));
+    if (!made) {
+        error = std::string(core::describe(made.error()));
+        return std::nullopt;
+    }
+    ListenResult listening = listen_on({.transport = "unix", .parameters = {{"path", spec.path}}}, {});
+    if (!listening.error.empty() || listening.listeners.empty()) {
+        (void)daemon_.bus_.remove_endpoint(*made);
+        error = listening.error;
+        return std::nullopt;
+    }
+    Endpoint endpoint;
+    endpoint.id = *made;
+    endpoint.listener = std::move(listening.listeners.front());
+    endpoint.listener->endpoint = *made;
+    endpoint.address = endpoint.listener->connectable + ",guid=" + daemon_.guid();
+    endpoint.creator_uid = creator_uid;
+    endpoint.creator = creator;
+    const std::string name = spec.name;
+    endpoint.spec = std::move(spec);
+    auto& stored = endpoints_.emplace(name, std::move(endpoint)).first->second;
+    const Listener* listener = &*stored.listener;
+    daemon_.loop_.add(listener->fd.get(), EPOLLIN,
+                      [this, listener](std::uint32_t) { daemon_.accept(*listener); });
+    return stored.address;
+}
+
+bool Endpoints::stop_listening(std::string_view name) {
+    const auto found = endpoints_.find(name);
+    if (found == endpoints_.end()) {
+        return false;
+    }
+    if (auto& listener = found->second.listener) {
+        daemon_.loop_.remove(listener->fd.get());
+        ::unlink(listener->unlink_path.c_str());
+        listener.reset();
+    }
+    return true;
+}
+
+bool Endpoints::remove(std::string_view name) {
+    const auto found = endpoints_.find(name);
+    if (found == endpoints_.end()) {
+        return false;
+    }
+    stop_listening(name);
+    const core::EndpointId id = found->second.id;
+    // Its connections go first, each as if it hung up, then the core forgets the endpoint.
+    std::vector<int> members;
+    for (const auto& [fd, peer] : daemon_.peers_) {
+        if (peer->endpoint == id) {
+            members.push_back(fd);
+        }
+    }
+    for (const int fd : members) {
+        if (const auto peer = daemon_.peers_.find(fd); peer != daemon_.peers_.end()) {
+            daemon_.disconnect(*peer->second, "its endpoint was removed");
+        }
+    }
+    (void)daemon_.bus_.remove_endpoint(id);
+    endpoints_.erase(found);
+    return true;
+}
+
+void Endpoints::creator_left(core::ConnectionId creator) {
+    std::vector<std::string> leaving;
+    for (const auto& [name, endpoint] : endpoints_) {
+        if (endpoint.creator == creator && endpoint.spec.remove_with_creator) {
+            leaving.push_back(name);
+        }
+    }
+    for (const std::string& name : leaving) {
+        remove(name);
+    }
+}
+
+const Endpoints::Endpoint* Endpoints::find(core::EndpointId id) const {
+    for (const auto& [name, endpoint] : endpoints_) {
+        if (endpoint.id == id) {
+            return &endpoint;
+        }
+    }
+    return nullptr;
+}
+
+bool Endpoints::admit(core::EndpointId id) {
+    for (auto& [name, endpoint] : endpoints_) {
+        if (endpoint.id == id) {
+            if (endpoint.connections >= endpoint.spec.max_connections) {
+                return false;
+            }
+            ++endpoint.connections;
+            return true;
+        }
+    }
+    return false;
+}
+
+void Endpoints::left(core::EndpointId id) {
+    for (auto& [name, endpoint] : endpoints_) {
+        if (endpoint.id == id && endpoint.connections > 0) {
+            --endpoint.connections;
+        }
+    }
+}
+
+bool Endpoints::talks_freely(const EndpointSpec& spec, const std::vector<std::string>& names) {
+    for (const std::string& name : names) {
+        for (const auto* list : {&spec.talk, &spec.own}) {
+            for (const std::string& pattern : *list) {
+                if (name_matches(pattern, name)) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
+bool Endpoints::may_call(core::EndpointId id, const std::vector<std::string>& target_names,
+                         const marshal::MessageHeader& header) const {
+    const Endpoint* endpoint = find(id);
+    if (endpoint == nullptr || talks_freely(endpoint->spec, target_names)) {
+        return endpoint != nullptr;
+    }
+    for (const MethodRule& rule : endpoint->spec.calls) {
+        for (const std::string& name : target_names) {
+            if (name_matches(rule.name, name) && rule.matches(header)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+bool Endpoints::may_receive(core::EndpointId id, const std::vector<std::string>& sender_names,
+                            const marshal::MessageHeader& header) const {
+    const Endpoint* endpoint = find(id);
+    if (endpoint == nullptr || talks_freely(endpoint->spec, sender_names)) {
+        return endpoint != nullptr;
+    }
+    for (const MethodRule& rule : endpoint->spec.broadcasts) {
+        for (const std::string& name : sender_names) {
+            if (name_matches(rule.name, name) && rule.matches(header)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+}  // namespace busgate::gateway

@@ -216,6 +216,7 @@ void Activation::start(Service& service) {
             "The maximum number of pending activations has been reached, max_pending_service_starts=" +
                 std::to_string(daemon_.options_.max_pending_service_starts));
     }
+    ++daemon_.counters().activation_starts;
     if (daemon_.options_.systemd_activation) {
         if (service.file.name == systemd_name) {
             return;  // systemd itself is not there yet (early boot): its messages wait until it connects
@@ -420,6 +421,7 @@ void Activation::succeed(Service& service) {
 }
 
 void Activation::fail(Service& service, std::string_view error_name, std::string_view text) {
+    ++daemon_.counters().activation_failures;
     service.pending = false;
     service.deadline.reset();
     if (service.pid != 0) {

@@ -225,6 +225,8 @@ void BusDaemon::accept(const Listener& listener) {
         peer->client = std::make_unique<Client>(std::move(socket), std::move(credentials), std::move(sasl),
                                                 options_.client, listener.nonce);
         peer->auth_deadline = EventLoop::now() + options_.auth_timeout_ns;
+        peer->listener_address = listener.connectable;
+        ++counters_.connections_accepted;
         const int fd = peer->client->fd();
         loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client_event(fd, events); });
         peers_[fd] = std::move(peer);
@@ -322,6 +324,11 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         if (peer.registered() && !policy_allows(&peer, nullptr, message)) {
             return;
         }
+        if (web_ && web_->monitoring() && peer.registered()) {
+            count_routed(message.header.type, stamped_message(message, peer.unique_name));
+        } else {
+            count_routed(message.header.type, message.bytes);
+        }
         driver_->handle(peer, message);
         return;
     }
@@ -329,6 +336,19 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
                    "Client tried to send a message other than Hello without being registered");
         disconnect(peer, "sent a message before Hello");
+        return;
+    }
+    if (web_) {
+        const std::uint64_t started = EventLoop::now();
+        route(peer, message, activates);
+        const double seconds = static_cast<double>(EventLoop::now() - started) / 1e9;
+        std::size_t bucket = 0;
+        while (bucket < latency_buckets.size() && seconds > latency_buckets[bucket]) {
+            ++bucket;
+        }
+        ++counters_.latency[bucket];
+        ++counters_.latency_count;
+        counters_.latency_sum += seconds;
         return;
     }
     route(peer, message, activates);
@@ -417,6 +437,9 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
                 payload_bytes->fds);
     }
     if (sent) {
+        count_routed(header.type, std::span<const std::uint8_t>(
+                                      reinterpret_cast<const std::uint8_t*>(payload_bytes->bytes.data()),
+                                      payload_bytes->bytes.size()));
         if (eavesdroppers_ > 0 && outgoing_is_unicast) {
             Peer* recipient = find_peer(sent->destination);
             deliver();  // the eavesdroppers' earlier messages go first
@@ -441,6 +464,7 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             }
             break;
         case core::Error::permission_denied:
+            ++counters_.denials[BusCounters::core_denied];
             send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
                        "Rejected send message, 0 matched rules; type=\"" +
                            std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
@@ -452,15 +476,28 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
                 "Tried to send message with Unix file descriptors to a client that doesn't support that.");
             break;
         case core::Error::too_many_pending_replies:
+            ++counters_.quota_hits[BusCounters::pending_replies];
             send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
                        "The maximum number of pending replies per connection has been reached");
             break;
         case core::Error::unexpected_reply:
             break;
         default:
+            ++counters_.quota_hits[BusCounters::core_limit];
             send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
                        std::string(core::describe(sent.error())));
             break;
+    }
+}
+
+void BusDaemon::count_routed(marshal::MessageType type, std::span<const std::uint8_t> bytes) {
+    const auto index = static_cast<std::size_t>(type) - 1;  // method_call is 1
+    if (index < BusCounters::type_count) {
+        ++counters_.messages[index];
+        counters_.bytes[index] += bytes.size();
+    }
+    if (web_ && web_->monitoring()) {
+        web_->publish(bytes);
     }
 }
 
@@ -507,6 +544,9 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
     const auto sent = bus_.send(driver_id_, std::move(outgoing));
     if (!monitors_.empty()) {
         capture(bytes, {}, spec.destination, payload->fds);
+    }
+    if (sent) {
+        count_routed(stamped.type, bytes);
     }
     if (sent && activation_ && activation_->is_activator(sent->destination)) {
         activation_->queued(sent->destination);
@@ -809,6 +849,9 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
         }
         const policy::RouteDecision decision = policy_->check_route(prepared, route);
         if (decision.verdict != policy::Verdict::allowed) {
+            ++counters_
+                  .denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
+                                                                            : BusCounters::receive_denied];
             if (!broadcast && from_driver && !monitors_.empty()) {
                 // A driver message the receiver may not have: dbus-daemon shows monitors the error it
                 // addresses to itself.
@@ -917,6 +960,7 @@ void BusDaemon::assign_policy(Peer& peer) {
 
 void BusDaemon::apply_policy(const policy::PolicyRules& rules) {
     policy_.emplace(rules);
+    options_.policy = rules;  // what the web interface shows
     for (auto& [id, peer] : registered_) {
         assign_policy(*peer);
     }
@@ -960,6 +1004,8 @@ bool BusDaemon::policy_allows(Peer* sender, Peer* recipient, const IncomingMessa
     if (decision.verdict == policy::Verdict::allowed) {
         return true;
     }
+    ++counters_.denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
+                                                                         : BusCounters::receive_denied];
     send_error(*sender, message, "org.freedesktop.DBus.Error.AccessDenied",
                rejection_text(decision, header, sender->unique_name));
     return false;
@@ -1011,6 +1057,7 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
             }
             if (!peer->client->send(item->payload)) {
                 // The receiver does not read: dbus-daemon disconnects it when its outgoing limit is hit.
+                ++counters_.quota_hits[BusCounters::outgoing_queue];
                 disconnect(*peer, "outgoing queue full");
                 return;
             }

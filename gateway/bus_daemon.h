@@ -25,6 +25,7 @@
 #include "client.h"
 #include "event_loop.h"
 #include "match_rule.h"
+#include "web_hub.h"
 
 namespace busgate::gateway {
 
@@ -88,6 +89,14 @@ class BusDaemon {
     // Rereads the service directories (reload, inotify); ActivatableServicesChanged if the names changed.
     void reload_services(const std::vector<policy::ServiceDir>& directories);
 
+    // The HTTP/WebSocket interface (web_server.h): requests from `hub` run on this thread, and monitors
+    // attached to it get copies of what is routed. Implemented in web_bus.cpp.
+    void attach_web(std::shared_ptr<WebHub> hub);
+    BusSnapshot web_snapshot();
+    PolicyCheckResult web_policy_check(const PolicyCheckRequest& request);
+    // Counted by the bus, read by /metrics; activation.cpp reports starts and failures here.
+    BusCounters& counters() { return counters_; }
+
   private:
     friend class Driver;
     friend class Activation;
@@ -103,6 +112,7 @@ class BusDaemon {
         core::ConnectionId id = 0;                           // 0 until Hello
         core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
         std::string unique_name;
+        std::string listener_address;  // the address of the listener it came through (web interface)
         // Until Hello succeeds, as dbus-daemon counts it: held to auth_timeout and
         // max_incomplete_connections.
         bool incomplete = true;
@@ -189,6 +199,8 @@ class BusDaemon {
     bool allowed_after_activation(Peer& recipient, const core::QueueItem& item);
     void send_error(Peer& peer, const IncomingMessage& to, std::string_view name, std::string_view text);
     std::uint32_t next_serial();
+    // A message the bus routed: counted, timed (when the web interface is on) and shown to its monitors.
+    void count_routed(marshal::MessageType type, std::span<const std::uint8_t> bytes);
 
     Peer* find_peer(core::ConnectionId id);
 
@@ -214,6 +226,8 @@ class BusDaemon {
     std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
     std::size_t incomplete_ = 0;
+    BusCounters counters_;
+    std::shared_ptr<WebHub> web_;         // null unless the web interface is on
     std::uint64_t accept_resume_at_ = 0;  // nonzero while accepting is paused
 };
 

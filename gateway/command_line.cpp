@@ -22,6 +22,10 @@ constexpr ValueOption value_options[] = {
     {"--address", &CommandLine::address, nullptr, "address"},
     {"--print-address", &CommandLine::print_address_fd, &CommandLine::print_address, "printing address to"},
     {"--print-pid", &CommandLine::print_pid_fd, &CommandLine::print_pid, "printing pid to"},
+    // busgate's own: the HTTP/WebSocket interface (web_server.h).
+    {"--web", &CommandLine::web, nullptr, "web interface"},
+    {"--web-token-file", &CommandLine::web_token_file, nullptr, "web token file"},
+    {"--web-data-dir", &CommandLine::web_data_dir, nullptr, "web data directory"},
 };
 
 // Flags without values, in the order dbus-daemon tests them (before any option value).

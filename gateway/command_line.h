@@ -30,6 +30,9 @@ struct CommandLine {
     bool write_pid_file = true;
     bool systemd_activation = false;
     std::string ready_event_fd;  // --ready-event-fd: written to once listening (Windows-only upstream)
+    std::string web;             // --web=unix:path=... or tcp:host=127.0.0.1,port=N; empty: off
+    std::string web_token_file;  // --web-token-file: the bearer token TCP clients must present
+    std::string web_data_dir;    // --web-data-dir: the page's files (default: the installed ones)
 };
 
 struct CommandLineResult {

@@ -306,6 +306,7 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
         same_user += connection != nullptr && connection->credentials().uid == uid;
     }
     if (same_user >= daemon_.options_.max_connections_per_user) {
+        ++daemon_.counters().quota_hits[BusCounters::connections_per_user];
         return error(
             peer, call, error_name::limits_exceeded,
             "The maximum number of active connections for UID " + std::to_string(uid) + " has been reached");
@@ -714,6 +715,7 @@ void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader& read
         return error(peer, call, parsed.error_name, parsed.error_message);
     }
     if (peer.matches.size() >= daemon_.options_.max_match_rules_per_connection) {
+        ++daemon_.counters().quota_hits[BusCounters::match_rules];
         return error(
             peer, call, error_name::limits_exceeded,
             "Connection \"" + peer.unique_name +

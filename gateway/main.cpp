@@ -20,6 +20,7 @@
 #include "command_line.h"
 #include "driver.h"
 #include "endpoints.h"
+#include "web_server.h"
 
 using namespace busgate;
 using namespace busgate::gateway;
@@ -175,6 +176,11 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    std::string web_error;
+    if (!command_line.web.empty() && !parse_web_address(command_line.web, web_error)) {
+        return fail("--web: " + web_error);
+    }
+
     policy::Configuration configuration;
     try {
         configuration = policy::load_configuration(command_line.config_file);
@@ -286,6 +292,25 @@ int main(int argc, char** argv) {
         return fail(error);
     }
 
+    // The web interface starts in the process that serves the bus, as the user it serves as.
+    std::unique_ptr<WebServer> web;
+    if (!command_line.web.empty()) {
+        auto hub = std::make_shared<WebHub>();
+        WebOptions web_options{.address = command_line.web,
+                               .token_file = command_line.web_token_file,
+                               .data_directory = command_line.web_data_dir};
+        web_options.snapshot = [&daemon] { return daemon.web_snapshot(); };
+        web_options.policy_check = [&daemon](const PolicyCheckRequest& request) {
+            return daemon.web_policy_check(request);
+        };
+        web = std::make_unique<WebServer>(std::move(web_options), hub);
+        if (!web->start(error)) {
+            return fail("web interface: " + error);
+        }
+        daemon.attach_web(std::move(hub));
+        std::fprintf(stderr, "busgate: web interface on %s\n", web->url().c_str());
+    }
+
     if (fork_requested) {
         (void)!::write(ready_pipe[1], "1", 1);
         ::close(ready_pipe[1]);
@@ -309,6 +334,7 @@ int main(int argc, char** argv) {
     sd_notify(0, "READY=1");
     loop.run();
     sd_notify(0, "STOPPING=1");
+    web.reset();
     daemon.stop();
     if (configuration.pidfile && command_line.write_pid_file) {
         ::unlink(configuration.pidfile->c_str());

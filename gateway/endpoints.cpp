@@ -381,14 +381,15 @@ bool Endpoints::talks_freely(const EndpointSpec& spec, const std::vector<std::st
     return false;
 }
 
-bool Endpoints::may_call(core::EndpointId id, const std::vector<std::string>& target_names,
-                         const marshal::MessageHeader& header) const {
+bool Endpoints::allowed_by_rules(core::EndpointId id, const std::vector<std::string>& names,
+                                 const marshal::MessageHeader& header,
+                                 std::vector<MethodRule> EndpointSpec::*rules) const {
     const Endpoint* endpoint = find(id);
-    if (endpoint == nullptr || talks_freely(endpoint->spec, target_names)) {
+    if (endpoint == nullptr || talks_freely(endpoint->spec, names)) {
         return endpoint != nullptr;
     }
-    for (const MethodRule& rule : endpoint->spec.calls) {
-        for (const std::string& name : target_names) {
+    for (const MethodRule& rule : endpoint->spec.*rules) {
+        for (const std::string& name : names) {
             if (name_matches(rule.name, name) && rule.matches(header)) {
                 return true;
             }
@@ -397,20 +398,14 @@ bool Endpoints::may_call(core::EndpointId id, const std::vector<std::string>& ta
     return false;
 }
 
+bool Endpoints::may_call(core::EndpointId id, const std::vector<std::string>& target_names,
+                         const marshal::MessageHeader& header) const {
+    return allowed_by_rules(id, target_names, header, &EndpointSpec::calls);
+}
+
 bool Endpoints::may_receive(core::EndpointId id, const std::vector<std::string>& sender_names,
                             const marshal::MessageHeader& header) const {
-    const Endpoint* endpoint = find(id);
-    if (endpoint == nullptr || talks_freely(endpoint->spec, sender_names)) {
-        return endpoint != nullptr;
-    }
-    for (const MethodRule& rule : endpoint->spec.broadcasts) {
-        for (const std::string& name : sender_names) {
-            if (name_matches(rule.name, name) && rule.matches(header)) {
-                return true;
-            }
-        }
-    }
-    return false;
+    return allowed_by_rules(id, sender_names, header, &EndpointSpec::broadcasts);
 }
 
 }  // namespace busgate::gateway

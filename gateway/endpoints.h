@@ -102,6 +102,10 @@ class Endpoints {
     static std::vector<core::PolicyEntry> core_policy(const EndpointSpec& spec);
     static bool talks_freely(const EndpointSpec& spec, const std::vector<std::string>& names);
     static bool same_spec(const EndpointSpec& a, const EndpointSpec& b);
+    // Names the endpoint talks to freely, or else one of `rules` (calls or broadcasts) for them matches.
+    bool allowed_by_rules(core::EndpointId id, const std::vector<std::string>& names,
+                          const marshal::MessageHeader& header,
+                          std::vector<MethodRule> EndpointSpec::*rules) const;
 
     BusDaemon& daemon_;
     std::map<std::string, Endpoint, std::less<>> endpoints_;

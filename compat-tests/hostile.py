@@ -178,9 +178,20 @@ class Connection:
     """One raw client connection: EXTERNAL authentication, Hello, calls and replies."""
 
     def __init__(self, path, unix_fds=False, hello=True, timeout=5.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(path)
+                break
+            except BlockingIOError:
+                # The listen backlog is full until the bus accepts what came before (a timed socket is
+                # non-blocking, and AF_UNIX does not wait for room): try again, within the timeout.
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.buffer = bytearray()
         self.serial = 0
         self.unique_name = None

@@ -419,6 +419,23 @@ FrameSize frame_size(std::span<const std::uint8_t> prefix, std::size_t max_messa
     return {Validity::valid, total};
 }
 
+namespace {
+
+// The 16 fixed bytes (at least minimum_header_size must be there), into a fresh header.
+void read_fixed_header(std::span<const std::uint8_t> message, MessageHeader& header) {
+    header = MessageHeader{};
+    header.byte_order = static_cast<ByteOrder>(message[0]);
+    header.raw_type = message[1];
+    header.type = static_cast<MessageType>(message[1]);
+    header.flags = message[2];
+    header.body_length = wire::load_u32(&message[4], header.byte_order);
+    header.serial = wire::load_u32(&message[8], header.byte_order);
+    header.fields_length = wire::load_u32(&message[12], header.byte_order);
+    header.body_offset = static_cast<std::uint32_t>(align_up(minimum_header_size + header.fields_length, 8));
+}
+
+}  // namespace
+
 Validity parse_header(std::span<const std::uint8_t> message, MessageHeader& header,
                       std::size_t max_message_length) {
     const FrameSize frame = frame_size(message, max_message_length);
@@ -432,15 +449,7 @@ Validity parse_header(std::span<const std::uint8_t> message, MessageHeader& head
         return Validity::too_much_data;
     }
 
-    header = MessageHeader{};
-    header.byte_order = static_cast<ByteOrder>(message[0]);
-    header.raw_type = message[1];
-    header.type = static_cast<MessageType>(message[1]);
-    header.flags = message[2];
-    header.body_length = wire::load_u32(&message[4], header.byte_order);
-    header.serial = wire::load_u32(&message[8], header.byte_order);
-    header.fields_length = wire::load_u32(&message[12], header.byte_order);
-    header.body_offset = static_cast<std::uint32_t>(align_up(minimum_header_size + header.fields_length, 8));
+    read_fixed_header(message, header);
 
     if (message[3] != protocol_version) {
         return Validity::bad_protocol_version;
@@ -513,15 +522,7 @@ Validity parse_validated_header(std::span<const std::uint8_t> message, MessageHe
     if (message.size() < minimum_header_size) {
         return parse_header(message, header);
     }
-    header = MessageHeader{};
-    header.byte_order = static_cast<ByteOrder>(message[0]);
-    header.raw_type = message[1];
-    header.type = static_cast<MessageType>(message[1]);
-    header.flags = message[2];
-    header.body_length = wire::load_u32(&message[4], header.byte_order);
-    header.serial = wire::load_u32(&message[8], header.byte_order);
-    header.fields_length = wire::load_u32(&message[12], header.byte_order);
-    header.body_offset = static_cast<std::uint32_t>(align_up(minimum_header_size + header.fields_length, 8));
+    read_fixed_header(message, header);
     const std::uint8_t* base = message.data();
     const std::size_t fields_end = minimum_header_size + header.fields_length;
     if (fields_end > message.size()) {

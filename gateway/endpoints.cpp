@@ -348,23 +348,18 @@ const Endpoints::Endpoint* Endpoints::find(core::EndpointId id) const {
 }
 
 bool Endpoints::admit(core::EndpointId id) {
-    for (auto& [name, endpoint] : endpoints_) {
-        if (endpoint.id == id) {
-            if (endpoint.connections >= endpoint.spec.max_connections) {
-                return false;
-            }
-            ++endpoint.connections;
-            return true;
-        }
+    Endpoint* endpoint = const_cast<Endpoint*>(find(id));
+    if (endpoint == nullptr || endpoint->connections >= endpoint->spec.max_connections) {
+        return false;
     }
-    return false;
+    ++endpoint->connections;
+    return true;
 }
 
 void Endpoints::left(core::EndpointId id) {
-    for (auto& [name, endpoint] : endpoints_) {
-        if (endpoint.id == id && endpoint.connections > 0) {
-            --endpoint.connections;
-        }
+    if (Endpoint* endpoint = const_cast<Endpoint*>(find(id));
+        endpoint != nullptr && endpoint->connections > 0) {
+        --endpoint->connections;
     }
 }
 

@@ -70,7 +70,7 @@ bool Bus::may_own(const Connection& connection, std::string_view name) const {
 }
 
 bool Bus::may_talk(const Connection& from, const Connection& to) const {
-    if ((from.flags() | to.flags()) & hello_flag::bus_driver)
+    if (((from.flags() | to.flags()) & hello_flag::bus_driver) || from.id() == to.id())
         return true;
     // kdbus: TALK to a connection is TALK to at least one of the names it owns.
     auto any_name_allows = [&](const PolicyDatabase& policy) {
@@ -122,7 +122,8 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
         count->second.ordinary >= config_.limits.max_connections_per_user)
         return Error::connection_limit_reached;
 
-    const ConnectionId id = next_connection_id_++;
+    const bool internal = special || (flags & hello_flag::bus_driver);
+    const ConnectionId id = internal ? next_internal_id_++ : next_connection_id_++;
     if (stands_for_name) {
         // An activator's rules may only name its own name, without wildcards (kdbus).
         const bool holder = flags & hello_flag::policy_holder;
@@ -550,7 +551,7 @@ Result<SendReceipt> Bus::broadcast(Connection& sender, OutgoingMessage& message)
     const ConnectionId sender_id = sender.id();
     matches_.observe(message.bloom);
     matches_.for_each_candidate(message.bloom, [&](const MatchIndex::Rule& rule) {
-        if (rule.owner == sender_id)
+        if (rule.owner == sender_id && !config_.broadcasts_reach_sender)
             return;
         if (rule.sender_id != any_connection && rule.sender_id != sender_id)
             return;

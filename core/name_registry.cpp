@@ -1,6 +1,7 @@
 #include "busgate/core/name_registry.h"
 
 #include <algorithm>
+#include <ranges>
 
 namespace busgate::core {
 namespace {
@@ -100,7 +101,14 @@ Result<AcquireResult> NameRegistry::acquire(ConnectionId id, std::string_view na
     }
 
     if (flags & name_flag::queue) {
-        if (member) {
+        // One that wanted to replace the owner, and may not, waits first in line (dbus-daemon's order).
+        if (flags & name_flag::replace_existing) {
+            if (member)
+                entry->owners.erase(entry->owners.begin() + static_cast<ptrdiff_t>(position));
+            else
+                add_membership(id, *entry);
+            entry->owners.insert(entry->owners.begin() + 1, NameOwner{id, saved});
+        } else if (member) {
             entry->owners[position].flags = saved;
         } else {
             entry->owners.push_back({id, saved});
@@ -175,7 +183,8 @@ void NameRegistry::release_all(ConnectionId id, std::vector<NameChange>& changes
     std::vector<std::string> names;
     for (const NameEntry* entry : found->second)
         names.push_back(entry->name);
-    for (const auto& name : names) {
+    // Newest first, as dbus-daemon releases a departing connection's names.
+    for (const auto& name : std::views::reverse(names)) {
         auto it = entries_.find(name);
         if (it == entries_.end())
             continue;

@@ -112,14 +112,15 @@ std::vector<PendingReply> ReplyTracker::take_expired(Timestamp now) {
 }
 
 std::vector<PendingReply> ReplyTracker::take_callee(ConnectionId callee) {
-    std::vector<PendingReply> taken;
+    std::vector<std::pair<uint64_t, PendingReply>> by_age;
     for (const auto& [key, value] : entries_)
         if (key.callee == callee)
-            taken.push_back({key.callee, key.caller, key.cookie, value.deadline});
-    // Deterministic order for the notifications: by caller, then cookie.
-    std::sort(taken.begin(), taken.end(), [](const PendingReply& a, const PendingReply& b) {
-        return a.caller != b.caller ? a.caller < b.caller : a.cookie < b.cookie;
-    });
+            by_age.push_back({value.generation, {key.callee, key.caller, key.cookie, value.deadline}});
+    // Newest call first, as dbus-daemon answers a departing callee's pending calls with NoReply.
+    std::sort(by_age.begin(), by_age.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<PendingReply> taken;
+    for (const auto& [generation, pending] : by_age)
+        taken.push_back(pending);
     for (const auto& pending : taken)
         consume(pending.callee, pending.caller, pending.cookie);
     return taken;

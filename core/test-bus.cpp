@@ -142,6 +142,24 @@ TEST_F(BusTest, HelloAssignsIdsThatAreNeverReused) {
     expect_error(bus.bye(b), Error::no_such_connection);
 }
 
+TEST_F(BusTest, TheBussOwnConnectionsUseUpNoClientNumber) {
+    const ConnectionId first = connect(alice);
+    EXPECT_EQ(first, 1u);  // ":1.0" to dbus1 clients
+    HelloParams driver;
+    driver.credentials.uid = bus_owner;
+    driver.flags = hello_flag::bus_driver;
+    const ConnectionId driver_id = *bus.hello(std::move(driver));
+    hold_policy({});
+    HelloParams activator;
+    activator.credentials.uid = bus_owner;
+    activator.flags = hello_flag::activator;
+    activator.name = "org.example.Activatable";
+    const ConnectionId activator_id = *bus.hello(std::move(activator));
+    EXPECT_GE(driver_id, first_internal_connection_id);
+    EXPECT_GE(activator_id, first_internal_connection_id);
+    EXPECT_EQ(connect(alice), 2u);
+}
+
 TEST_F(BusTest, HelloRecordsCredentialsAndFlags) {
     HelloParams params;
     params.credentials = {alice, 55, {4, 24, 27}, 4242, "system_u:system_r:foo_t:s0"};
@@ -554,6 +572,25 @@ TEST_F(BusTest, BroadcastReachesOnlyMatchingReceiversOnceWithEveryMatchedCookie)
     EXPECT_TRUE(drain_messages(other).empty());
     EXPECT_EQ(drain_messages(everything).size(), 1u);
     EXPECT_TRUE(drain_messages(sender).empty());  // never to itself
+}
+
+TEST_F(BusTest, BroadcastReachesItsSenderWhenConfiguredAsDbus1Does) {
+    BusConfig config = test_config();
+    config.broadcasts_reach_sender = true;
+    Bus dbus1(config);
+    HelloParams params;
+    params.credentials.uid = alice;
+    const ConnectionId sender = *dbus1.hello(std::move(params));
+    ASSERT_TRUE(dbus1.add_match(sender, MessageMatch{5, any_connection, "", signal_mask("Changed")}).ok());
+    ASSERT_TRUE(dbus1.send(sender, broadcast_of("Removed", 1)).ok());
+    ASSERT_TRUE(dbus1.send(sender, broadcast_of("Changed", 2)).ok());
+    std::vector<QueueItem> got;
+    while (auto item = dbus1.receive(sender))
+        if (item->kind == QueueItem::Kind::message)
+            got.push_back(std::move(*item));
+    ASSERT_EQ(got.size(), 1u);  // only what its own match covers
+    EXPECT_EQ(got[0].cookie, 2u);
+    EXPECT_TRUE(got[0].matched.contains(5));
 }
 
 TEST_F(BusTest, BroadcastSharesOnePayloadAmongReceivers) {

@@ -76,6 +76,25 @@ TEST_F(NameRegistryTest, ReplaceExistingFailsWithoutAllowReplacement) {
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 3}));
 }
 
+TEST_F(NameRegistryTest, RefusedReplacementWaitsFirstInLine) {
+    acquire(1, "org.example.A", queue);
+    acquire(2, "org.example.A", queue);
+    EXPECT_EQ(acquire(3, "org.example.A", replace_existing | queue), AcquireResult::in_queue);
+    EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 3, 2}));  // as dbus-daemon queues
+    EXPECT_EQ(acquire(2, "org.example.A", replace_existing | queue), AcquireResult::in_queue);
+    EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 2, 3}));
+}
+
+TEST_F(NameRegistryTest, ReleaseAllReleasesNewestFirst) {
+    acquire(1, "org.example.First", queue);
+    acquire(1, "org.example.Second", queue);
+    changes.clear();
+    registry.release_all(1, changes);
+    ASSERT_EQ(changes.size(), 2u);
+    EXPECT_EQ(changes[0].name, "org.example.Second");
+    EXPECT_EQ(changes[1].name, "org.example.First");
+}
+
 TEST_F(NameRegistryTest, ReplacedOwnerQueuesSecond) {
     acquire(1, "org.example.A", allow_replacement | queue);
     acquire(2, "org.example.A", queue);

@@ -53,6 +53,9 @@ struct BusConfig {
     // connects the clients checks them exactly (the dbus1 gateway, with the XML policy, before it asks the
     // core). Endpoint policies still apply.
     bool enforce_bus_policy = true;
+    // true: a broadcast also reaches its sender when one of the sender's own matches covers it, as dbus1
+    // delivers it (kdbus never looped a broadcast back).
+    bool broadcasts_reach_sender = false;
 };
 
 struct HelloParams {
@@ -177,7 +180,11 @@ class Bus {
 
     BusConfig config_;
     uint64_t clock_ = 0;
+    // Ordinary connections are numbered 1, 2, ... in the order they said Hello; the bus's own connections
+    // (driver, activators, policy holders, monitors) come from a range of their own, so they never use
+    // up a number a client can see.
     ConnectionId next_connection_id_ = 1;
+    ConnectionId next_internal_id_ = first_internal_connection_id;
     EndpointId next_endpoint_id_ = 1;
 
     boost::unordered_flat_map<ConnectionId, std::unique_ptr<Connection>> connections_;

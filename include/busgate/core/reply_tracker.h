@@ -36,7 +36,7 @@ class ReplyTracker {
 
     // Removes and returns every entry whose deadline is <= now, earliest first.
     std::vector<PendingReply> take_expired(Timestamp now);
-    // Removes and returns every entry waiting on `callee` (it disconnected).
+    // Removes and returns every entry waiting on `callee` (it disconnected), newest call first.
     std::vector<PendingReply> take_callee(ConnectionId callee);
     // Forgets every entry of `caller` (it disconnected; nobody is left to tell).
     void drop_caller(ConnectionId caller);

@@ -15,6 +15,8 @@ using Timestamp = uint64_t;  // CLOCK_MONOTONIC nanoseconds, supplied by the cal
 inline constexpr ConnectionId kernel_connection = 0;  // sender of notifications
 inline constexpr ConnectionId broadcast_destination = ~uint64_t{0};
 inline constexpr ConnectionId any_connection = ~uint64_t{0};  // wildcard in matches
+// Ids from here on belong to the bus's own connections (driver, activators, policy holders, monitors).
+inline constexpr ConnectionId first_internal_connection_id = uint64_t{1} << 62;
 inline constexpr EndpointId default_endpoint = 0;
 
 namespace hello_flag {

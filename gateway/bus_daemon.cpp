@@ -21,7 +21,6 @@ namespace busgate::gateway {
 namespace {
 
 constexpr std::string_view bus_name = "org.freedesktop.DBus";
-constexpr std::string_view unique_prefix = ":1.";
 
 core::PayloadRef payload_of(const std::vector<std::uint8_t>& bytes, std::vector<UniqueFd> fds = {}) {
     const auto* begin = reinterpret_cast<const std::byte*>(bytes.data());
@@ -67,20 +66,6 @@ std::vector<std::uint8_t> stamped_message(const IncomingMessage& message, std::s
     const auto body = marshal::body_of(message.bytes, message.header);
     stamped.insert(stamped.end(), body.begin(), body.end());
     return stamped;
-}
-
-std::string unique_name_of(core::ConnectionId id) {
-    return std::string(unique_prefix) + std::to_string(id);
-}
-
-core::ConnectionId id_of_unique_name(std::string_view name) {
-    if (!name.starts_with(unique_prefix)) {
-        return 0;
-    }
-    name.remove_prefix(unique_prefix.size());
-    core::ConnectionId id = 0;
-    const auto [end, error] = std::from_chars(name.data(), name.data() + name.size(), id);
-    return error == std::errc() && end == name.data() + name.size() ? id : 0;
 }
 
 BusDaemon::BusDaemon(EventLoop& loop, DaemonOptions options)
@@ -320,6 +305,16 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         }
         capture(stamped, peer.unique_name, recipient, message.fds);
     }
+    if (message.header.destination.empty() && message.header.type == marshal::MessageType::method_call) {
+        // Not for any connection: dbus-daemon answers it itself, as the peer at the other end of the
+        // socket (Peer methods even before Hello), unseen by monitors. xdg-dbus-proxy relies on it.
+        if (peer.registered() || message.header.interface == "org.freedesktop.DBus.Peer") {
+            driver_->answer_as_peer(peer, message);
+        } else {
+            disconnect(peer, "sent a message other than Hello before Hello");
+        }
+        return;
+    }
     if (message.header.destination == bus_name) {
         if (peer.registered() && !policy_allows(&peer, nullptr, message)) {
             return;
@@ -329,13 +324,16 @@ void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
         } else {
             count_routed(message.header.type, message.bytes);
         }
+        if (eavesdroppers_ > 0 && peer.registered() &&
+            message.header.type == marshal::MessageType::method_call) {
+            eavesdrop(peer, stamped_message(message, peer.unique_name), nullptr, message.fds);
+        }
         driver_->handle(peer, message);
         return;
     }
     if (!peer.registered()) {
-        send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
-                   "Client tried to send a message other than Hello without being registered");
-        disconnect(peer, "sent a message before Hello");
+        // dbus-daemon closes such a connection without an answer.
+        disconnect(peer, "sent a message other than Hello before Hello");
         return;
     }
     if (web_) {
@@ -449,7 +447,6 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
         }
         return;
     }
-    // The sender hears why only if it waits for a reply; replies that answer no call are dropped.
     switch (sent.error()) {
         case core::Error::name_has_no_owner:
         case core::Error::no_such_connection:
@@ -481,6 +478,15 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
                        "The maximum number of pending replies per connection has been reached");
             break;
         case core::Error::unexpected_reply:
+            // Refused as dbus-broker refuses it; told as dbus-daemon tells a reply its policy denies.
+            send_error(
+                peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+                "Rejected send message, 0 matched rules; type=\"" +
+                    std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
+                    "\" interface=\"(unset)\" member=\"(unset)\" error name=\"" +
+                    (header.error_name.empty() ? std::string("(unset)") : std::string(header.error_name)) +
+                    "\" requested_reply=\"0\" destination=\"" + std::string(destination) +
+                    "\" (the reply answers no call awaiting it)");
             break;
         default:
             ++counters_.quota_hits[BusCounters::core_limit];
@@ -653,10 +659,11 @@ bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem&
     return false;
 }
 
-void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body) {
+void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
+                              bool from_bus) {
     marshal::MessageSpec stamped = spec;
     stamped.serial = next_serial();
-    stamped.sender = bus_name;
+    stamped.sender = from_bus ? bus_name : std::string_view();
     stamped.flags |= marshal::flag::no_reply_expected;
     peer.client->send(payload_of(marshal::build_message(stamped, body)));
     dirty_.push_back(peer.client->fd());
@@ -779,12 +786,8 @@ void BusDaemon::become_monitor(Peer& peer, std::vector<MatchRule> rules) {
 
 void BusDaemon::send_error(Peer& peer, const IncomingMessage& to, std::string_view name,
                            std::string_view text) {
-    // As dbus-daemon, a refused call or signal is answered even when no reply was asked for (monitors see
-    // it; clients ignore it); errors about replies would have nobody to go to.
-    if (to.header.type != marshal::MessageType::method_call &&
-        to.header.type != marshal::MessageType::signal) {
-        return;
-    }
+    // As dbus-daemon, whatever was refused is answered, even a signal or a reply that asked for no reply
+    // (monitors see it; clients ignore it).
     marshal::BodyWriter body;
     body.string(text);
     marshal::MessageSpec spec{.type = marshal::MessageType::error,
@@ -909,6 +912,9 @@ bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
     const core::Connection* self = bus_.connection(peer.id);
     if (self == nullptr) {
         return false;
+    }
+    if (item.sender == peer.id) {
+        return true;  // its own broadcast, looped back as dbus1 does
     }
     if (item.sender != driver_id_) {
         return endpoints_->may_receive(peer.endpoint, names_owned_by(item.sender), header);

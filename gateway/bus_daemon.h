@@ -25,6 +25,7 @@
 #include "client.h"
 #include "event_loop.h"
 #include "match_rule.h"
+#include "unique_name.h"
 #include "web_hub.h"
 
 namespace busgate::gateway {
@@ -40,7 +41,7 @@ struct DaemonOptions {
     // The XML policy (checked here before the core is asked) alone decides who may own and talk, as in
     // dbus-daemon: no coarse entries reach the core's bus policy, which would otherwise refuse every
     // unprivileged user a name or a peer of another uid.
-    core::BusConfig core{.enforce_bus_policy = false};
+    core::BusConfig core{.enforce_bus_policy = false, .broadcasts_reach_sender = true};
     std::optional<std::uint64_t> reply_timeout_ns;  // none: calls never time out (dbus-daemon's default)
     std::uint64_t auth_timeout_ns = 30'000'000'000;
     std::size_t max_incomplete_connections = 64;
@@ -161,7 +162,10 @@ class BusDaemon {
                    std::span<const core::UniqueFd> fds = {});
     // Turns `peer` into a monitor (after the BecomeMonitor reply went out).
     void become_monitor(Peer& peer, std::vector<MatchRule> rules);
-    void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body);
+    // Writes a message straight to `peer`'s socket, bypassing the core: from the bus, or (`from_bus` false)
+    // with no sender at all, as the answers of the socket's other end to calls addressed to nobody.
+    void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
+                       bool from_bus = true);
     policy::MessageInfo policy_view(const marshal::MessageHeader& header) const;
 
     void accept(const Listener& listener);
@@ -233,9 +237,5 @@ class BusDaemon {
 
 // `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.
 std::vector<std::uint8_t> stamped_message(const IncomingMessage& message, std::string_view sender);
-
-// ":1.42" for core id 42; and back (0 if `name` is not one of ours).
-std::string unique_name_of(core::ConnectionId id);
-core::ConnectionId id_of_unique_name(std::string_view name);
 
 }  // namespace busgate::gateway

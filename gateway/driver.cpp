@@ -163,10 +163,9 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
         }
     }
     if (!peer.registered() && (found == nullptr || found->handler != &Driver::hello)) {
-        error(peer, message, error_name::access_denied,
-              "Client tried to send a message other than Hello without being registered");
-        daemon_.disconnect(peer, "sent a message before Hello");
-        return;
+        // dbus-daemon refuses the call and keeps the connection: a later Hello still works.
+        return error(peer, message, error_name::access_denied,
+                     "Client tried to send a message other than Hello without being registered");
     }
     if (found == nullptr) {
         return error(peer, message,
@@ -200,10 +199,36 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
     (this->*found->handler)(peer, message, reader);
 }
 
-void Driver::reply(Peer& peer, const IncomingMessage& call, const BodyWriter& body) {
-    if (call.header.flags & marshal::flag::no_reply_expected) {
-        return;
+void Driver::answer_as_peer(Peer& peer, const IncomingMessage& call) {
+    const marshal::MessageHeader& header = call.header;
+    BodyWriter body;
+    marshal::MessageSpec answer{.type = marshal::MessageType::method_return, .reply_serial = header.serial};
+    const std::string machine =
+        header.interface == peer_interface && header.member == "GetMachineId" ? machine_id() : std::string();
+    if (header.interface == peer_interface && header.member == "Ping") {
+    } else if (!machine.empty()) {
+        body.string(machine);
+    } else if (header.interface == introspectable_interface && header.member == "Introspect") {
+        body.string(
+            "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
+            "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
+            "<node>\n</node>\n");
+    } else {
+        answer.type = marshal::MessageType::error;
+        answer.error_name = error_name::unknown_method;
+        body.string(
+            header.interface == peer_interface
+                ? std::string("Unknown method invoked on org.freedesktop.DBus.Peer interface")
+                : "Method \"" + std::string(header.member) + "\" with signature \"" +
+                      std::string(header.signature) + "\" on interface \"" +
+                      (header.interface.empty() ? std::string("(null)") : std::string(header.interface)) +
+                      "\" doesn't exist\n");
     }
+    daemon_.send_directly(peer, answer, body, false);
+}
+
+void Driver::reply(Peer& peer, const IncomingMessage& call, const BodyWriter& body) {
+    // Even a call flagged NO_REPLY_EXPECTED is answered, as dbus-daemon does; clients drop the reply.
     daemon_.send_from_bus({.type = marshal::MessageType::method_return,
                            .destination = peer.unique_name,
                            .reply_serial = call.header.serial},
@@ -221,6 +246,25 @@ void Driver::signal(std::string_view destination, std::string_view member, const
                            .member = member,
                            .destination = destination},
                           body);
+}
+
+void Driver::lost(std::string_view owner, core::ConnectionId id, const BodyWriter& name) {
+    if (daemon_.find_peer(id) != nullptr) {
+        return signal(owner, "NameLost", name);
+    }
+    // A connection that left is told too, as dbus-daemon tells it: only monitors see that.
+    if (!daemon_.monitors_.empty()) {
+        daemon_.capture(marshal::build_message({.type = marshal::MessageType::signal,
+                                                .flags = marshal::flag::no_reply_expected,
+                                                .serial = daemon_.next_serial(),
+                                                .path = bus_path,
+                                                .interface = bus_interface,
+                                                .member = "NameLost",
+                                                .destination = owner,
+                                                .sender = bus_name},
+                                               name),
+                        {}, owner);
+    }
 }
 
 void Driver::name_owner_changed(std::string_view name, std::string_view old_owner,
@@ -258,8 +302,8 @@ void Driver::process_notifications() {
                 const std::string new_owner = new_visible ? unique_name_of(notification.new_id) : "";
                 BodyWriter name;
                 name.string(notification.name);
-                if (!old_owner.empty() && daemon_.find_peer(notification.old_id)) {
-                    signal(old_owner, "NameLost", name);
+                if (!old_owner.empty()) {
+                    lost(old_owner, notification.old_id, name);
                 }
                 name_owner_changed(notification.name, old_owner, new_owner);
                 if (!new_owner.empty()) {
@@ -281,6 +325,9 @@ void Driver::process_notifications() {
                 break;
             case core::NotificationType::id_remove: {
                 const std::string name = unique_name_of(notification.id);
+                BodyWriter unique;
+                unique.string(name);
+                lost(name, notification.id, unique);
                 name_owner_changed(name, name, "");
                 break;
             }
@@ -359,9 +406,10 @@ void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& r
                      "Cannot acquire a service starting with ':' such as \"" + name + "\"");
     }
     if (name == bus_name) {
-        return error(peer, call, error_name::access_denied,
+        // dbus-daemon's text, without the space before "because".
+        return error(peer, call, error_name::invalid_args,
                      "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
-                         "\" because it is reserved for D-Bus' use only");
+                         "\"because it is reserved for D-Bus' use only");
     }
     if (daemon_.policy_ && !peer.policy.check_can_own(name)) {
         return error(peer, call, error_name::access_denied,
@@ -504,9 +552,6 @@ void Driver::get_name_owner(Peer& peer, const IncomingMessage& call, BodyReader&
         body.string(bus_name);
         return reply(peer, call, body);
     }
-    if (!marshal::is_valid_bus_name(name)) {
-        return error(peer, call, error_name::invalid_args, "Given bus name \"" + name + "\" is not valid");
-    }
     if (const core::Connection* owner = connection_for(peer, call, name, "owner")) {
         body.string(unique_name_of(owner->id()));
         reply(peer, call, body);
@@ -544,14 +589,15 @@ void Driver::list_queued_owners(Peer& peer, const IncomingMessage& call, BodyRea
 
 void Driver::start_service_by_name(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (name == bus_name || daemon_.bus_.name_owner(peer.id, name).ok()) {
-        BodyWriter body;
-        body.uint32(2);  // DBUS_START_REPLY_ALREADY_RUNNING
-        return reply(peer, call, body);
-    }
+    // As dbus-daemon: a name without a service file is unknown, even while someone owns it.
     if (!daemon_.activation_->has_service(name)) {
         return error(peer, call, error_name::service_unknown,
                      "The name " + name + " was not provided by any .service files");
+    }
+    if (daemon_.bus_.name_owner(peer.id, name).ok()) {
+        BodyWriter body;
+        body.uint32(2);  // DBUS_START_REPLY_ALREADY_RUNNING
+        return reply(peer, call, body);
     }
     daemon_.activation_->start_requested(peer, call, name);  // the reply waits for the outcome
 }
@@ -668,9 +714,6 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
         body.byte(0).close_array().close_variant().close_dict_entry();
     }
     body.close_array();
-    if (call.header.flags & marshal::flag::no_reply_expected) {
-        return;
-    }
     daemon_.send_from_bus({.type = marshal::MessageType::method_return,
                            .destination = peer.unique_name,
                            .reply_serial = call.header.serial},
@@ -679,7 +722,7 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
 
 void Driver::get_adt_audit_session_data(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (connection_for(peer, call, name, "audit session data")) {
+    if (name == bus_name || connection_for(peer, call, name, "audit session data")) {
         error(peer, call, error_name::adt_audit_data_unknown,
               "Could not determine audit session data for '" + name + "'");
     }
@@ -688,7 +731,7 @@ void Driver::get_adt_audit_session_data(Peer& peer, const IncomingMessage& call,
 void Driver::get_connection_selinux_security_context(Peer& peer, const IncomingMessage& call,
                                                      BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (connection_for(peer, call, name, "security context")) {
+    if (name == bus_name || connection_for(peer, call, name, "security context")) {
         error(peer, call, error_name::selinux_context_unknown,
               "Could not determine security context for '" + name + "'");
     }
@@ -810,6 +853,10 @@ void Driver::get_stats(Peer& peer, const IncomingMessage& call, BodyReader&) {
 
 void Driver::get_connection_stats(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
+    if (name == bus_name) {
+        return error(peer, call, error_name::invalid_args,
+                     "GetConnectionStats is not meaningful for the message bus \"" + name + "\" itself");
+    }
     const core::Connection* connection = connection_for(peer, call, name, "statistics");
     if (connection == nullptr) {
         return;
@@ -872,20 +919,43 @@ std::vector<std::string_view> Driver::daemon_features() const {
     return features;
 }
 
+namespace {
+
+std::string interface_not_found(std::string_view interface) {
+    return "Interface \"" + std::string(interface) + "\" not found";
+}
+
+}  // namespace
+
+bool Driver::has_interface(std::string_view name) {
+    return std::any_of(std::begin(interfaces), std::end(interfaces),
+                       [name](const Interface& interface) { return interface.name == name; });
+}
+
+std::optional<std::vector<std::string_view>> Driver::property(std::string_view interface,
+                                                              std::string_view name) const {
+    if (interface != bus_interface) {
+        return std::nullopt;
+    }
+    if (name == "Features") {
+        return daemon_features();
+    }
+    if (name == "Interfaces") {
+        return extra_interfaces;
+    }
+    return std::nullopt;
+}
+
 void Driver::properties_get(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string interface(*reader.read_string());
-    const std::string property(*reader.read_string());
-    if (interface != bus_interface) {
-        return error(peer, call, error_name::unknown_interface,
-                     "Interface \"" + interface + "\" does not exist");
+    const std::string name(*reader.read_string());
+    if (!has_interface(interface)) {
+        return error(peer, call, error_name::unknown_interface, interface_not_found(interface));
     }
-    const std::vector<std::string_view> features = daemon_features();
-    const std::vector<std::string_view>* values = property == "Features"     ? &features
-                                                  : property == "Interfaces" ? &extra_interfaces
-                                                                             : nullptr;
-    if (values == nullptr) {
+    const auto values = property(interface, name);
+    if (!values) {
         return error(peer, call, error_name::unknown_property,
-                     "Property \"" + interface + "." + property + "\" does not exist");
+                     "Property \"" + interface + "." + name + "\" not found");
     }
     BodyWriter body;
     body.open_variant("as").open_array("s");
@@ -898,21 +968,21 @@ void Driver::properties_get(Peer& peer, const IncomingMessage& call, BodyReader&
 
 void Driver::properties_get_all(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string interface(*reader.read_string());
+    if (!has_interface(interface)) {
+        return error(peer, call, error_name::unknown_interface, interface_not_found(interface));
+    }
     BodyWriter body;
     body.open_array("{sv}");
-    if (interface == bus_interface || interface.empty()) {
-        const std::vector<std::string_view> features = daemon_features();
-        for (const auto& [property, values] :
-             {std::pair{"Features", &features}, std::pair{"Interfaces", &extra_interfaces}}) {
-            body.open_dict_entry().string(property).open_variant("as").open_array("s");
-            for (std::string_view value : *values) {
-                body.string(value);
-            }
-            body.close_array().close_variant().close_dict_entry();
+    for (const std::string_view name : {"Features", "Interfaces"}) {
+        const auto values = property(interface, name);
+        if (!values) {
+            continue;
         }
-    } else {
-        return error(peer, call, error_name::unknown_interface,
-                     "Interface \"" + interface + "\" does not exist");
+        body.open_dict_entry().string(name).open_variant("as").open_array("s");
+        for (std::string_view value : *values) {
+            body.string(value);
+        }
+        body.close_array().close_variant().close_dict_entry();
     }
     body.close_array();
     reply(peer, call, body);
@@ -920,17 +990,15 @@ void Driver::properties_get_all(Peer& peer, const IncomingMessage& call, BodyRea
 
 void Driver::properties_set(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string interface(*reader.read_string());
-    const std::string property(*reader.read_string());
-    if (interface != bus_interface) {
-        return error(peer, call, error_name::unknown_interface,
-                     "Interface \"" + interface + "\" does not exist");
+    const std::string name(*reader.read_string());
+    if (!has_interface(interface)) {
+        return error(peer, call, error_name::unknown_interface, interface_not_found(interface));
     }
-    if (property == "Features" || property == "Interfaces") {
+    if (property(interface, name)) {
         return error(peer, call, error_name::property_read_only,
-                     "Property \"" + interface + "." + property + "\" is read-only");
+                     "Property \"" + interface + "." + name + "\" is read-only");
     }
-    error(peer, call, error_name::unknown_property,
-          "Property \"" + interface + "." + property + "\" does not exist");
+    error(peer, call, error_name::unknown_property, "Property \"" + interface + "." + name + "\" not found");
 }
 
 std::string Driver::introspection_xml(std::string_view path) {

@@ -5,8 +5,10 @@
 // emits them.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "bus_daemon.h"
 #include "busgate/marshal/reader.h"
@@ -21,6 +23,10 @@ class Driver {
 
     // A method call (or any message) whose destination is org.freedesktop.DBus.
     void handle(Peer& peer, const IncomingMessage& message);
+    // A method call with no destination: answered as libdbus answers for the bus's end of the socket
+    // (Peer.Ping, Peer.GetMachineId, an empty Introspect, UnknownMethod for anything else), without a
+    // sender or destination.
+    void answer_as_peer(Peer& peer, const IncomingMessage& message);
     // Signals for the notifications queued on the driver's core connection.
     void process_notifications();
 
@@ -82,6 +88,11 @@ class Driver {
 
     // The Features property: what this bus supports beyond the specification.
     std::vector<std::string_view> daemon_features() const;
+    // Whether the driver implements `name` (Properties.GetAll of one without properties is empty).
+    static bool has_interface(std::string_view name);
+    // The value of a property of the driver (every one is an array of strings), if it has it.
+    std::optional<std::vector<std::string_view>> property(std::string_view interface,
+                                                          std::string_view name) const;
     void reply(Peer& peer, const IncomingMessage& call, const marshal::BodyWriter& body);
     void error(Peer& peer, const IncomingMessage& call, std::string_view name, std::string text);
     // The connection owning `name` (a unique or well-known name), or null after replying
@@ -90,6 +101,8 @@ class Driver {
     const core::Connection* connection_for(Peer& peer, const IncomingMessage& call, std::string_view name,
                                            std::string_view what, bool bus_itself = false);
     void signal(std::string_view destination, std::string_view member, const marshal::BodyWriter& body);
+    // NameLost to `owner` (connection `id`), which may have left the bus already.
+    void lost(std::string_view owner, core::ConnectionId id, const marshal::BodyWriter& name);
     void name_owner_changed(std::string_view name, std::string_view old_owner, std::string_view new_owner);
 
     BusDaemon& daemon_;

@@ -7,12 +7,12 @@
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/signature.h"
+#include "unique_name.h"
 
 namespace busgate::gateway {
 namespace {
 
 constexpr std::string_view driver_name = "org.freedesktop.DBus";
-constexpr std::string_view unique_name_prefix = ":1.";
 // bus_match_rule_parse reads at most this many key=value pairs and silently ignores the rest.
 constexpr int max_rule_tokens = 16;
 
@@ -481,26 +481,6 @@ bool owns(const MessageParties& parties, std::string_view connection, std::strin
         return connection == name;
     }
     return parties.names != nullptr && parties.names->is_primary_owner(connection, name);
-}
-
-// Connection ids of our unique names; nullopt for a name no connection of this bus can have (":1.05",
-// ":2.3", ":452345.34").
-std::optional<core::ConnectionId> connection_id_of(std::string_view unique_name) {
-    if (!unique_name.starts_with(unique_name_prefix)) {
-        return std::nullopt;
-    }
-    const std::string_view digits = unique_name.substr(unique_name_prefix.size());
-    if (digits.empty() || digits.size() > 20 || (digits.size() > 1 && digits.front() == '0')) {
-        return std::nullopt;
-    }
-    core::ConnectionId id = 0;
-    for (const char c : digits) {
-        if (c < '0' || c > '9' || id > (~core::ConnectionId{0} - static_cast<unsigned>(c - '0')) / 10) {
-            return std::nullopt;
-        }
-        id = id * 10 + static_cast<unsigned>(c - '0');
-    }
-    return id;
 }
 
 }  // namespace

@@ -135,6 +135,16 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
     std::map<std::string, const policy::ServiceFile*, std::less<>> wanted;
     for (const policy::ServiceFile& file : scan.services) {
         wanted[file.name] = &file;
+        // The launch helper looks a service up by its file name; dbus-daemon lists the name anyway, and
+        // warns.
+        if (daemon_.options_.servicehelper &&
+            std::filesystem::path(file.path).filename() != file.name + ".service") {
+            std::fprintf(
+                stderr,
+                "busgate: Service file \"%s\" should have been named \"%s.service\" and will not work "
+                "with system bus activation\n",
+                file.path.c_str(), file.name.c_str());
+        }
     }
     for (auto it = services_.begin(); it != services_.end();) {
         if (wanted.contains(it->first)) {

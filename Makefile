@@ -13,6 +13,9 @@ PACKAGES := g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3 \
 	dbus-daemon dbus-bin dbus-tests dbus-broker libglib2.0-bin systemd
 PACKAGES += scdoc man-db python3-dbus python3-gi gir1.2-glib-2.0 python3-dbusmock nodejs  # man pages, migration matrix (issue 11)
 PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromium, HTTP and JSON checks (issue 9)
+# activation (issue 15): real system services started through the launch helper (polkit, accountsservice),
+# a system.d file naming an account this machine lacks (iio-sensor-proxy's geoclue), dbus-launch for --fork
+PACKAGES += dbus-system-bus-common polkitd accountsservice iio-sensor-proxy dbus-x11
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

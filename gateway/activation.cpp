@@ -1,11 +1,10 @@
 #include "activation.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
@@ -35,35 +35,46 @@ constexpr std::string_view fork_failed = "org.freedesktop.DBus.Error.Spawn.ForkF
 constexpr std::string_view child_exited = "org.freedesktop.DBus.Error.Spawn.ChildExited";
 constexpr std::string_view child_signaled = "org.freedesktop.DBus.Error.Spawn.ChildSignaled";
 constexpr std::string_view file_invalid = "org.freedesktop.DBus.Error.Spawn.FileInvalid";
-constexpr std::string_view setup_failed = "org.freedesktop.DBus.Error.Spawn.SetupFailed";
+constexpr std::string_view failed_to_setup = "org.freedesktop.DBus.Error.Spawn.FailedToSetup";
+constexpr std::string_view config_invalid = "org.freedesktop.DBus.Error.Spawn.ConfigInvalid";
+constexpr std::string_view service_not_valid = "org.freedesktop.DBus.Error.Spawn.ServiceNotValid";
+constexpr std::string_view service_not_found = "org.freedesktop.DBus.Error.Spawn.ServiceNotFound";
+constexpr std::string_view permissions_invalid = "org.freedesktop.DBus.Error.Spawn.PermissionsInvalid";
 }  // namespace spawn_error
+
+// What a failed launch helper's exit status means (dbus's bus/activation-exit-codes.h, the helper's side of
+// the contract), as dbus-daemon reports it: the error name and text of its handle_servicehelper_exit_error.
+// FILE_INVALID is reported as PermissionsInvalid there, and so here.
+std::pair<std::string_view, std::string_view> helper_failure(int status) {
+    switch (status) {
+        case 2:
+            return {"org.freedesktop.DBus.Error.NoMemory", "Launcher could not run (out of memory)"};
+        case 3:
+            return {spawn_error::config_invalid, "Invalid configuration (missing or empty <user>?)"};
+        case 4:
+            return {spawn_error::failed_to_setup, "Failed to setup environment correctly"};
+        case 5:
+            return {spawn_error::service_not_valid, "Bus name is not valid or missing"};
+        case 6:
+            return {spawn_error::service_not_found, "Bus name not found in system service directory"};
+        case 7:
+            return {spawn_error::permissions_invalid, "The permission of the setuid helper is not correct"};
+        case 8:
+            return {spawn_error::permissions_invalid,
+                    "The service file is incorrect or does not have all required attributes"};
+        case 9:
+            return {spawn_error::exec_failed, "Cannot launch daemon, file not found or permissions invalid"};
+        case 10:
+            return {"org.freedesktop.DBus.Error.InvalidArgs", "Invalid arguments to command line"};
+        case 11:
+            return {spawn_error::child_signaled, "Launched child was signaled, it probably crashed"};
+        default:
+            return {spawn_error::child_exited, {}};
+    }
+}
 
 int open_pidfd(pid_t pid) {
     return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-}
-
-// The account a system-bus service runs as, looked up before fork (the user database is not
-// async-signal-safe).
-struct Account {
-    uid_t uid;
-    gid_t gid;
-    std::vector<gid_t> groups;
-};
-
-std::optional<Account> lookup_account(const std::string& user) {
-    const passwd* entry = ::getpwnam(user.c_str());
-    if (entry == nullptr) {
-        return std::nullopt;
-    }
-    Account account{entry->pw_uid, entry->pw_gid, {}};
-    int count = 64;
-    account.groups.resize(static_cast<std::size_t>(count));
-    if (::getgrouplist(entry->pw_name, entry->pw_gid, account.groups.data(), &count) < 0) {
-        account.groups.resize(static_cast<std::size_t>(count));
-        (void)::getgrouplist(entry->pw_name, entry->pw_gid, account.groups.data(), &count);
-    }
-    account.groups.resize(static_cast<std::size_t>(std::max(count, 0)));
-    return account;
 }
 
 }  // namespace
@@ -74,6 +85,12 @@ Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
         if (const std::size_t equals = entry.find('='); equals != std::string_view::npos) {
             environment_[std::string(entry.substr(0, equals))] = std::string(entry.substr(equals + 1));
         }
+    }
+    // What systemd sets for the bus's own unit describes the bus, not the services it starts; dbus-daemon
+    // drops the same variables.
+    for (const char* own : {"JOURNAL_STREAM", "LISTEN_FDNAMES", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET",
+                            "INVOCATION_ID", "WATCHDOG_PID", "WATCHDOG_USEC"}) {
+        environment_.erase(own);
     }
 }
 
@@ -95,6 +112,21 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
             std::filesystem::create_directories(directory.path, ignored);
         }
     }
+    // The watch is made before the scan, so that nothing written in between goes unnoticed; a new one only
+    // when the directories or which of them exist change.
+    std::vector<DirectoryState> states = states_of(directories);
+    const auto which_exist = [](const std::vector<DirectoryState>& list) {
+        std::vector<bool> exists;
+        for (const DirectoryState& state : list) {
+            exists.push_back(state.exists);
+        }
+        return exists;
+    };
+    if (directories != directories_ || !inotify_ || which_exist(states) != which_exist(states_)) {
+        directories_ = directories;
+        watch(directories);
+    }
+    states_ = std::move(states);
     const policy::ServiceDirectoryScan scan = policy::scan_service_directories(directories);
     for (const std::string& reason : scan.skipped) {
         std::fprintf(stderr, "busgate: Ignoring service file %s\n", reason.c_str());
@@ -103,6 +135,16 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
     std::map<std::string, const policy::ServiceFile*, std::less<>> wanted;
     for (const policy::ServiceFile& file : scan.services) {
         wanted[file.name] = &file;
+        // The launch helper looks a service up by its file name; dbus-daemon lists the name anyway, and
+        // warns.
+        if (daemon_.options_.servicehelper &&
+            std::filesystem::path(file.path).filename() != file.name + ".service") {
+            std::fprintf(
+                stderr,
+                "busgate: Service file \"%s\" should have been named \"%s.service\" and will not work "
+                "with system bus activation\n",
+                file.path.c_str(), file.name.c_str());
+        }
     }
     for (auto it = services_.begin(); it != services_.end();) {
         if (wanted.contains(it->first)) {
@@ -137,12 +179,37 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
         by_activator_[*activator] = name;
         changed = true;
     }
-    if (directories != directories_ || !inotify_) {
-        // A new watch only when the directories change: events that arrive during a rescan must not be lost.
-        directories_ = directories;
-        watch(directories);
-    }
     return changed;
+}
+
+std::vector<Activation::DirectoryState> Activation::states_of(
+    const std::vector<policy::ServiceDir>& directories) {
+    std::vector<DirectoryState> states;
+    states.reserve(directories.size());
+    for (const policy::ServiceDir& directory : directories) {
+        struct stat status {};
+        DirectoryState& state = states.emplace_back();
+        if (::stat(directory.path.c_str(), &status) == 0) {
+            state = {true, status.st_mtim.tv_sec, status.st_mtim.tv_nsec};
+        }
+    }
+    return states;
+}
+
+void Activation::rescan_if_changed() {
+    // dbus-daemon reads its directories again on each unknown name; a stat of each is enough to know
+    // whether that could find anything, and keeps a client asking for names that do not exist cheap.
+    // Like dbus-daemon, no ActivatableServicesChanged on this path.
+    if (states_of(directories_) != states_) {
+        (void)load(std::vector<policy::ServiceDir>(directories_));
+    }
+}
+
+bool Activation::has_service(std::string_view name) {
+    if (!services_.contains(name)) {
+        rescan_if_changed();
+    }
+    return services_.contains(name);
 }
 
 void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
@@ -174,9 +241,13 @@ void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
     });
 }
 
-bool Activation::would_activate(std::string_view name) const {
+bool Activation::would_activate(std::string_view name) {
     // Only this module makes activators, so a name held by one alone has a service file.
     const core::NameEntry* entry = daemon_.bus_.names().find(name);
+    if (entry == nullptr) {
+        rescan_if_changed();
+        entry = daemon_.bus_.names().find(name);
+    }
     return entry != nullptr && entry->only_activator();
 }
 
@@ -245,10 +316,10 @@ void Activation::request_from_systemd(Service& service) {
 }
 
 std::vector<std::string> Activation::environment() const {
-    // A system bus gives its services nothing of its own environment, as dbus-daemon-launch-helper clears it.
-    const bool system_bus = daemon_.options_.bus_type == "system";
-    std::map<std::string, std::string> variables =
-        system_bus ? std::map<std::string, std::string>() : environment_;
+    // The bus's own environment with UpdateActivationEnvironment's changes, and where the service's bus is.
+    // On a system bus the launch helper clears all of it but DBUS_STARTER_*; without a helper (a private
+    // bus of type system) the service sees it all, as dbus-daemon does.
+    std::map<std::string, std::string> variables = environment_;
     const std::string address = daemon_.address();
     const std::string first = address.substr(0, address.find(';'));
     variables["DBUS_STARTER_ADDRESS"] = first;
@@ -257,6 +328,8 @@ std::vector<std::string> Activation::environment() const {
         variables["DBUS_STARTER_BUS_TYPE"] = type;
         if (type == "session") {
             variables["DBUS_SESSION_BUS_ADDRESS"] = first;
+        } else if (type == "system") {
+            variables["DBUS_SYSTEM_BUS_ADDRESS"] = first;
         }
     }
     std::vector<std::string> entries;
@@ -268,24 +341,21 @@ std::vector<std::string> Activation::environment() const {
 }
 
 void Activation::spawn(Service& service) {
-    std::string error;
-    std::vector<std::string> arguments = policy::split_command_line(service.file.exec, error);
-    if (arguments.empty()) {
-        return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
-    }
-    // A system bus started as root runs each service as its User=, as dbus-daemon-launch-helper does.
-    std::optional<Account> account;
-    if (daemon_.options_.bus_type == "system") {
+    // With a <servicehelper> (the system bus) the setuid helper finds the service file itself, switches to
+    // its User= and execs it; the bus only names the service. Otherwise the bus runs Exec= itself, as its
+    // own user whatever User= says.
+    const std::optional<std::string>& helper = daemon_.options_.servicehelper;
+    std::vector<std::string> arguments;
+    if (helper) {
         if (!service.file.user) {
-            return fail(service, spawn_error::file_invalid,
-                        "Service file " + service.file.path + " has no User= (required on the system bus)");
+            return fail(service, spawn_error::file_invalid, "Cannot do system-bus activation with no user\n");
         }
-        if (::geteuid() == 0) {
-            account = lookup_account(*service.file.user);
-            if (!account) {
-                return fail(service, spawn_error::setup_failed,
-                            "Could not find user \"" + *service.file.user + "\" to run " + service.file.name);
-            }
+        arguments = {*helper, service.file.name};
+    } else {
+        std::string error;
+        arguments = policy::split_command_line(service.file.exec, error);
+        if (arguments.empty()) {
+            return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
         }
     }
     std::vector<std::string> environment = this->environment();
@@ -325,15 +395,8 @@ void Activation::spawn(Service& service) {
         if (null >= 0) {
             ::dup2(null, STDIN_FILENO);
         }
-        int failure = 0;
-        if (account && (::setgroups(account->groups.size(), account->groups.data()) != 0 ||
-                        ::setgid(account->gid) != 0 || ::setuid(account->uid) != 0)) {
-            failure = errno;
-        }
-        if (failure == 0) {
-            ::execve(argv[0], argv.data(), envp.data());
-            failure = errno;
-        }
+        ::execve(argv[0], argv.data(), envp.data());
+        const int failure = errno;
         (void)!::write(report[1], &failure, sizeof(failure));
         ::_exit(127);
     }
@@ -355,7 +418,7 @@ void Activation::spawn(Service& service) {
     if (pidfd < 0) {
         return;  // an old kernel: the start timeout still ends the activation if it never comes
     }
-    children_[pidfd] = Child{pid, service.file.name};
+    children_[pidfd] = Child{pid, service.file.name, helper.has_value()};
     daemon_.loop_.add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { child_exited(pidfd); });
 }
 
@@ -382,7 +445,13 @@ void Activation::child_exited(int pidfd) {
         return;  // the service came and went: nothing is waiting for it
     }
     if (info.si_code == CLD_EXITED) {
-        if (info.si_status != 0) {
+        if (info.si_status != 0 && child.through_helper) {
+            const auto [error_name, text] = helper_failure(info.si_status);
+            fail(service->second, error_name,
+                 text.empty()
+                     ? "Launch helper exited with unknown return code " + std::to_string(info.si_status)
+                     : std::string(text));
+        } else if (info.si_status != 0) {
             fail(service->second, spawn_error::child_exited,
                  "Process " + child.name + " exited with status " + std::to_string(info.si_status));
         }

@@ -1,9 +1,10 @@
 // Activation: names from service files start their services on demand, as dbus-daemon does it.
 // Every activatable name is held in the core by an activator connection, so messages to it queue there in
-// order. The first queued message (or StartServiceByName) starts the service once: fork/exec with the
-// activation environment (as the service's User= on a system bus run by root), or an ActivationRequest to
-// systemd with --systemd-activation and SystemdService=. When the service takes its name the core hands the
-// queue over; if it fails first (exec error, non-zero exit, a signal, service_start_timeout, systemd's
+// order. The first queued message (or StartServiceByName) starts the service once: fork/exec of Exec= with
+// the bus's environment plus the activation environment, of the configured <servicehelper> (the setuid
+// dbus-daemon-launch-helper of a system bus, which switches to the service's User=), or an ActivationRequest
+// to systemd with --systemd-activation and SystemdService=. When the service takes its name the core hands
+// the queue over; if it fails first (exec error, non-zero exit, a signal, service_start_timeout, systemd's
 // ActivationFailure), every queued message's sender gets dbus-daemon's error and StartServiceByName callers
 // theirs. A service that exits 0 before taking its name (one that daemonizes) is no failure.
 #pragma once
@@ -40,12 +41,16 @@ class Activation {
 
     bool is_activator(core::ConnectionId id) const { return by_activator_.contains(id); }
     // A message to `name` would wait for its activation (no owner, a service file, auto-start allowed).
-    bool would_activate(std::string_view name) const;
+    // A name the bus does not know at all first makes it look for new service files (see has_service).
+    bool would_activate(std::string_view name);
     // The activator `id` has queued messages: start its service unless it is already starting.
     void queued(core::ConnectionId activator);
     // StartServiceByName for an activatable name without an owner; the reply waits for the outcome.
     void start_requested(Peer& caller, const IncomingMessage& call, std::string_view name);
-    bool has_service(std::string_view name) const { return services_.contains(std::string(name)); }
+    // Whether `name` has a service file. An unknown name rereads the directories first if any of them
+    // appeared or changed since they were read, as dbus-daemon rereads them for a name it does not know:
+    // inotify cannot watch a directory that did not exist yet.
+    bool has_service(std::string_view name);
     // A real owner took `name` from its activator: the activation succeeded.
     void name_acquired(std::string_view name);
     // org.freedesktop.systemd1.Activator.ActivationFailure, honoured only from systemd1's owner.
@@ -71,7 +76,8 @@ class Activation {
     };
     struct Child {
         pid_t pid;
-        std::string name;  // the service it was started for
+        std::string name;     // the service it was started for
+        bool through_helper;  // the <servicehelper>, whose exit status has its own meanings
     };
 
     void start(Service& service);
@@ -82,6 +88,7 @@ class Activation {
     void remove(Service& service);
     void child_exited(int pidfd);
     void watch(const std::vector<policy::ServiceDir>& directories);
+    void rescan_if_changed();
     std::vector<std::string> environment() const;
 
     BusDaemon& daemon_;
@@ -90,6 +97,15 @@ class Activation {
     boost::unordered_flat_map<int, Child> children_;  // by pidfd
     std::map<std::string, std::string> environment_;  // the bus's own environment plus updates
     std::vector<policy::ServiceDir> directories_;
+    // Each directory as it was when last read: whether it existed, and its modification time.
+    struct DirectoryState {
+        bool exists = false;
+        std::int64_t seconds = 0;
+        std::int64_t nanoseconds = 0;
+        bool operator==(const DirectoryState&) const = default;
+    };
+    static std::vector<DirectoryState> states_of(const std::vector<policy::ServiceDir>& directories);
+    std::vector<DirectoryState> states_;
     core::UniqueFd inotify_;
 };
 

@@ -108,13 +108,14 @@ BusDaemon::~BusDaemon() {
 }
 
 void BusDaemon::reload_services(const std::vector<policy::ServiceDir>& directories) {
-    if (activation_->load(directories)) {
-        send_from_bus({.type = marshal::MessageType::signal,
-                       .path = "/org/freedesktop/DBus",
-                       .interface = "org.freedesktop.DBus",
-                       .member = "ActivatableServicesChanged"},
-                      marshal::BodyWriter());
-    }
+    // dbus-daemon signals every reload (ReloadConfig, SIGHUP, a change in a watched directory), whether or
+    // not the names changed.
+    (void)activation_->load(directories);
+    send_from_bus({.type = marshal::MessageType::signal,
+                   .path = "/org/freedesktop/DBus",
+                   .interface = "org.freedesktop.DBus",
+                   .member = "ActivatableServicesChanged"},
+                  marshal::BodyWriter());
     deliver();
 }
 

@@ -50,10 +50,11 @@ struct DaemonOptions {
     std::size_t max_connections_per_user = 256;
     std::size_t max_match_rules_per_connection = 512;
     bool systemd_activation = false;  // --systemd-activation
-    // Activation: the <servicedir>s, <type> (DBUS_STARTER_BUS_TYPE; "system" runs services as their User=)
-    // and the limits on starts.
+    // Activation: the <servicedir>s, <type> (DBUS_STARTER_BUS_TYPE), the <servicehelper> that starts each
+    // service (as its User=) instead of Exec=, and the limits on starts.
     std::vector<policy::ServiceDir> service_dirs;
     std::string bus_type;
+    std::optional<std::string> servicehelper;
     std::uint64_t service_start_timeout_ns = 25'000'000'000;
     std::size_t max_pending_service_starts = 512;
     // Where pam_console marks who is at the console, for <policy at_console="...">.
@@ -87,7 +88,7 @@ class BusDaemon {
     void apply_policy(const policy::PolicyRules& rules);
     // Makes the configuration's endpoints what is listening (start, reload); the first problem, if any.
     std::optional<std::string> configure_endpoints(const std::vector<policy::EndpointConfig>& endpoints);
-    // Rereads the service directories (reload, inotify); ActivatableServicesChanged if the names changed.
+    // Rereads the service directories (reload, inotify) and signals ActivatableServicesChanged.
     void reload_services(const std::vector<policy::ServiceDir>& directories);
 
     // The HTTP/WebSocket interface (web_server.h): requests from `hub` run on this thread, and monitors

@@ -610,7 +610,7 @@ void Driver::update_activation_environment(Peer& peer, const IncomingMessage& ca
             peer, call, error_name::access_denied,
             "Connection \"" + peer.unique_name + "\" is not allowed to call UpdateActivationEnvironment");
     }
-    if (daemon_.options_.bus_type == "system") {
+    if (daemon_.options_.servicehelper) {  // dbus-daemon: a bus with a launch helper, not <type>system</type>
         return error(peer, call, error_name::access_denied,
                      "Cannot change activation environment on a system bus.");
     }

@@ -62,7 +62,14 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
         options.runtime_directory = runtime;
     }
     options.keyring_directory = std::filesystem::path(home_directory()) / ".dbus-keyrings";
+    // The bus runs as <user> once it listens (see switch_user): its driver's credentials, who is
+    // privileged and the keyring are that user's, as dbus-daemon reports them after its switch.
     options.bus_uid = ::getuid();
+    if (configuration.user) {
+        if (const passwd* entry = ::getpwnam(configuration.user->c_str())) {
+            options.bus_uid = entry->pw_uid;
+        }
+    }
     const policy::Limits& limits = configuration.limits;
     options.client.max_message_size = static_cast<std::size_t>(limits.max_message_size);
     options.client.max_message_unix_fds = static_cast<std::size_t>(limits.max_message_unix_fds);
@@ -70,7 +77,7 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.client.max_outgoing_unix_fds = static_cast<std::size_t>(limits.max_outgoing_unix_fds);
     options.client.pending_fd_timeout_ns =
         static_cast<std::uint64_t>(std::max(limits.pending_fd_timeout, 1)) * 1'000'000u;
-    options.core.owner_uid = ::getuid();
+    options.core.owner_uid = options.bus_uid;
     options.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
     options.systemd_activation = command_line.systemd_activation;
     options.policy = configuration.policy;
@@ -109,6 +116,7 @@ DaemonOptions options_from(const policy::Configuration& configuration, const Com
     options.max_completed_connections = static_cast<std::size_t>(limits.max_completed_connections);
     options.service_dirs = configuration.servicedirs;
     options.bus_type = configuration.type.value_or("");
+    options.servicehelper = configuration.servicehelper;
     options.service_start_timeout_ns =
         static_cast<std::uint64_t>(std::max(limits.service_start_timeout, 1)) * 1'000'000u;
     options.max_pending_service_starts = static_cast<std::size_t>(limits.max_pending_service_starts);
@@ -266,6 +274,13 @@ int main(int argc, char** argv) {
             std::_Exit(0);
         }
         ::close(ready_pipe[0]);
+        // The parent prints the address and pid; a reader waiting for end-of-file on those descriptors
+        // (dbus-launch, libdbus's X11 autolaunch) must not wait for the daemon to exit.
+        for (const std::string* descriptor : {&command_line.print_address_fd, &command_line.print_pid_fd}) {
+            if (const int fd = descriptor->empty() ? -1 : parse_descriptor(*descriptor); fd > STDERR_FILENO) {
+                ::close(fd);
+            }
+        }
         ::setsid();
         if (!configuration.keep_umask) {
             ::umask(022);

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <set>
 #include <sstream>
 
@@ -16,31 +15,42 @@ namespace {
 
 constexpr std::string_view service_group = "D-BUS Service";
 
-std::string_view trim(std::string_view text) {
-    const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
-    while (!text.empty() && blank(text.front())) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && blank(text.back())) {
-        text.remove_suffix(1);
-    }
-    return text;
-}
-
 bool is_key_character(char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-// Desktop-entry escapes in values: \s \n \t \r \\ (anything else stays as written).
-std::string unescape(std::string_view value) {
+bool is_blank(std::string_view line) {
+    return std::all_of(line.begin(), line.end(),
+                       [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f'; });
+}
+
+// Group names may hold any ASCII but control characters and the brackets.
+bool is_valid_group_name(std::string_view name) {
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte > 0x1f && byte < 0x7f && c != '[' && c != ']';
+    });
+}
+
+// The desktop-entry escapes \s \n \t \r \\. Like dbus-daemon, anything else after a backslash (\$ too),
+// a backslash at the end and an embedded NUL make the whole file invalid.
+std::optional<std::string> unescape(std::string_view value, std::string& problem) {
     std::string out;
     out.reserve(value.size());
     for (std::size_t i = 0; i < value.size(); ++i) {
-        if (value[i] != '\\' || i + 1 == value.size()) {
+        if (value[i] == '\0') {
+            problem = "text to be unescaped contains embedded nul";
+            return std::nullopt;
+        }
+        if (value[i] != '\\') {
             out += value[i];
             continue;
         }
-        switch (value[i + 1]) {
+        if (++i == value.size()) {
+            problem = "text to be unescaped ended in \\";
+            return std::nullopt;
+        }
+        switch (value[i]) {
             case 's':
                 out += ' ';
                 break;
@@ -57,11 +67,9 @@ std::string unescape(std::string_view value) {
                 out += '\\';
                 break;
             default:
-                out += value[i];
-                out += value[i + 1];
-                break;
+                problem = std::string("invalid escape sequence \\") + value[i];
+                return std::nullopt;
         }
-        ++i;
     }
     return out;
 }
@@ -78,70 +86,79 @@ ServiceFileResult parse_service_file(std::string_view text, const std::string& p
     if (!marshal::is_valid_utf8(text)) {
         return failure(path, 0, "not valid UTF-8");
     }
-    std::map<std::string, std::map<std::string, std::string>> groups;
-    std::string group;
-    bool in_group = false;
+    // dbus-daemon's reader: a repeated group or key is kept, and lookups take the first of them.
+    using Entries = std::vector<std::pair<std::string, std::string>>;
+    std::vector<std::pair<std::string, Entries>> groups;
     int line_number = 0;
     std::size_t start = 0;
-    while (start <= text.size()) {
-        const std::size_t end = std::min(text.find('\n', start), text.size());
-        const std::string_view line = trim(text.substr(start, end - start));
-        start = end + 1;
+    while (start < text.size()) {
+        // Lines end at \n, \r\n or a lone \r.
+        std::size_t end = text.find_first_of("\r\n", start);
+        std::size_t next = end == std::string_view::npos ? text.size() : end + 1;
+        if (end == std::string_view::npos) {
+            end = text.size();
+        } else if (text[end] == '\r' && end + 1 < text.size() && text[end + 1] == '\n') {
+            ++next;
+        }
+        const std::string_view line = text.substr(start, end - start);
+        start = next;
         ++line_number;
-        if (line.empty() || line.front() == '#') {
+        if (!line.empty() && line.front() == '[') {
+            if (line.size() <= 2 || line.back() != ']') {
+                return failure(path, line_number, "invalid syntax for group header");
+            }
+            const std::string_view group = line.substr(1, line.size() - 2);
+            if (!is_valid_group_name(group)) {
+                return failure(path, line_number, "invalid characters in group name");
+            }
+            groups.emplace_back(std::string(group), Entries());
             continue;
         }
-        if (line.front() == '[') {
-            if (line.back() != ']' || line.size() < 3) {
-                return failure(path, line_number, "invalid group header");
-            }
-            group = std::string(line.substr(1, line.size() - 2));
-            if (group.find_first_of("[]") != std::string::npos) {
-                return failure(path, line_number, "invalid group header");
-            }
-            if (groups.contains(group)) {
-                return failure(path, line_number, "duplicate group [" + group + "]");
-            }
-            groups[group];
-            in_group = true;
+        if (is_blank(line) || line.front() == '#') {  // is_blank holds for an empty line
             continue;
         }
-        const std::size_t equals = line.find('=');
-        if (equals == std::string_view::npos) {
-            return failure(path, line_number, "neither a comment, a group header nor Key=Value");
-        }
-        if (!in_group) {
+        if (groups.empty()) {
             return failure(path, line_number, "Key=Value outside of any group");
         }
-        std::string_view key = trim(line.substr(0, equals));
-        std::string_view locale;
-        if (const std::size_t bracket = key.find('['); bracket != std::string_view::npos) {
-            if (key.back() != ']') {
-                return failure(path, line_number, "invalid key \"" + std::string(key) + "\"");
-            }
-            locale = key.substr(bracket);
-            key = key.substr(0, bracket);
+        const std::size_t key_end =
+            std::find_if_not(line.begin(), line.end(), is_key_character) - line.begin();
+        if (key_end == 0) {
+            return failure(path, line_number, "empty key name");
         }
-        if (key.empty() || !std::all_of(key.begin(), key.end(), is_key_character)) {
-            return failure(path, line_number, "invalid key \"" + std::string(key) + "\"");
+        if (key_end < line.size() && line[key_end] == '[') {
+            continue;  // localized values mean nothing to a bus, and are not checked
         }
-        if (!locale.empty()) {
-            continue;  // localized values mean nothing to a bus
+        std::size_t position = key_end;
+        while (position < line.size() && line[position] == ' ') {
+            ++position;
         }
-        auto& entries = groups[group];
-        if (entries.contains(std::string(key))) {
-            return failure(path, line_number, "duplicate key " + std::string(key));
+        if (position == line.size()) {
+            return failure(path, line_number, "no '=' in key/value pair");
         }
-        entries[std::string(key)] = unescape(trim(line.substr(equals + 1)));
+        if (line[position] != '=') {
+            return failure(path, line_number, "invalid characters in key name");
+        }
+        ++position;
+        while (position < line.size() && line[position] == ' ') {
+            ++position;
+        }
+        std::string problem;
+        auto value = unescape(line.substr(position), problem);
+        if (!value) {
+            return failure(path, line_number, problem);
+        }
+        groups.back().second.emplace_back(std::string(line.substr(0, key_end)), std::move(*value));
     }
 
-    const auto found = groups.find(std::string(service_group));
+    const auto found = std::find_if(groups.begin(), groups.end(),
+                                    [](const auto& group) { return group.first == service_group; });
     if (found == groups.end()) {
         return failure(path, 0, "no [D-BUS Service] group");
     }
-    const auto& entries = found->second;
-    const auto value = [&entries](const char* key) -> std::optional<std::string> {
-        const auto entry = entries.find(key);
+    const Entries& entries = found->second;
+    const auto value = [&entries](std::string_view key) -> std::optional<std::string> {
+        const auto entry = std::find_if(entries.begin(), entries.end(),
+                                        [key](const auto& pair) { return pair.first == key; });
         return entry == entries.end() ? std::nullopt : std::optional<std::string>(entry->second);
     };
     ServiceFile service;

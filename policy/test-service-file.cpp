@@ -71,9 +71,41 @@ TEST(ServiceFile, RefusesWhatDbusDaemonRefuses) {
     EXPECT_EQ(parse_service_file("Name=a.b\n", path, false).error,
               path + ":1: Key=Value outside of any group");
     EXPECT_EQ(parse_service_file("[D-BUS Service]\nthis is junk\n", path, false).error,
-              path + ":2: neither a comment, a group header nor Key=Value");
-    EXPECT_FALSE(parse_service_file("[D-BUS Service]\nName=a.b\nName=a.c\nExec=x\n", path, false).service);
+              path + ":2: invalid characters in key name");
     EXPECT_FALSE(parse_service_file("[D-BUS Service]\nName=a.b\nExec=\xff\n", path, false).service);
+}
+
+// bus/desktop-file.c: only \\s \\n \\t \\r and \\\\ are escapes; anything else invalidates the whole file,
+// while a repeated key or group is no error and the first one counts.
+TEST(ServiceFile, EscapesAndRepeatsAsDbusDaemonReadsThem) {
+    const std::string path = "/d/x.service";
+    const auto escaped =
+        parse_service_file("[D-BUS Service]\nName=a.b\nExec=/bin/echo\\sa\\tb\\\\c\n", path, false);
+    ASSERT_TRUE(escaped.service) << escaped.error;
+    EXPECT_EQ(escaped.service->exec, "/bin/echo a\tb\\c");
+    const auto dollar =
+        parse_service_file("[D-BUS Service]\nName=a.b\nExec=/bin/echo \\$HOME\n", path, false);
+    EXPECT_FALSE(dollar.service);
+    EXPECT_NE(dollar.error.find(":3: invalid escape sequence"), std::string::npos) << dollar.error;
+    EXPECT_FALSE(parse_service_file("[D-BUS Service]\nName=a.b\nExec=/bin/true \\\n", path, false).service);
+    EXPECT_FALSE(
+        parse_service_file("[D-BUS Service]\nName=a.b\nUser=\\x\nExec=/bin/true\n", path, false).service);
+    // A localized key is skipped before its value is looked at.
+    EXPECT_TRUE(parse_service_file("[D-BUS Service]\nName=a.b\nName[de]=\\q\nExec=x\n", path, false).service);
+
+    const auto repeated = parse_service_file(
+        "[D-BUS Service]\nName=a.first\nName=a.second\nExec=/first\nExec=/second\n[D-BUS Service]\nUser=x\n",
+        path, false);
+    ASSERT_TRUE(repeated.service) << repeated.error;
+    EXPECT_EQ(repeated.service->name, "a.first");
+    EXPECT_EQ(repeated.service->exec, "/first");
+    EXPECT_FALSE(repeated.service->user);  // the second group of that name is never read
+    // Spaces, and only spaces, may surround the '='; lines may end in \r\n.
+    const auto spaced = parse_service_file("[D-BUS Service]\r\nName = a.b\r\nExec=  /x\r\n", path, false);
+    ASSERT_TRUE(spaced.service) << spaced.error;
+    EXPECT_EQ(spaced.service->name, "a.b");
+    EXPECT_EQ(spaced.service->exec, "/x");
+    EXPECT_FALSE(parse_service_file("[D-BUS Service]\nName\t=a.b\nExec=x\n", path, false).service);
 }
 
 TEST(ServiceFile, StrictNamingWantsTheNameInTheFileName) {

@@ -51,6 +51,11 @@ bool Bus::can_see_name(const Connection& viewer, std::string_view name) const {
     return endpoint->is_default() || endpoint->policy().allows(viewer.credentials(), name, Access::see);
 }
 
+bool Bus::may_talk_to_name(const Connection& viewer, std::string_view name) const {
+    const Endpoint* endpoint = find_endpoint(viewer.endpoint());
+    return endpoint->is_default() || endpoint->policy().allows(viewer.credentials(), name, Access::talk);
+}
+
 bool Bus::can_see_connection(const Connection& viewer, const Connection& target) const {
     if (viewer.endpoint() == default_endpoint || viewer.id() == target.id())
         return true;

@@ -93,13 +93,14 @@ ListenResult listen_unix(std::string_view path, bool abstract) {
         }
     }
     const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + offset + path.size());
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
-        result.error = errno_text("Failed to bind socket \"" + std::string(path) + "\"", errno);
-        return result;
-    }
-    // Anyone may connect, as to dbus-daemon's sockets; the bus's policy decides what they may do.
-    if (!abstract && ::chmod(std::string(path).c_str(), 0777) != 0) {
-        result.error = errno_text("Failed to make socket \"" + std::string(path) + "\" accessible", errno);
+    // Anyone may connect, as to dbus-daemon's sockets; the bus's policy decides what they may do. The mode
+    // comes with bind itself: a chmod by path afterwards would follow whatever stands there by then.
+    const mode_t umask_before = ::umask(0);
+    const int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length);
+    const int bind_errno = errno;
+    ::umask(umask_before);
+    if (bound != 0) {
+        result.error = errno_text("Failed to bind socket \"" + std::string(path) + "\"", bind_errno);
         return result;
     }
     if (::listen(fd.get(), listen_backlog) != 0) {

@@ -281,6 +281,10 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
 }
 
 void BusDaemon::handle_message(Peer& peer, IncomingMessage message) {
+    if (message.header.type == marshal::MessageType::invalid ||
+        static_cast<unsigned>(message.header.type) > static_cast<unsigned>(marshal::MessageType::signal)) {
+        return;  // a type this bus does not know: dropped, as dbus-daemon drops it, past no rule
+    }
     if (peer.monitor) {
         // dbus-daemon: "Monitoring connection ... is not allowed to send messages; closing it".
         disconnect(peer, "a monitor sent a message");
@@ -411,7 +415,11 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             }
         }
         Peer* recipient = target != 0 ? find_peer(target) : nullptr;
-        if (peer.endpoint != core::default_endpoint && header.type == marshal::MessageType::method_call &&
+        // The endpoint's rules hold for every message it sends that is not a reply: calls and unicast
+        // signals.
+        if (peer.endpoint != core::default_endpoint &&
+            (header.type == marshal::MessageType::method_call ||
+             header.type == marshal::MessageType::signal) &&
             !endpoint_allows_call(peer, message, target)) {
             return;
         }
@@ -619,7 +627,9 @@ bool BusDaemon::endpoint_allows_call(Peer& peer, const IncomingMessage& message,
     // names it sees but may only call some methods of.
     const core::Connection* self = bus_.connection(peer.id);
     const core::Connection* callee = target != 0 ? bus_.connection(target) : nullptr;
-    if (self == nullptr || (callee != nullptr && !bus_.can_see_connection(*self, *callee)) ||
+    // A connection that does not exist and one it cannot see get the same answer from the core.
+    if (self == nullptr || (target != 0 && callee == nullptr) ||
+        (callee != nullptr && !bus_.can_see_connection(*self, *callee)) ||
         (target == 0 && !bus_.can_see_name(*self, header.destination)) ||
         endpoints_->may_call(peer.endpoint, names, header)) {
         return true;

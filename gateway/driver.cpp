@@ -94,38 +94,43 @@ const Driver::Interface Driver::interfaces[] = {
 };
 
 const Driver::Method Driver::methods[] = {
-    {&interfaces[0], "Hello", "", "s", any_path, &Driver::hello},
-    {&interfaces[0], "RequestName", "su", "u", any_path, &Driver::request_name},
-    {&interfaces[0], "ReleaseName", "s", "u", any_path, &Driver::release_name},
-    {&interfaces[0], "StartServiceByName", "su", "u", any_path, &Driver::start_service_by_name},
+    {&interfaces[0], "Hello", "", "s", any_path | from_endpoint, &Driver::hello},
+    {&interfaces[0], "RequestName", "su", "u", any_path | from_endpoint, &Driver::request_name},
+    {&interfaces[0], "ReleaseName", "s", "u", any_path | from_endpoint, &Driver::release_name},
+    {&interfaces[0], "StartServiceByName", "su", "u", any_path | from_endpoint,
+     &Driver::start_service_by_name},
     {&interfaces[0], "UpdateActivationEnvironment", "a{ss}", "", privileged,
      &Driver::update_activation_environment},
-    {&interfaces[0], "NameHasOwner", "s", "b", any_path, &Driver::name_has_owner},
-    {&interfaces[0], "ListNames", "", "as", any_path, &Driver::list_names},
-    {&interfaces[0], "ListActivatableNames", "", "as", any_path, &Driver::list_activatable_names},
-    {&interfaces[0], "AddMatch", "s", "", any_path, &Driver::add_match},
-    {&interfaces[0], "RemoveMatch", "s", "", any_path, &Driver::remove_match},
-    {&interfaces[0], "GetNameOwner", "s", "s", any_path, &Driver::get_name_owner},
-    {&interfaces[0], "ListQueuedOwners", "s", "as", any_path, &Driver::list_queued_owners},
-    {&interfaces[0], "GetConnectionUnixUser", "s", "u", any_path, &Driver::get_connection_unix_user},
-    {&interfaces[0], "GetConnectionUnixProcessID", "s", "u", any_path,
+    {&interfaces[0], "NameHasOwner", "s", "b", any_path | from_endpoint, &Driver::name_has_owner},
+    {&interfaces[0], "ListNames", "", "as", any_path | from_endpoint, &Driver::list_names},
+    {&interfaces[0], "ListActivatableNames", "", "as", any_path | from_endpoint,
+     &Driver::list_activatable_names},
+    {&interfaces[0], "AddMatch", "s", "", any_path | from_endpoint, &Driver::add_match},
+    {&interfaces[0], "RemoveMatch", "s", "", any_path | from_endpoint, &Driver::remove_match},
+    {&interfaces[0], "GetNameOwner", "s", "s", any_path | from_endpoint, &Driver::get_name_owner},
+    {&interfaces[0], "ListQueuedOwners", "s", "as", any_path | from_endpoint, &Driver::list_queued_owners},
+    {&interfaces[0], "GetConnectionUnixUser", "s", "u", any_path | from_endpoint,
+     &Driver::get_connection_unix_user},
+    {&interfaces[0], "GetConnectionUnixProcessID", "s", "u", any_path | from_endpoint,
      &Driver::get_connection_unix_process_id},
-    {&interfaces[0], "GetAdtAuditSessionData", "s", "ay", any_path, &Driver::get_adt_audit_session_data},
-    {&interfaces[0], "GetConnectionSELinuxSecurityContext", "s", "ay", any_path,
+    {&interfaces[0], "GetAdtAuditSessionData", "s", "ay", any_path | from_endpoint,
+     &Driver::get_adt_audit_session_data},
+    {&interfaces[0], "GetConnectionSELinuxSecurityContext", "s", "ay", any_path | from_endpoint,
      &Driver::get_connection_selinux_security_context},
     {&interfaces[0], "ReloadConfig", "", "", any_path, &Driver::reload_config},
-    {&interfaces[0], "GetId", "", "s", any_path, &Driver::get_id},
-    {&interfaces[0], "GetConnectionCredentials", "s", "a{sv}", any_path, &Driver::get_connection_credentials},
-    {&interfaces[1], "Get", "ss", "v", none, &Driver::properties_get},
-    {&interfaces[1], "GetAll", "s", "a{sv}", none, &Driver::properties_get_all},
-    {&interfaces[1], "Set", "ssv", "", none, &Driver::properties_set},
-    {&interfaces[2], "Introspect", "", "s", any_path, &Driver::introspect},
+    {&interfaces[0], "GetId", "", "s", any_path | from_endpoint, &Driver::get_id},
+    {&interfaces[0], "GetConnectionCredentials", "s", "a{sv}", any_path | from_endpoint,
+     &Driver::get_connection_credentials},
+    {&interfaces[1], "Get", "ss", "v", from_endpoint, &Driver::properties_get},
+    {&interfaces[1], "GetAll", "s", "a{sv}", from_endpoint, &Driver::properties_get_all},
+    {&interfaces[1], "Set", "ssv", "", from_endpoint, &Driver::properties_set},
+    {&interfaces[2], "Introspect", "", "s", any_path | from_endpoint, &Driver::introspect},
     {&interfaces[3], "BecomeMonitor", "asu", "", privileged, &Driver::become_monitor},
     {&interfaces[4], "GetStats", "", "a{sv}", none, &Driver::get_stats},
     {&interfaces[4], "GetConnectionStats", "s", "a{sv}", none, &Driver::get_connection_stats},
     {&interfaces[4], "GetAllMatchRules", "", "a{sas}", none, &Driver::get_all_match_rules},
-    {&interfaces[5], "GetMachineId", "", "s", any_path, &Driver::get_machine_id},
-    {&interfaces[5], "Ping", "", "", any_path, &Driver::ping},
+    {&interfaces[5], "GetMachineId", "", "s", any_path | from_endpoint, &Driver::get_machine_id},
+    {&interfaces[5], "Ping", "", "", any_path | from_endpoint, &Driver::ping},
     {&interfaces[6], "AddEndpoint", "a{sv}", "s", privileged, &Driver::add_endpoint},
     {&interfaces[6], "ListEndpoints", "", "a(sssbuu)", privileged, &Driver::list_endpoints},
     {&interfaces[6], "StopListening", "s", "", privileged, &Driver::stop_listening},
@@ -171,6 +176,13 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
         return error(peer, message,
                      interface_found ? error_name::unknown_method : error_name::unknown_interface,
                      "org.freedesktop.DBus does not understand message " + std::string(header.member));
+    }
+    // Decided once, by the table: inside a container endpoint only the methods a sandboxed client needs,
+    // each answering within what the endpoint lets it see (xdg-dbus-proxy's list, plus harmless reads).
+    if (peer.endpoint != core::default_endpoint && !(found->flags & from_endpoint)) {
+        return error(peer, message, error_name::access_denied,
+                     "Connection \"" + peer.unique_name + "\" is not allowed to call " +
+                         std::string(found->member) + " from a container endpoint");
     }
     if (found->flags & privileged) {
         const core::Connection* caller = daemon_.bus_.connection(peer.id);
@@ -535,8 +547,9 @@ void Driver::name_has_owner(Peer& peer, const IncomingMessage& call, BodyReader&
     const std::string_view name = *reader.read_string();
     bool has_owner = name == bus_name;
     if (!has_owner && marshal::is_unique_name(name)) {
+        // Through a container endpoint, connections it cannot see do not exist.
         const core::ConnectionId id = id_of_unique_name(name);
-        has_owner = id != 0 && id != daemon_.driver_id_ && daemon_.bus_.connection(id) != nullptr;
+        has_owner = id != 0 && daemon_.bus_.connection_info(peer.id, id).ok();
     } else if (!has_owner && marshal::is_valid_bus_name(name)) {
         has_owner = daemon_.bus_.name_owner(peer.id, name).ok();
     }
@@ -581,7 +594,9 @@ void Driver::list_queued_owners(Peer& peer, const IncomingMessage& call, BodyRea
                      "Could not get owners of name '" + name + "': no such name");
     }
     for (const core::ConnectionId id : *owners) {
-        body.string(unique_name_of(id));
+        if (daemon_.bus_.connection_info(peer.id, id).ok()) {  // an endpoint sees only whom it may see
+            body.string(unique_name_of(id));
+        }
     }
     body.close_array();
     reply(peer, call, body);
@@ -589,8 +604,12 @@ void Driver::list_queued_owners(Peer& peer, const IncomingMessage& call, BodyRea
 
 void Driver::start_service_by_name(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
-    // As dbus-daemon: a name without a service file is unknown, even while someone owns it.
-    if (!daemon_.activation_->has_service(name)) {
+    // As dbus-daemon: a name without a service file is unknown, even while someone owns it. Through a
+    // container endpoint, so is a name it may not talk to (xdg-dbus-proxy asks for TALK): it learns nothing
+    // of hidden names and starts nothing it could not call.
+    const core::Connection* self = daemon_.bus_.connection(peer.id);
+    if (!daemon_.activation_->has_service(name) || self == nullptr ||
+        !daemon_.bus_.may_talk_to_name(*self, name)) {
         return error(peer, call, error_name::service_unknown,
                      "The name " + name + " was not provided by any .service files");
     }
@@ -744,18 +763,32 @@ void Driver::get_id(Peer& peer, const IncomingMessage& call, BodyReader&) {
 }
 
 void Driver::reload_config(Peer& peer, const IncomingMessage& call, BodyReader&) {
-    if (daemon_.options_.reload) {
-        if (const std::optional<std::string> failure = daemon_.options_.reload()) {
-            return error(peer, call, error_name::failed, *failure);
-        }
+    if (!daemon_.options_.reload) {
+        return reply(peer, call, BodyWriter());
     }
-    reply(peer, call, BodyWriter());
+    // Reloading may remove endpoints and disconnect their connections: the caller is looked up again
+    // afterwards, never used through a reference that may dangle.
+    const core::ConnectionId caller = peer.id;
+    const std::optional<std::string> failure = daemon_.options_.reload();
+    Peer* still = daemon_.find_peer(caller);
+    if (still == nullptr) {
+        return;
+    }
+    if (failure) {
+        return error(*still, call, error_name::failed, *failure);
+    }
+    reply(*still, call, BodyWriter());
 }
 
 void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
     if (!parsed.ok()) {
         return error(peer, call, parsed.error_name, parsed.error_message);
+    }
+    if (parsed.rule->eavesdrop && peer.endpoint != core::default_endpoint) {
+        // Nobody eavesdrops through a container endpoint (xdg-dbus-proxy refuses the rule too).
+        return error(peer, call, error_name::access_denied,
+                     "Connection \"" + peer.unique_name + "\" may not eavesdrop from a container endpoint");
     }
     if (peer.matches.size() >= daemon_.options_.max_match_rules_per_connection) {
         ++daemon_.counters().quota_hits[BusCounters::match_rules];

@@ -35,7 +35,8 @@ class Driver {
 
   private:
     // Where a method may be called and by whom (dbus-daemon's METHOD_FLAG_*).
-    enum MethodFlags : unsigned { none = 0, any_path = 1, privileged = 2 };
+    // from_endpoint: a connection of a container endpoint may call it (others get AccessDenied).
+    enum MethodFlags : unsigned { none = 0, any_path = 1, privileged = 2, from_endpoint = 4 };
     struct Interface {
         std::string_view name;
         bool any_path;                   // reachable at every object path, not only /org/freedesktop/DBus

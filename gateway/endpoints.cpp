@@ -1,9 +1,13 @@
 #include "endpoints.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "bus_daemon.h"
@@ -234,6 +238,39 @@ std::vector<core::PolicyEntry> Endpoints::core_policy(const EndpointSpec& spec) 
     return entries;
 }
 
+std::optional<std::filesystem::path> endpoint_socket_directory(const std::string& runtime_directory,
+                                                               std::string& error) {
+    if (runtime_directory.empty() && ::geteuid() != 0) {
+        error = "no directory for endpoint sockets: XDG_RUNTIME_DIR is unset (give the endpoint a path)";
+        return std::nullopt;
+    }
+    const std::filesystem::path base = runtime_directory.empty()
+                                           ? std::filesystem::path("/run/busgate")
+                                           : std::filesystem::path(runtime_directory) / "busgate";
+    if (::mkdir(base.c_str(), 0711) != 0 && errno != EEXIST) {
+        error = "cannot create " + base.string() + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    // Someone else's directory (made first, or a symlink to one) would let its owner swap our sockets.
+    const UniqueFd directory(::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat status {};
+    if (!directory || ::fstat(directory.get(), &status) != 0) {
+        error = "cannot open " + base.string() + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    if (status.st_uid != ::geteuid() && status.st_uid != 0) {
+        error = base.string() + " belongs to uid " + std::to_string(status.st_uid) +
+                ", not to the bus: endpoint sockets are not made there";
+        return std::nullopt;
+    }
+    // Only its owner may create, remove or list; clients may still reach a socket by its path.
+    if (::fchmod(directory.get(), 0711) != 0) {
+        error = "cannot set the mode of " + base.string() + ": " + std::strerror(errno);
+        return std::nullopt;
+    }
+    return base;
+}
+
 std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, core::ConnectionId creator,
                                           std::string& error) {
     if (error = validate_endpoint(spec); !error.empty()) {
@@ -251,12 +288,11 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
         return std::nullopt;
     }
     if (spec.path.empty()) {
-        const std::string& runtime = daemon_.options_.runtime_directory;
-        const std::filesystem::path base =
-            std::filesystem::path(runtime.empty() ? "/tmp" : runtime) / "busgate-endpoints";
-        std::error_code ignored;
-        std::filesystem::create_directories(base, ignored);
-        spec.path = (base / spec.name).string();
+        const auto base = endpoint_socket_directory(daemon_.options_.runtime_directory, error);
+        if (!base) {
+            return std::nullopt;
+        }
+        spec.path = (*base / spec.name).string();
     }
     std::error_code ignored;
     if (std::filesystem::is_socket(spec.path, ignored)) {

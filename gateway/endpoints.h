@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -44,12 +45,18 @@ bool name_matches(std::string_view pattern, std::string_view name);
 struct EndpointSpec {
     std::string name;  // unique per bus
     std::string type;  // free text for services ("flatpak", "container"...)
-    std::string path;  // the socket; empty: <runtime dir>/busgate-endpoints/<name>
+    std::string path;  // the socket; empty: <endpoint_socket_directory>/<name>
     std::vector<std::string> see, talk, own;
     std::vector<MethodRule> calls, broadcasts;
     std::size_t max_connections = 256;
     bool remove_with_creator = false;
 };
+
+// Where endpoints without a path= put their sockets: $XDG_RUNTIME_DIR/busgate, or /run/busgate for a bus
+// run as root without one (the system bus). Made by the bus with mode 0711 and refused when someone else
+// owns it; never a shared directory such as /tmp.
+std::optional<std::filesystem::path> endpoint_socket_directory(const std::string& runtime_directory,
+                                                               std::string& error);
 
 // Empty when `spec` is well formed, else what is wrong.
 std::string validate_endpoint(const EndpointSpec& spec);

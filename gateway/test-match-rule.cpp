@@ -12,6 +12,7 @@
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/writer.h"
 #include "match_rule.h"
+#include "unique_name.h"
 
 using namespace busgate;
 using namespace busgate::gateway;
@@ -738,7 +739,7 @@ TEST(MatchRuleCore, EmptyRuleAndArgPathGiveAnEmptyMask) {
 }
 
 TEST(MatchRuleCore, SendersBecomeIdOrNameFilters) {
-    EXPECT_EQ(to_core_match(parse("sender=':1.42'"), 1).match.sender_id, 42u);
+    EXPECT_EQ(to_core_match(parse("sender=':1.42'"), 1).match.sender_id, 43u);  // ":1.0" is connection 1
     const CoreMatch by_name = to_core_match(parse("sender='org.example.Service'"), 1);
     EXPECT_EQ(by_name.match.sender_name, "org.example.Service");
     EXPECT_EQ(by_name.match.sender_id, core::any_connection);
@@ -854,7 +855,7 @@ TEST(MatchRuleCore, MasksNeverRejectWhatTheExactRuleMatches) {
         EXPECT_TRUE(core.matches_broadcasts) << text;
         EXPECT_TRUE(bloom_filter_of(message.bytes, message.header).covers(core.match.mask)) << text;
         if (core.match.sender_id != core::any_connection) {
-            EXPECT_EQ(":1." + std::to_string(core.match.sender_id), sender_unique) << text;
+            EXPECT_EQ(unique_name_of(core.match.sender_id), sender_unique) << text;
         }
         if (!core.match.sender_name.empty()) {
             EXPECT_TRUE(owners.is_primary_owner(sender_unique, core.match.sender_name)) << text;
@@ -864,3 +865,21 @@ TEST(MatchRuleCore, MasksNeverRejectWhatTheExactRuleMatches) {
 }
 
 }  // namespace
+
+namespace busgate::gateway {
+namespace {
+
+TEST(UniqueName, FirstConnectionIsColonOneDotZeroAndTheMappingRoundTrips) {
+    EXPECT_EQ(unique_name_of(1), ":1.0");
+    for (const core::ConnectionId id :
+         {core::ConnectionId{1}, core::ConnectionId{2}, core::ConnectionId{1000}}) {
+        EXPECT_EQ(connection_id_of(unique_name_of(id)), id);
+    }
+    for (const char* foreign :
+         {":1.05", ":2.3", ":1.", ":1.-1", "org.example.Name", ":1.99999999999999999999"}) {
+        EXPECT_EQ(connection_id_of(foreign), std::nullopt) << foreign;
+    }
+}
+
+}  // namespace
+}  // namespace busgate::gateway

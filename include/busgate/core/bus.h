@@ -153,6 +153,8 @@ class Bus {
 
     // Policy checks, exposed for the gateway's driver (e.g. to answer NameHasOwner from a custom endpoint).
     bool can_see_name(const Connection& viewer, std::string_view name) const;
+    // TALK to `name` as the viewer's endpoint allows it (the default endpoint leaves it to the bus policy).
+    bool may_talk_to_name(const Connection& viewer, std::string_view name) const;
     bool can_see_connection(const Connection& viewer, const Connection& target) const;
     bool may_own(const Connection& connection, std::string_view name) const;
     bool may_talk(const Connection& from, const Connection& to) const;

@@ -184,16 +184,8 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
                      "Connection \"" + peer.unique_name + "\" is not allowed to call " +
                          std::string(found->member) + " from a container endpoint");
     }
-    if (found->flags & privileged) {
-        const core::Connection* caller = daemon_.bus_.connection(peer.id);
-        const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
-        // Inside a container endpoint nobody is privileged, root included.
-        if ((uid != 0 && uid != daemon_.options_.bus_uid) || peer.endpoint != core::default_endpoint) {
-            return error(peer, message, error_name::access_denied,
-                         "rejected attempt to call " + std::string(found->member) + " by connection " +
-                             peer.unique_name + " (uid=" + std::to_string(uid) + ") with uid " +
-                             std::to_string(uid));
-        }
+    if ((found->flags & privileged) && !refuse_unless_privileged(peer, message, found->member)) {
+        return;
     }
     if (!canonical_path && !(found->flags & any_path)) {
         return error(peer, message, error_name::access_denied,
@@ -237,6 +229,22 @@ void Driver::answer_as_peer(Peer& peer, const IncomingMessage& call) {
                       "\" doesn't exist\n");
     }
     daemon_.send_directly(peer, answer, body, false);
+}
+
+bool Driver::refuse_unless_privileged(Peer& peer, const IncomingMessage& call, std::string_view member) {
+    const core::Connection* caller = daemon_.bus_.connection(peer.id);
+    const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
+    // Inside a container endpoint nobody is privileged, root included.
+    if ((uid == 0 || uid == daemon_.options_.bus_uid) && peer.endpoint == core::default_endpoint) {
+        return true;
+    }
+    const std::string process = caller != nullptr && caller->credentials().pid > 0
+                                    ? " pid=" + std::to_string(caller->credentials().pid)
+                                    : std::string();
+    error(peer, call, error_name::access_denied,
+          "rejected attempt to call " + std::string(member) + " by connection " + peer.unique_name +
+              " (uid=" + std::to_string(uid) + process + ") with uid " + std::to_string(uid));
+    return false;
 }
 
 void Driver::reply(Peer& peer, const IncomingMessage& call, const BodyWriter& body) {
@@ -785,10 +793,10 @@ void Driver::add_match(Peer& peer, const IncomingMessage& call, BodyReader& read
     if (!parsed.ok()) {
         return error(peer, call, parsed.error_name, parsed.error_message);
     }
-    if (parsed.rule->eavesdrop && peer.endpoint != core::default_endpoint) {
-        // Nobody eavesdrops through a container endpoint (xdg-dbus-proxy refuses the rule too).
-        return error(peer, call, error_name::access_denied,
-                     "Connection \"" + peer.unique_name + "\" may not eavesdrop from a container endpoint");
+    // Eavesdropping takes privilege whatever the policy says, as in dbus-daemon 1.14; and nobody eavesdrops
+    // through a container endpoint (xdg-dbus-proxy refuses the rule too).
+    if (parsed.rule->eavesdrop && !refuse_unless_privileged(peer, call, "AddMatch")) {
+        return;
     }
     if (peer.matches.size() >= daemon_.options_.max_match_rules_per_connection) {
         ++daemon_.counters().quota_hits[BusCounters::match_rules];

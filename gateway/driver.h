@@ -94,6 +94,9 @@ class Driver {
     // The value of a property of the driver (every one is an array of strings), if it has it.
     std::optional<std::vector<std::string_view>> property(std::string_view interface,
                                                           std::string_view name) const;
+    // True for the bus's own uid and root on the bus's own sockets; otherwise answers AccessDenied in
+    // dbus-daemon's words and returns false.
+    bool refuse_unless_privileged(Peer& peer, const IncomingMessage& call, std::string_view member);
     void reply(Peer& peer, const IncomingMessage& call, const marshal::BodyWriter& body);
     void error(Peer& peer, const IncomingMessage& call, std::string_view name, std::string text);
     // The connection owning `name` (a unique or well-known name), or null after replying

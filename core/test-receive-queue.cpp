@@ -64,6 +64,23 @@ TEST(ReceiveQueue, ExtractTakesMatchingEntriesAndAdjustsCounters) {
     EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{2}));
 }
 
+TEST(ReceiveQueue, ExtractThatTakesNothingLeavesEveryEntryIntact) {
+    // The owner of an activatable name releases it while its queue holds messages not sent to the name:
+    // they must stay deliverable (this left them without payloads, and the bus crashed delivering them).
+    ReceiveQueue queue;
+    queue.push(entry(1, 10, 0));
+    queue.push(entry(2, 20, 0));
+    EXPECT_TRUE(queue.extract([](const QueuedEntry& e) { return e.name_id == 7; }).empty());
+    auto first = queue.pop();
+    ASSERT_TRUE(first.has_value());
+    ASSERT_NE(first->item.payload, nullptr);
+    EXPECT_EQ(first->item.payload->bytes.size(), 10u);
+    auto second = queue.pop();
+    ASSERT_TRUE(second.has_value());
+    ASSERT_NE(second->item.payload, nullptr);
+    EXPECT_EQ(second->item.sequence, 2u);
+}
+
 TEST(ReceiveQueue, LimitsAreCheckedBeforeQueueing) {
     ReceiveQueue queue;
     QueueLimits limits{.max_bytes = 25, .max_messages = 2, .max_fds = 0};

@@ -67,10 +67,10 @@ class ReceiveQueue {
                 kept.push_back(std::move(entries_[i]));
             }
         }
-        if (!taken.empty()) {
-            entries_ = std::move(kept);
-            head_ = 0;
-        }
+        // Every entry was moved out, into one list or the other: the kept ones must come back even when
+        // nothing was taken.
+        entries_ = std::move(kept);
+        head_ = 0;
         return taken;
     }
     // Removes everything (the connection is going away).

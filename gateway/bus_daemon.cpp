@@ -44,18 +44,24 @@ core::PayloadRef copy_of(std::span<const std::uint8_t> bytes, std::span<const Un
     return payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()), std::move(duplicates));
 }
 
-std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
-                           std::string_view sender) {
+// dbus-daemon's complaint about a message it will not deliver: "WHY, N matched rules; type=... ".
+std::string complaint(std::string_view why, std::size_t matched_rules, const marshal::MessageHeader& header,
+                      std::string_view sender, bool requested_reply) {
     const auto text = [](std::string_view value) {
         return value.empty() ? std::string("(unset)") : std::string(value);
     };
-    return std::string(decision.verdict == policy::Verdict::send_denied ? "Rejected send message, "
-                                                                        : "Rejected receive message, ") +
-           std::to_string(decision.decision.matched_rules) + " matched rules; type=\"" +
+    return std::string(why) + ", " + std::to_string(matched_rules) + " matched rules; type=\"" +
            std::string(message_type_name(header.type)) + "\", sender=\"" + std::string(sender) +
            "\" interface=\"" + text(header.interface) + "\" member=\"" + text(header.member) +
            "\" error name=\"" + text(header.error_name) + "\" requested_reply=\"" +
-           (decision.requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) + "\"";
+           (requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) + "\"";
+}
+
+std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
+                           std::string_view sender) {
+    return complaint(decision.verdict == policy::Verdict::send_denied ? "Rejected send message"
+                                                                      : "Rejected receive message",
+                     decision.decision.matched_rules, header, sender, decision.requested_reply);
 }
 
 }  // namespace
@@ -481,6 +487,12 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
                 peer, message, "org.freedesktop.DBus.Error.NotSupported",
                 "Tried to send message with Unix file descriptors to a client that doesn't support that.");
             break;
+        case core::Error::queue_full:
+            ++counters_.quota_hits[BusCounters::outgoing_queue];
+            send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
+                       complaint("Rejected: destination has a full message queue", 0, header,
+                                 peer.unique_name, false));
+            break;
         case core::Error::too_many_pending_replies:
             ++counters_.quota_hits[BusCounters::pending_replies];
             send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
@@ -488,14 +500,9 @@ void BusDaemon::route(Peer& peer, IncomingMessage& message, bool capture_here) {
             break;
         case core::Error::unexpected_reply:
             // Refused as dbus-broker refuses it; told as dbus-daemon tells a reply its policy denies.
-            send_error(
-                peer, message, "org.freedesktop.DBus.Error.AccessDenied",
-                "Rejected send message, 0 matched rules; type=\"" +
-                    std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
-                    "\" interface=\"(unset)\" member=\"(unset)\" error name=\"" +
-                    (header.error_name.empty() ? std::string("(unset)") : std::string(header.error_name)) +
-                    "\" requested_reply=\"0\" destination=\"" + std::string(destination) +
-                    "\" (the reply answers no call awaiting it)");
+            send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+                       complaint("Rejected send message", 0, header, peer.unique_name, false) +
+                           " (the reply answers no call awaiting it)");
             break;
         default:
             ++counters_.quota_hits[BusCounters::core_limit];
@@ -1060,7 +1067,19 @@ void BusDaemon::deliver() {
 
 void BusDaemon::deliver_to(core::ConnectionId id) {
     Peer* peer = find_peer(id);
-    while (auto item = bus_.receive(id)) {
+    for (;;) {
+        // A receiver that does not read is never cut off for it (dbus-daemon refuses the senders instead):
+        // what does not fit its socket's output stays in the core's queue, whose limit refuses more.
+        const core::QueueItem* next = bus_.peek(id);
+        if (next == nullptr) {
+            break;
+        }
+        if (peer != nullptr && next->kind == core::QueueItem::Kind::message &&
+            !peer->client->can_take(*next->payload)) {
+            peer->stalled = true;
+            break;
+        }
+        auto item = bus_.receive(id);
         if (peer == nullptr) {
             continue;
         }
@@ -1102,6 +1121,18 @@ void BusDaemon::flush(Peer& peer) {
     if (!peer.client->flush()) {
         disconnect(peer, "write failed");
         return;
+    }
+    if (peer.stalled && peer.registered()) {
+        // Room again: what waited in the core comes now (and may fill the socket again).
+        peer.stalled = false;
+        const int fd = peer.client->fd();
+        deliver_to(peer.id);
+        deliver();
+        const auto still = peers_.find(fd);
+        if (still == peers_.end()) {
+            return;
+        }
+        (void)still->second->client->flush();
     }
     loop_.modify(peer.client->fd(), peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }

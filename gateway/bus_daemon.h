@@ -127,6 +127,9 @@ class BusDaemon {
         // BecomeMonitor: no longer a core connection; receives copies of what matches these rules.
         bool monitor = false;
         std::vector<MatchRule> monitor_rules;
+        // Its socket's output is full: what the core queued for it waits there (and further senders are
+        // refused by the core's queue limit) until the socket drains.
+        bool stalled = false;
         std::size_t eavesdrop_rules = 0;  // installed rules with eavesdrop='true'
         bool eavesdrops() const { return eavesdrop_rules > 0; }
         bool registered() const { return id != 0; }

@@ -232,13 +232,17 @@ bool Client::frame_messages(std::span<const std::uint8_t> bytes, std::vector<Inc
     return true;
 }
 
+bool Client::can_take(const core::MessagePayload& payload) const {
+    return queued_bytes_ == 0 || (queued_bytes_ + payload.bytes.size() <= limits_.max_outgoing_bytes &&
+                                  queued_fds_ + payload.fds.size() <= limits_.max_outgoing_unix_fds);
+}
+
 bool Client::send(core::PayloadRef payload) {
-    const std::size_t size = payload->bytes.size();
-    const std::size_t fds = payload->fds.size();
-    if (queued_bytes_ + size > limits_.max_outgoing_bytes ||
-        queued_fds_ + fds > limits_.max_outgoing_unix_fds) {
+    if (!can_take(*payload)) {
         return false;
     }
+    const std::size_t size = payload->bytes.size();
+    const std::size_t fds = payload->fds.size();
     queued_bytes_ += size;
     queued_fds_ += fds;
     if (size > large_message && !large_send_buffer_) {

@@ -133,6 +133,8 @@ class Client {
     std::uint64_t pending_fds_since() const { return pending_fds_since_; }
     const ClientLimits& limits() const { return limits_; }
 
+    // Whether `payload` fits under the outgoing limits now (an empty queue takes anything).
+    bool can_take(const core::MessagePayload& payload) const;
     // Queues a message for sending. Returns false if the outgoing limit (bytes or fds) is exceeded.
     bool send(core::PayloadRef payload);
     void send_bytes(std::string bytes);  // authentication replies

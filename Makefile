@@ -13,11 +13,12 @@ PACKAGES := g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3 \
 	dbus-daemon dbus-bin dbus-tests dbus-broker libglib2.0-bin systemd
 PACKAGES += scdoc man-db python3-dbus python3-gi gir1.2-glib-2.0 python3-dbusmock nodejs  # man pages, migration matrix (issue 11)
 PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromium, HTTP and JSON checks (issue 9)
+PACKAGES += debhelper dpkg-dev fakeroot lintian util-linux  # make deb and its checks; prlimit, setpriv (issue 17)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build run compat check check-sanitize fuzz soak bench format clean
-.PHONY: check-builds
+.PHONY: check-builds deb check-deb
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -85,6 +86,21 @@ check-builds: deps $(BUILD_RELEASE)/build.ninja $(BUILD_CLANG)/build.ninja $(BUI
 	ninja -C $(BUILD_CLANG)
 	ninja -C $(BUILD_PLAIN)
 
+# The Debian package, built from a copy of the tracked sources in $(BUILD_DEB) (dpkg-buildpackage writes to the
+# parent directory), without tests (DEB_BUILD_OPTIONS=nocheck; make check runs them); then lintian.
+BUILD_DEB ?= build-deb
+deb: deps
+	rm -rf $(BUILD_DEB) && mkdir -p $(BUILD_DEB)/busgate
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $(BUILD_DEB)/busgate
+	cd $(BUILD_DEB)/busgate && DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -us -uc -b
+	lintian --info --display-info --pedantic $(BUILD_DEB)/*.changes | tee $(BUILD_DEB)/lintian.log
+
+# The package's fields, contents and maintainer scripts, lintian's verdict, and its tree unpacked into a scratch
+# root (dpkg -x): checked by data/test-install as a meson install is, then switched over and back offline
+# (systemctl --root enable/disable busgate.service).
+check-deb: deb
+	debian/test-package $(BUILD_DEB)
+
 $(BUILD_FUZZ)/build.ninja:
 	CXX=clang++ meson setup $(BUILD_FUZZ) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
 		-Dtests=disabled -Dbenchmarks=disabled -Dwerror=false
@@ -108,4 +124,4 @@ format:
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SANITIZE) $(BUILD_FUZZ) $(BUILD_RELEASE) $(BUILD_CLANG) $(BUILD_PLAIN)
+	rm -rf $(BUILD) $(BUILD_SANITIZE) $(BUILD_FUZZ) $(BUILD_RELEASE) $(BUILD_CLANG) $(BUILD_PLAIN) $(BUILD_DEB)

@@ -54,7 +54,8 @@ class CallError {
     }
 
   private:
-    sd_bus_error error_ = SD_BUS_ERROR_NULL;
+    // SD_BUS_ERROR_NULL is a C compound literal, which clang's -Wpedantic rejects in C++.
+    sd_bus_error error_{nullptr, nullptr, 0};
 };
 
 class Failure {

@@ -16,10 +16,12 @@ PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromi
 # activation (issue 15): real system services started through the launch helper (polkit, accountsservice),
 # a system.d file naming an account this machine lacks (iio-sensor-proxy's geoclue), dbus-launch for --fork
 PACKAGES += dbus-system-bus-common polkitd accountsservice iio-sensor-proxy dbus-x11
+PACKAGES += debhelper dpkg-dev fakeroot lintian util-linux  # make deb and its checks; prlimit, setpriv (issue 17)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: deps build run compat check check-sanitize fuzz soak bench format clean
+.PHONY: check-builds deb check-deb
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -30,8 +32,9 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing </dev/null; \
 	fi
 
+# Warnings are errors in the project's own builds only (meson.build's defaults leave werror off).
 $(BUILD)/build.ninja:
-	meson setup $(BUILD)
+	meson setup $(BUILD) -Dwerror=true
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -51,13 +54,55 @@ check: build
 	tools/test-summary $(BUILD); exit $$status
 
 $(BUILD_SANITIZE)/build.ninja:
-	meson setup $(BUILD_SANITIZE) -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled
+	meson setup $(BUILD_SANITIZE) -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled \
+		-Dwerror=true
 
 check-sanitize: deps $(BUILD_SANITIZE)/build.ninja
 	ninja -C $(BUILD_SANITIZE)
 	@status=0; UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit --suite compat || status=$$?; \
 	tools/test-summary $(BUILD_SANITIZE); exit $$status
+
+# The builds packagers make, each warning-free under -Dwerror=true (issue 17): g++ at -O3 (release), g++ with
+# Debian's flags (dpkg-buildflags, buildtype plain), clang at -O3. make check's own build is debugoptimized.
+# Without tests and benchmarks: the daemon, busgatectl and the man pages are what a package ships.
+BUILD_RELEASE ?= build-release
+BUILD_CLANG   ?= build-clang
+BUILD_PLAIN   ?= build-plain
+MATRIX_SETUP  := -Dwerror=true -Dtests=disabled -Dbenchmarks=disabled
+DEBIAN_CPPFLAGS := -Wdate-time -D_FORTIFY_SOURCE=2
+DEBIAN_CXXFLAGS := -g -O2 -fstack-protector-strong -Wformat -Werror=format-security
+DEBIAN_LDFLAGS  := -Wl,-z,relro -Wl,-z,now
+
+$(BUILD_RELEASE)/build.ninja:
+	CXX=g++ meson setup $(BUILD_RELEASE) --buildtype=release $(MATRIX_SETUP)
+
+$(BUILD_CLANG)/build.ninja:
+	CXX=clang++ meson setup $(BUILD_CLANG) --buildtype=release $(MATRIX_SETUP)
+
+$(BUILD_PLAIN)/build.ninja:
+	CXX=g++ CXXFLAGS="$(DEBIAN_CPPFLAGS) $(DEBIAN_CXXFLAGS)" LDFLAGS="$(DEBIAN_LDFLAGS)" \
+		meson setup $(BUILD_PLAIN) --buildtype=plain $(MATRIX_SETUP)
+
+check-builds: deps $(BUILD_RELEASE)/build.ninja $(BUILD_CLANG)/build.ninja $(BUILD_PLAIN)/build.ninja
+	ninja -C $(BUILD_RELEASE)
+	ninja -C $(BUILD_CLANG)
+	ninja -C $(BUILD_PLAIN)
+
+# The Debian package, built from a copy of the tracked sources in $(BUILD_DEB) (dpkg-buildpackage writes to the
+# parent directory), without tests (DEB_BUILD_OPTIONS=nocheck; make check runs them); then lintian.
+BUILD_DEB ?= build-deb
+deb: deps
+	rm -rf $(BUILD_DEB) && mkdir -p $(BUILD_DEB)/busgate
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t $(BUILD_DEB)/busgate
+	cd $(BUILD_DEB)/busgate && DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" dpkg-buildpackage -us -uc -b
+	lintian --info --display-info --pedantic $(BUILD_DEB)/*.changes | tee $(BUILD_DEB)/lintian.log
+
+# The package's fields, contents and maintainer scripts, lintian's verdict, and its tree unpacked into a scratch
+# root (dpkg -x): checked by data/test-install as a meson install is, then switched over and back offline
+# (systemctl --root enable/disable busgate.service).
+check-deb: deb
+	debian/test-package $(BUILD_DEB)
 
 $(BUILD_FUZZ)/build.ninja:
 	CXX=clang++ meson setup $(BUILD_FUZZ) -Dfuzzing=true -Db_sanitize=address,undefined -Db_lundef=false \
@@ -82,4 +127,4 @@ format:
 	git ls-files '*.cpp' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SANITIZE) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_SANITIZE) $(BUILD_FUZZ) $(BUILD_RELEASE) $(BUILD_CLANG) $(BUILD_PLAIN) $(BUILD_DEB)

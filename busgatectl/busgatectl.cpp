@@ -4,10 +4,12 @@
 #include <systemd/sd-bus.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,7 +54,8 @@ class CallError {
     }
 
   private:
-    sd_bus_error error_ = SD_BUS_ERROR_NULL;
+    // SD_BUS_ERROR_NULL is a C compound literal, which clang's -Wpedantic rejects in C++.
+    sd_bus_error error_{nullptr, nullptr, 0};
 };
 
 class Failure {
@@ -289,75 +292,46 @@ int show_stats(sd_bus* bus, Arguments) {
     return 0;
 }
 
-// endpoint add NAME [options] | list | stop NAME | remove NAME
-int manage_endpoints(sd_bus* bus, Arguments arguments) {
-    const std::string_view verb = arguments.empty() ? "list" : arguments[0];
-    if (verb == "list") {
-        Message reply = call_driver(bus, endpoints_interface, "ListEndpoints");
-        sd_bus_message* message = reply.get();
-        check(sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "(sssbuu)"), "reading endpoints");
-        std::printf("%-20s %-12s %-9s %-11s %s\n", "NAME", "TYPE", "LISTENING", "CONNECTIONS", "ADDRESS");
-        const char *name = nullptr, *type = nullptr, *address = nullptr;
-        int listening = 0;
-        std::uint32_t connections = 0, limit = 0;
-        while (sd_bus_message_read(message, "(sssbuu)", &name, &type, &address, &listening, &connections,
-                                   &limit) > 0) {
-            std::printf("%-20s %-12s %-9s %-11s %s\n", name, *type ? type : "-", listening ? "yes" : "no",
-                        (std::to_string(connections) + "/" + std::to_string(limit)).c_str(), address);
-        }
-        return 0;
+// A command line mistake: printed with the command's usage, exit status 2, before any bus is opened.
+class UsageError {
+  public:
+    explicit UsageError(std::string message) : message_(std::move(message)) {}
+    const std::string& message() const { return message_; }
+
+  private:
+    std::string message_;
+};
+
+// What a command does once connected; built from its arguments before connecting, so a mistake in
+// them is reported without a bus.
+using Action = std::function<int(sd_bus*)>;
+
+template <int (*run)(sd_bus*, Arguments)>
+Action without_arguments(std::string_view name, Arguments arguments) {
+    if (!arguments.empty()) {
+        throw UsageError("\"" + std::string(name) + "\" takes no arguments");
     }
-    if ((verb == "stop" || verb == "remove") && arguments.size() == 2) {
-        call_driver(bus, endpoints_interface, verb == "stop" ? "StopListening" : "RemoveEndpoint",
-                    std::string(arguments[1]));
-        return 0;
-    }
-    if (verb != "add" || arguments.size() < 2 || arguments[1].starts_with('-')) {
-        throw Failure(
-            "usage: busgatectl endpoint add NAME [--type=T] [--path=SOCKET] [--see=NAME] [--talk=NAME] "
-            "[--own=NAME] [--call=NAME=RULE] [--broadcast=NAME=RULE] [--max-connections=N] "
-            "[--remove-with-creator] | list | stop NAME | remove NAME");
-    }
+    return [](sd_bus* bus) { return run(bus, {}); };
+}
+
+struct EndpointRequest {
     std::map<std::string, std::vector<std::string>> lists;
-    std::map<std::string, std::string> strings{{"Name", std::string(arguments[1])}};
+    std::map<std::string, std::string> strings;
     std::optional<std::uint32_t> max_connections;
     bool remove_with_creator = false;
-    static const std::map<std::string_view, std::string_view> list_options = {{"--see=", "See"},
-                                                                              {"--talk=", "Talk"},
-                                                                              {"--own=", "Own"},
-                                                                              {"--call=", "Call"},
-                                                                              {"--broadcast=", "Broadcast"}};
-    for (const std::string_view option : arguments.subspan(2)) {
-        bool known = false;
-        for (const auto& [prefix, key] : list_options) {
-            if (option.starts_with(prefix)) {
-                lists[std::string(key)].emplace_back(option.substr(prefix.size()));
-                known = true;
-            }
-        }
-        if (option.starts_with("--type=")) {
-            strings["Type"] = option.substr(7);
-        } else if (option.starts_with("--path=")) {
-            strings["Path"] = option.substr(7);
-        } else if (option.starts_with("--max-connections=")) {
-            max_connections =
-                static_cast<std::uint32_t>(std::strtoul(std::string(option.substr(18)).c_str(), nullptr, 10));
-        } else if (option == "--remove-with-creator") {
-            remove_with_creator = true;
-        } else if (!known) {
-            throw Failure("unknown endpoint option \"" + std::string(option) + "\"");
-        }
-    }
+};
+
+int add_endpoint(sd_bus* bus, const EndpointRequest& request) {
     sd_bus_message* raw = nullptr;
     check(sd_bus_message_new_method_call(bus, &raw, driver_name, driver_path, endpoints_interface,
                                          "AddEndpoint"),
           "building AddEndpoint");
     Message call(raw);
     check(sd_bus_message_open_container(raw, SD_BUS_TYPE_ARRAY, "{sv}"), "building AddEndpoint");
-    for (const auto& [key, value] : strings) {
+    for (const auto& [key, value] : request.strings) {
         check(sd_bus_message_append(raw, "{sv}", key.c_str(), "s", value.c_str()), "building AddEndpoint");
     }
-    for (const auto& [key, values] : lists) {
+    for (const auto& [key, values] : request.lists) {
         check(sd_bus_message_open_container(raw, SD_BUS_TYPE_DICT_ENTRY, "sv"), "building AddEndpoint");
         check(sd_bus_message_append(raw, "s", key.c_str()), "building AddEndpoint");
         check(sd_bus_message_open_container(raw, SD_BUS_TYPE_VARIANT, "as"), "building AddEndpoint");
@@ -369,11 +343,11 @@ int manage_endpoints(sd_bus* bus, Arguments arguments) {
             check(sd_bus_message_close_container(raw), "building AddEndpoint");
         }
     }
-    if (max_connections) {
-        check(sd_bus_message_append(raw, "{sv}", "MaxConnections", "u", *max_connections),
+    if (request.max_connections) {
+        check(sd_bus_message_append(raw, "{sv}", "MaxConnections", "u", *request.max_connections),
               "building AddEndpoint");
     }
-    if (remove_with_creator) {
+    if (request.remove_with_creator) {
         check(sd_bus_message_append(raw, "{sv}", "RemoveWithCreator", "b", 1), "building AddEndpoint");
     }
     check(sd_bus_message_close_container(raw), "building AddEndpoint");
@@ -389,22 +363,121 @@ int manage_endpoints(sd_bus* bus, Arguments arguments) {
     return 0;
 }
 
+int list_endpoints(sd_bus* bus) {
+    Message reply = call_driver(bus, endpoints_interface, "ListEndpoints");
+    sd_bus_message* message = reply.get();
+    check(sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "(sssbuu)"), "reading endpoints");
+    std::printf("%-20s %-12s %-9s %-11s %s\n", "NAME", "TYPE", "LISTENING", "CONNECTIONS", "ADDRESS");
+    const char *name = nullptr, *type = nullptr, *address = nullptr;
+    int listening = 0;
+    std::uint32_t connections = 0, limit = 0;
+    while (sd_bus_message_read(message, "(sssbuu)", &name, &type, &address, &listening, &connections,
+                               &limit) > 0) {
+        std::printf("%-20s %-12s %-9s %-11s %s\n", name, *type ? type : "-", listening ? "yes" : "no",
+                    (std::to_string(connections) + "/" + std::to_string(limit)).c_str(), address);
+    }
+    return 0;
+}
+
+// endpoint add NAME [options] | list | stop NAME | remove NAME
+Action parse_endpoint(std::string_view, Arguments arguments) {
+    const std::string_view verb = arguments.empty() ? "list" : arguments[0];
+    if (verb == "list") {
+        if (arguments.size() > 1) {
+            throw UsageError("\"endpoint list\" takes no arguments");
+        }
+        return list_endpoints;
+    }
+    if (verb == "stop" || verb == "remove") {
+        if (arguments.size() != 2 || arguments[1].starts_with('-')) {
+            throw UsageError("\"endpoint " + std::string(verb) + "\" takes one endpoint NAME");
+        }
+        return [method = verb == "stop" ? "StopListening" : "RemoveEndpoint",
+                name = std::string(arguments[1])](sd_bus* bus) {
+            call_driver(bus, endpoints_interface, method, name);
+            return 0;
+        };
+    }
+    if (verb != "add") {
+        throw UsageError("unknown endpoint command \"" + std::string(verb) + "\"");
+    }
+    if (arguments.size() < 2 || arguments[1].starts_with('-')) {
+        throw UsageError("\"endpoint add\" needs an endpoint NAME first");
+    }
+    EndpointRequest request;
+    request.strings["Name"] = arguments[1];
+    static const std::map<std::string_view, std::string_view> list_options = {{"--see=", "See"},
+                                                                              {"--talk=", "Talk"},
+                                                                              {"--own=", "Own"},
+                                                                              {"--call=", "Call"},
+                                                                              {"--broadcast=", "Broadcast"}};
+    for (const std::string_view option : arguments.subspan(2)) {
+        bool known = false;
+        for (const auto& [prefix, key] : list_options) {
+            if (option.starts_with(prefix)) {
+                request.lists[std::string(key)].emplace_back(option.substr(prefix.size()));
+                known = true;
+            }
+        }
+        if (option.starts_with("--type=")) {
+            request.strings["Type"] = option.substr(7);
+        } else if (option.starts_with("--path=")) {
+            request.strings["Path"] = option.substr(7);
+        } else if (option.starts_with("--max-connections=")) {
+            const std::string_view text = option.substr(18);
+            std::uint32_t value = 0;
+            const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
+                throw UsageError("--max-connections needs a number, not \"" + std::string(text) + "\"");
+            }
+            request.max_connections = value;
+        } else if (option == "--remove-with-creator") {
+            request.remove_with_creator = true;
+        } else if (!known) {
+            throw UsageError("unknown endpoint option \"" + std::string(option) + "\"");
+        }
+    }
+    return [request = std::move(request)](sd_bus* bus) { return add_endpoint(bus, request); };
+}
+
 struct Subcommand {
     std::string_view name;
-    int (*run)(sd_bus*, Arguments);
-    std::string_view help;
+    Action (*parse)(std::string_view name, Arguments);
+    std::string_view synopsis;     // what follows "busgatectl [OPTIONS] NAME"
+    std::string_view help;         // its line in busgatectl --help
+    std::string_view description;  // busgatectl NAME --help; empty: the help line
 };
 
 constexpr Subcommand subcommands[] = {
-    {"names", show_names, "well-known names with their owner and the connections queued for them"},
-    {"connections", show_connections, "unique names with the uid and pid the bus knows for them"},
-    {"reload", reload, "ask the bus to reload its configuration (ReloadConfig)"},
-    {"stats", show_stats, "the bus's counters (org.freedesktop.DBus.Debug.Stats.GetStats)"},
-    {"endpoint", manage_endpoints,
+    {"names", without_arguments<show_names>, "",
+     "well-known names with their owner and the connections queued for them", ""},
+    {"connections", without_arguments<show_connections>, "",
+     "unique names with the uid and pid the bus knows for them", ""},
+    {"reload", without_arguments<reload>, "", "ask the bus to reload its configuration (ReloadConfig)", ""},
+    {"stats", without_arguments<show_stats>, "",
+     "the bus's counters (org.freedesktop.DBus.Debug.Stats.GetStats)", ""},
+    {"endpoint", parse_endpoint,
+     " add NAME [--see=NAME] [--talk=NAME] [--own=NAME]\n"
+     "           [--call=NAME=RULE] [--broadcast=NAME=RULE] [--type=TYPE] [--path=SOCKET]\n"
+     "           [--max-connections=N] [--remove-with-creator]\n"
+     "       busgatectl [OPTIONS] endpoint list\n"
+     "       busgatectl [OPTIONS] endpoint stop NAME\n"
+     "       busgatectl [OPTIONS] endpoint remove NAME",
      "container endpoints (busgate): add NAME [--see=|--talk=|--own=NAME] [--call=|--broadcast=NAME=RULE]\n"
      "               [--type=T] [--path=SOCKET] [--max-connections=N] [--remove-with-creator],\n"
-     "               list, stop NAME (no new connections), remove NAME (closes its connections)"},
+     "               list, stop NAME (no new connections), remove NAME (closes its connections)",
+     "Container endpoints of busgate (org.busgate.Endpoints1). add makes one and prints the address its\n"
+     "  clients connect to; list shows them (the default); stop stops it accepting connections; remove\n"
+     "  closes its connections and removes it. See busgatectl(1) for the options of add."},
 };
+
+constexpr const char* bus_options =
+    "Options:\n"
+    "  --system             the system bus (the default)\n"
+    "  --session, --user    the session bus\n"
+    "  --address=ADDRESS    the bus at ADDRESS\n"
+    "  -h, --help           this help\n"
+    "  --version            the version\n";
 
 void print_usage(std::FILE* stream) {
     std::fputs("Usage: busgatectl [--system|--session|--address=ADDRESS] COMMAND [ARGUMENTS]\n\nCommands:\n",
@@ -413,6 +486,15 @@ void print_usage(std::FILE* stream) {
         std::fprintf(stream, "  %-12s %s\n", std::string(subcommand.name).c_str(),
                      std::string(subcommand.help).c_str());
     }
+    std::fprintf(stream, "\n%s", bus_options);
+}
+
+void print_command_usage(std::FILE* stream, const Subcommand& subcommand) {
+    const std::string_view description =
+        subcommand.description.empty() ? subcommand.help : subcommand.description;
+    std::fprintf(stream, "Usage: busgatectl [OPTIONS] %s%s\n\n  %s\n\n%s",
+                 std::string(subcommand.name).c_str(), std::string(subcommand.synopsis).c_str(),
+                 std::string(description).c_str(), bus_options);
 }
 
 enum class BusChoice { system, session, address };
@@ -447,13 +529,14 @@ int main(int argc, char** argv) {
     std::vector<std::string_view> arguments;
     for (int i = 1; i < argc; ++i) {
         const std::string_view argument = argv[i];
+        if (argument == "--help" || argument == "-h") {
+            // After a command, its own help; it never needs the bus.
+            chosen != nullptr ? print_command_usage(stdout, *chosen) : print_usage(stdout);
+            return 0;
+        }
         if (chosen != nullptr) {
             arguments.push_back(argument);  // everything after the command is the command's
             continue;
-        }
-        if (argument == "--help" || argument == "-h") {
-            print_usage(stdout);
-            return 0;
         }
         if (argument == "--version") {
             std::puts("busgatectl 0.1.0");
@@ -466,7 +549,7 @@ int main(int argc, char** argv) {
         } else if (argument.starts_with("--address=")) {
             choice = BusChoice::address;
             address = argument.substr(std::strlen("--address="));
-        } else if (chosen == nullptr && !argument.starts_with('-')) {
+        } else if (!argument.starts_with('-')) {
             const auto found = std::find_if(std::begin(subcommands), std::end(subcommands),
                                             [&](const Subcommand& each) { return each.name == argument; });
             if (found == std::end(subcommands)) {
@@ -482,15 +565,21 @@ int main(int argc, char** argv) {
         }
     }
     if (chosen == nullptr) {
+        std::fputs("busgatectl: no command given\n", stderr);
         print_usage(stderr);
+        return 2;
+    }
+    Action action;
+    try {
+        action = chosen->parse(chosen->name, arguments);
+    } catch (const UsageError& error) {
+        std::fprintf(stderr, "busgatectl: %s\n", error.message().c_str());
+        print_command_usage(stderr, *chosen);
         return 2;
     }
     try {
         Bus bus = open_bus(choice, address);
-        if (!arguments.empty() && chosen->run != manage_endpoints) {
-            throw Failure("\"" + std::string(chosen->name) + "\" takes no arguments");
-        }
-        return chosen->run(bus.get(), arguments);
+        return action(bus.get());
     } catch (const Failure& failure) {
         std::fprintf(stderr, "busgatectl: %s\n", failure.message().c_str());
         return 1;

@@ -17,6 +17,7 @@
 
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
+#include "fd_limit.h"
 
 extern char** environ;
 
@@ -391,6 +392,7 @@ void Activation::spawn(Service& service) {
         for (int signal = 1; signal < NSIG; ++signal) {
             ::signal(signal, SIG_DFL);
         }
+        restore_descriptor_limit_for_child();
         const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null >= 0) {
             ::dup2(null, STDIN_FILENO);

@@ -17,15 +17,18 @@ struct ValueOption {
     const char* duplicate_message;
 };
 
+// Tested in this order. dbus-daemon tests "the previous argument was a bare --print-address" after its
+// other options, so only those are safe from being taken as a descriptor; busgate's own options come
+// before the print options for the same reason (`--print-address --web=...` prints to stdout).
 constexpr ValueOption value_options[] = {
     {"--config-file", &CommandLine::config_file, nullptr, "configuration file"},
     {"--address", &CommandLine::address, nullptr, "address"},
-    {"--print-address", &CommandLine::print_address_fd, &CommandLine::print_address, "printing address to"},
-    {"--print-pid", &CommandLine::print_pid_fd, &CommandLine::print_pid, "printing pid to"},
     // busgate's own: the HTTP/WebSocket interface (web_server.h).
     {"--web", &CommandLine::web, nullptr, "web interface"},
     {"--web-token-file", &CommandLine::web_token_file, nullptr, "web token file"},
     {"--web-data-dir", &CommandLine::web_data_dir, nullptr, "web data directory"},
+    {"--print-address", &CommandLine::print_address_fd, &CommandLine::print_address, "printing address to"},
+    {"--print-pid", &CommandLine::print_pid_fd, &CommandLine::print_pid, "printing pid to"},
 };
 
 // Flags without values, in the order dbus-daemon tests them (before any option value).

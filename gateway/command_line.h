@@ -1,7 +1,9 @@
 // The dbus-daemon command line, parsed the way dbus-daemon parses it: `--opt=VALUE` and
 // `--opt VALUE`, where a bare `--print-address`/`--print-pid` takes the next argument as its
-// descriptor only if that argument is nothing else dbus-daemon knows. Harnesses start busgate in
-// place of dbus-daemon with every form it accepts, so the rules are mirrored, quirks included.
+// descriptor unless that argument is an option tested before it: dbus-daemon's flags, --config-file
+// and --address, and busgate's own options (but not --print-pid after --print-address, as with
+// dbus-daemon). Harnesses start busgate in place of dbus-daemon with every form it accepts, so the
+// rules are mirrored, quirks included.
 #pragma once
 
 #include <span>

@@ -388,12 +388,6 @@ void Driver::hello(Peer& peer, const IncomingMessage& call, BodyReader&) {
     if (peer.client->unix_fds_allowed()) {
         params.flags |= core::hello_flag::accept_fds;
     }
-    // The process as it was when it connected: a pidfd cannot come to name a later process with the same pid.
-    int pidfd = -1;
-    socklen_t pidfd_length = sizeof pidfd;
-    if (::getsockopt(peer.client->fd(), SOL_SOCKET, so_peerpidfd, &pidfd, &pidfd_length) == 0) {
-        params.pidfd = core::UniqueFd(pidfd);
-    }
     auto id = daemon_.bus_.hello(std::move(params));
     if (!id) {
         return error(peer, call, error_name::limits_exceeded,
@@ -721,8 +715,17 @@ void Driver::get_connection_credentials(Peer& peer, const IncomingMessage& call,
     }
     // ProcessFD (dbus-daemon 1.15): a pidfd of the process, for callers that can receive fds.
     std::vector<core::UniqueFd> fds;
-    if (connection->pidfd() >= 0 && peer.client->unix_fds_allowed()) {
-        if (core::UniqueFd copy(::fcntl(connection->pidfd(), F_DUPFD_CLOEXEC, 3)); copy) {
+    // Taken from the socket only now (the kernel keeps the process as it was when it connected, so the pidfd
+    // cannot name a later process with the same pid): a connection costs the bus one descriptor, not two.
+    const auto target = daemon_.registered_.find(connection->id());
+    if (target != daemon_.registered_.end() && peer.client->unix_fds_allowed()) {
+        const int peer_socket = target->second->client->fd();
+        int pidfd = -1;
+        socklen_t pidfd_length = sizeof pidfd;
+        if (::getsockopt(peer_socket, SOL_SOCKET, so_peerpidfd, &pidfd, &pidfd_length) != 0) {
+            pidfd = -1;
+        }
+        if (core::UniqueFd copy(pidfd); copy) {
             body.open_dict_entry()
                 .string("ProcessFD")
                 .open_variant("h")

@@ -20,6 +20,7 @@
 #include "command_line.h"
 #include "driver.h"
 #include "endpoints.h"
+#include "fd_limit.h"
 #include "web_server.h"
 
 using namespace busgate;
@@ -212,6 +213,7 @@ int main(int argc, char** argv) {
 
     EventLoop loop;
     DaemonOptions options = options_from(configuration, command_line);
+    budget_descriptors(options, configuration.limits);
     BusDaemon* running = nullptr;
     // SIGHUP and ReloadConfig: the new configuration is built completely before it replaces the old one;
     // a broken file changes nothing. Listen addresses and limits stay as they were at start.

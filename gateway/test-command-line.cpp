@@ -92,3 +92,38 @@ TEST(CommandLine, DescriptorsAreNonNegativeIntegers) {
     EXPECT_EQ(parse_descriptor(""), -1);
     EXPECT_EQ(parse({"--session", "--print-address=x"}).error, "Invalid file descriptor: \"x\"");
 }
+
+TEST(CommandLine, BarePrintOptionsLeaveBusgatesOwnOptionsAlone) {
+    // dbus-daemon's lookahead skips every option it tests before "previous was --print-address"; busgate's
+    // own options are tested there too, so they are never taken as a descriptor.
+    const auto later_descriptor =
+        parse({"--session", "--print-address", "--web=unix:path=/w", "--print-address=3"});
+    ASSERT_EQ(later_descriptor.error, "");
+    EXPECT_EQ(later_descriptor.command_line.print_address_fd, "3");
+    EXPECT_EQ(later_descriptor.command_line.web, "unix:path=/w");
+
+    const auto result = parse({"--session", "--print-address", "--web=unix:path=/w", "--print-pid",
+                               "--web-token-file=/t", "--web-data-dir", "/d"});
+    ASSERT_EQ(result.error, "");
+    EXPECT_TRUE(result.command_line.print_address);
+    EXPECT_EQ(result.command_line.print_address_fd, "");
+    EXPECT_TRUE(result.command_line.print_pid);
+    EXPECT_EQ(result.command_line.print_pid_fd, "");
+    EXPECT_EQ(result.command_line.web, "unix:path=/w");
+    EXPECT_EQ(result.command_line.web_token_file, "/t");
+    EXPECT_EQ(result.command_line.web_data_dir, "/d");
+
+    // A bare --web waits for its value, so a descriptor cannot follow it either.
+    const auto separate =
+        parse({"--session", "--print-address", "--web", "unix:path=/w", "--print-pid", "4"});
+    ASSERT_EQ(separate.error, "");
+    EXPECT_EQ(separate.command_line.print_address_fd, "");
+    EXPECT_EQ(separate.command_line.web, "unix:path=/w");
+    EXPECT_EQ(separate.command_line.print_pid_fd, "4");
+}
+
+TEST(CommandLine, BarePrintAddressStillTakesAPlainNumberOrAnUnknownWord) {
+    EXPECT_EQ(parse({"--session", "--print-address", "7"}).command_line.print_address_fd, "7");
+    EXPECT_EQ(parse({"--session", "--print-address", "--bogus"}).error,
+              "Invalid file descriptor: \"--bogus\"");
+}

@@ -246,25 +246,6 @@ const ElementInfo& info_of(Element type) {
     return element_table[0];
 }
 
-// The children of <busconfig> that take no attributes.
-constexpr Element plain_busconfig_children[] = {
-    Element::user,
-    Element::type,
-    Element::listen,
-    Element::auth,
-    Element::fork,
-    Element::syslog,
-    Element::keep_umask,
-    Element::pidfile,
-    Element::servicedir,
-    Element::servicehelper,
-    Element::includedir,
-    Element::selinux,
-    Element::allow_anonymous,
-    Element::standard_session_servicedirs,
-    Element::standard_system_servicedirs,
-};
-
 enum class PolicyKind : uint8_t { ignored, default_context, mandatory_context, user, group, console };
 
 struct Frame {

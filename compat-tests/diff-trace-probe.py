@@ -2,7 +2,7 @@
 """A small deterministic D-Bus program for test-diff-trace: two connections, a well-known name, a method call
 and its reply, a signal to a subscriber, and a name that changes owner. With DIFF_TRACE_PLANT set to the
 value of DIFF_TRACE_SIDE (which diff-trace sets to the side it runs), it sends one extra signal there: a
-difference that diff-trace must find."""
+difference that diff-trace must find. With --gtestdbus it does all that on a bus of its own from GTestDBus."""
 import os
 import sys
 
@@ -24,7 +24,14 @@ def wait_for(context, condition, what):
 
 def main():
     context = GLib.MainContext.default()
-    address = os.environ['DBUS_SESSION_BUS_ADDRESS']
+    test_bus = None
+    if '--gtestdbus' in sys.argv:
+        # A private bus as GLib's tests start one: GTestDBus runs G_TEST_DBUS_DAEMON.
+        test_bus = Gio.TestDBus.new(Gio.TestDBusFlags.NONE)
+        test_bus.up()
+        address = test_bus.get_bus_address()
+    else:
+        address = os.environ['DBUS_SESSION_BUS_ADDRESS']
     flags = Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT | Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION
     service = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
     client = Gio.DBusConnection.new_for_address_sync(address, flags, None, None)
@@ -67,6 +74,8 @@ def main():
     wait_for(context, lambda: len(owner_changes) == 2, 'the second NameOwnerChanged')
     service.close_sync(None)
     client.close_sync(None)
+    if test_bus:
+        test_bus.down()
     print('received', received, 'owners', [change[2] != '' for change in owner_changes])
 
 

@@ -13,7 +13,7 @@ PACKAGES := g++ clang libclang-rt-14-dev meson ninja-build pkg-config python3 \
 	dbus-daemon dbus-bin dbus-tests dbus-broker libglib2.0-bin systemd
 PACKAGES += scdoc man-db python3-dbus python3-gi gir1.2-glib-2.0 python3-dbusmock nodejs  # man pages, migration matrix (issue 11)
 PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromium, HTTP and JSON checks (issue 9)
-PACKAGES += libglib2.0-tests python3-dbus-tests systemd-tests xdg-dbus-proxy-tests  # the libraries' own suites (issue 15)
+PACKAGES += libglib2.0-tests python3-dbus-tests systemd-tests xdg-dbus-proxy-tests gjs-tests  # the libraries' own suites (issue 15)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -17,6 +17,7 @@ PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromi
 # a system.d file naming an account this machine lacks (iio-sensor-proxy's geoclue), dbus-launch for --fork
 PACKAGES += dbus-system-bus-common polkitd accountsservice iio-sensor-proxy dbus-x11
 PACKAGES += debhelper dpkg-dev fakeroot lintian util-linux  # make deb and its checks; prlimit, setpriv (issue 17)
+PACKAGES += libglib2.0-tests python3-dbus-tests systemd-tests xdg-dbus-proxy-tests gjs-tests  # the libraries' own suites (issue 15)
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

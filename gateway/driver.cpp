@@ -1095,6 +1095,7 @@ namespace busgate::gateway {
 void Driver::add_endpoint(Peer& peer, const IncomingMessage& call, BodyReader& reader) {
     EndpointSpec spec;
     std::string problem;
+    UniqueFd socket;
     const auto strings = [&reader](std::vector<std::string>& into) {
         if (reader.peek_signature() != "as" || !reader.enter()) {
             return false;
@@ -1148,6 +1149,14 @@ void Driver::add_endpoint(Peer& peer, const IncomingMessage& call, BodyReader& r
             const auto value = reader.read_uint32();
             ok = value.has_value();
             spec.max_connections = value.value_or(0);
+        } else if (key == "Socket") {
+            // A listening socket the caller bound (busgate-dbus-proxy): the bus accepts on its own copy.
+            const auto index = reader.read_unix_fd();
+            ok = index.has_value() && *index < call.fds.size();
+            if (ok) {
+                socket = UniqueFd(::fcntl(call.fds[*index].get(), F_DUPFD_CLOEXEC, 3));
+                ok = static_cast<bool>(socket);
+            }
         } else if (key == "RemoveWithCreator") {
             const auto value = reader.read_boolean();
             ok = value.has_value();
@@ -1166,7 +1175,7 @@ void Driver::add_endpoint(Peer& peer, const IncomingMessage& call, BodyReader& r
     }
     const core::Connection* creator = daemon_.bus_.connection(peer.id);
     const auto address = daemon_.endpoints_->add(std::move(spec), creator ? creator->credentials().uid : ~0u,
-                                                 peer.id, problem);
+                                                 peer.id, problem, std::move(socket));
     if (!address) {
         return error(peer, call,
                      problem.find("most endpoints") != std::string::npos ? error_name::limits_exceeded

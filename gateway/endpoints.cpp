@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +24,39 @@ bool valid_pattern(std::string_view pattern) {
         return marshal::is_valid_bus_namespace(pattern);
     }
     return marshal::is_valid_bus_name(pattern) && !marshal::is_unique_name(pattern);
+}
+
+// A socket the creator bound and listens on: a listener for it, or nullopt with `error`. The creator keeps
+// the path (it may be in a mount namespace the bus cannot see), so the bus never unlinks it.
+std::optional<Listener> listener_of_socket(UniqueFd socket, std::string& error) {
+    int value = 0;
+    socklen_t length = sizeof value;
+    const auto option = [&](int name) {
+        length = sizeof value;
+        return ::getsockopt(socket.get(), SOL_SOCKET, name, &value, &length) == 0 ? value : -1;
+    };
+    if (option(SO_DOMAIN) != AF_UNIX || option(SO_TYPE) != SOCK_STREAM || option(SO_ACCEPTCONN) != 1) {
+        error = "the socket is not a listening unix stream socket";
+        return std::nullopt;
+    }
+    const int flags = ::fcntl(socket.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(socket.get(), F_SETFL, flags | O_NONBLOCK) != 0 ||
+        ::fcntl(socket.get(), F_SETFD, FD_CLOEXEC) != 0) {
+        error = std::string("cannot set up the socket: ") + std::strerror(errno);
+        return std::nullopt;
+    }
+    sockaddr_un address{};
+    socklen_t address_length = sizeof address;
+    std::string path;
+    if (::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&address), &address_length) == 0 &&
+        address_length > offsetof(sockaddr_un, sun_path) && address.sun_path[0] != '\0') {
+        path.assign(address.sun_path, ::strnlen(address.sun_path, sizeof address.sun_path));
+    }
+    Listener listener;
+    listener.fd = std::move(socket);
+    listener.is_unix = true;
+    listener.connectable = path.empty() ? "unix:" : "unix:path=" + path;
+    return listener;
 }
 
 }  // namespace
@@ -274,7 +309,7 @@ std::optional<std::filesystem::path> endpoint_socket_directory(const std::string
 }
 
 std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, core::ConnectionId creator,
-                                          std::string& error) {
+                                          std::string& error, UniqueFd socket) {
     if (error = validate_endpoint(spec); !error.empty()) {
         return std::nullopt;
     }
@@ -289,7 +324,16 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
                 std::to_string(max_endpoints_per_user) + ")";
         return std::nullopt;
     }
-    if (spec.path.empty()) {
+    std::optional<Listener> given;
+    if (socket) {
+        if (!spec.path.empty()) {
+            error = "an endpoint has a path or a socket, not both";
+            return std::nullopt;
+        }
+        if (given = listener_of_socket(std::move(socket), error); !given) {
+            return std::nullopt;
+        }
+    } else if (spec.path.empty()) {
         const auto base = endpoint_socket_directory(daemon_.options_.runtime_directory, error);
         if (!base) {
             return std::nullopt;
@@ -297,7 +341,7 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
         spec.path = (*base / spec.name).string();
     }
     std::error_code ignored;
-    if (std::filesystem::is_socket(spec.path, ignored)) {
+    if (!given && std::filesystem::is_socket(spec.path, ignored)) {
         std::filesystem::remove(spec.path, ignored);  // a leftover from a bus that died
     }
     const auto made = daemon_.bus_.make_endpoint(spec.name, core_policy(spec));
@@ -305,7 +349,12 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
         error = std::string(core::describe(made.error()));
         return std::nullopt;
     }
-    ListenResult listening = listen_on({.transport = "unix", .parameters = {{"path", spec.path}}}, {});
+    ListenResult listening;
+    if (given) {
+        listening.listeners.push_back(std::move(*given));
+    } else {
+        listening = listen_on({.transport = "unix", .parameters = {{"path", spec.path}}}, {});
+    }
     if (!listening.error.empty() || listening.listeners.empty()) {
         (void)daemon_.bus_.remove_endpoint(*made);
         error = listening.error;

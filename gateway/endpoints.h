@@ -79,9 +79,11 @@ class Endpoints {
     explicit Endpoints(BusDaemon& daemon) : daemon_(daemon) {}
     ~Endpoints();
 
-    // Creates the core endpoint and starts listening; the address, or an error text.
+    // Creates the core endpoint and starts listening, on `socket` when the creator passed a listening unix
+    // socket it bound itself (busgate-dbus-proxy, inside a sandbox's mount namespace), else on spec.path;
+    // the address, or an error text.
     std::optional<std::string> add(EndpointSpec spec, uid_t creator_uid, core::ConnectionId creator,
-                                   std::string& error);
+                                   std::string& error, core::UniqueFd socket = {});
     // Stops accepting connections; those already in stay.
     bool stop_listening(std::string_view name);
     // Closes every connection of the endpoint, then removes it.

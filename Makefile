@@ -62,6 +62,7 @@ $(BUILD_SANITIZE)/build.ninja:
 check-sanitize: deps $(BUILD_SANITIZE)/build.ninja
 	ninja -C $(BUILD_SANITIZE)
 	@status=0; UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		BUSGATE_TEST_SLOWDOWN=10 \
 		$(MESON_TEST) -C $(BUILD_SANITIZE) --suite unit --suite compat || status=$$?; \
 	tools/test-summary $(BUILD_SANITIZE); exit $$status
 

@@ -1,7 +1,6 @@
 #include "busgate/core/name_registry.h"
 
 #include <algorithm>
-#include <ranges>
 
 namespace busgate::core {
 namespace {
@@ -184,7 +183,8 @@ void NameRegistry::release_all(ConnectionId id, std::vector<NameChange>& changes
     for (const NameEntry* entry : found->second)
         names.push_back(entry->name);
     // Newest first, as dbus-daemon releases a departing connection's names.
-    for (const auto& name : std::views::reverse(names)) {
+    std::reverse(names.begin(), names.end());
+    for (const auto& name : names) {
         auto it = entries_.find(name);
         if (it == entries_.end())
             continue;

@@ -199,7 +199,7 @@ std::string rule_names(const std::string& rule, std::vector<std::string>& extra)
 }
 
 bool is_busgate(sd_bus* bus) {
-    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_error error{nullptr, nullptr, 0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
     sd_bus_message* reply = nullptr;
     const int result =
         sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -320,7 +320,7 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
         result = sd_bus_message_append(call, "{sv}", "Socket", "h", group.socket);
     if (result >= 0)
         result = sd_bus_message_close_container(call);
-    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_error error{nullptr, nullptr, 0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
     if (result >= 0)
         result = sd_bus_call(group.bus, call, 0, &error, nullptr);
     sd_bus_message_unref(call);

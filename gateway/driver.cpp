@@ -205,30 +205,38 @@ void Driver::handle(Peer& peer, const IncomingMessage& message) {
 
 void Driver::answer_as_peer(Peer& peer, const IncomingMessage& call) {
     const marshal::MessageHeader& header = call.header;
+    const bool peer_method = header.interface == peer_interface;
+    const auto answer = [&](const BodyWriter& body, std::string_view error = {}) {
+        daemon_.send_directly(
+            peer,
+            {.type = error.empty() ? marshal::MessageType::method_return : marshal::MessageType::error,
+             .error_name = error,
+             .reply_serial = header.serial},
+            body, false);
+    };
     BodyWriter body;
-    marshal::MessageSpec answer{.type = marshal::MessageType::method_return, .reply_serial = header.serial};
-    const std::string machine =
-        header.interface == peer_interface && header.member == "GetMachineId" ? machine_id() : std::string();
-    if (header.interface == peer_interface && header.member == "Ping") {
-    } else if (!machine.empty()) {
+    if (peer_method && header.member == "Ping") {
+        return answer(body);
+    }
+    if (const std::string machine = peer_method && header.member == "GetMachineId" ? machine_id() : "";
+        !machine.empty()) {
         body.string(machine);
-    } else if (header.interface == introspectable_interface && header.member == "Introspect") {
+        return answer(body);
+    }
+    if (header.interface == introspectable_interface && header.member == "Introspect") {
         body.string(
             "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
             "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
             "<node>\n</node>\n");
-    } else {
-        answer.type = marshal::MessageType::error;
-        answer.error_name = error_name::unknown_method;
-        body.string(
-            header.interface == peer_interface
-                ? std::string("Unknown method invoked on org.freedesktop.DBus.Peer interface")
-                : "Method \"" + std::string(header.member) + "\" with signature \"" +
-                      std::string(header.signature) + "\" on interface \"" +
-                      (header.interface.empty() ? std::string("(null)") : std::string(header.interface)) +
-                      "\" doesn't exist\n");
+        return answer(body);
     }
-    daemon_.send_directly(peer, answer, body, false);
+    body.string(peer_method
+                    ? std::string("Unknown method invoked on org.freedesktop.DBus.Peer interface")
+                    : "Method \"" + std::string(header.member) + "\" with signature \"" +
+                          std::string(header.signature) + "\" on interface \"" +
+                          (header.interface.empty() ? std::string("(null)") : std::string(header.interface)) +
+                          "\" doesn't exist\n");
+    answer(body, error_name::unknown_method);
 }
 
 bool Driver::refuse_unless_privileged(Peer& peer, const IncomingMessage& call, std::string_view member) {

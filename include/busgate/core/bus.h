@@ -60,7 +60,7 @@ struct BusConfig {
 
 struct HelloParams {
     Credentials credentials;
-    UniqueFd pidfd;
+    util::UniqueFd pidfd;
     uint64_t flags = 0;  // hello_flag::*; activator, policy_holder and monitor are exclusive and privileged
     EndpointId endpoint = default_endpoint;
     std::string name;                 // activators and policy holders: the name they stand for

@@ -189,6 +189,14 @@ class BusDaemon {
     void handle_message(Peer& peer, transport::IncomingMessage message);
     // `capture_here`: monitors see the message from route() (after any activation request it caused).
     void route(Peer& peer, transport::IncomingMessage& message, bool capture_here);
+    // The core message for what `peer` sent: flags, destination, bloom filter, and one payload with the
+    // header stamped with SENDER (the message's fds move into it).
+    core::OutgoingMessage translate(Peer& peer, transport::IncomingMessage& message);
+    // The policy gate for a unicast message: endpoint rules, then the XML send (and receive) rules; false
+    // after the sender got its error.
+    bool passes_gate(Peer& peer, const transport::IncomingMessage& message,
+                     const core::OutgoingMessage& outgoing, bool capture_here);
+    void count_refusal(core::Error error);
     void deliver_to(core::ConnectionId id);
     void flush(Peer& peer);
     void on_timer();

@@ -85,7 +85,7 @@ class Driver {
     static const Interface stats_interface_table;
     static const Interface peer_interface_table;
     // In lookup order.
-    static const Interface* const interfaces[];
+    static const Interface* const interfaces[7];
 
     void hello(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void request_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);

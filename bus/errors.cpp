@@ -47,6 +47,13 @@ std::string complaint(std::string_view why, std::size_t matched_rules, const mar
            (requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) + "\"";
 }
 
+std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
+                           std::string_view sender) {
+    return complaint(decision.verdict == policy::Verdict::send_denied ? "Rejected send message"
+                                                                      : "Rejected receive message",
+                     decision.decision.matched_rules, header, sender, decision.requested_reply);
+}
+
 SendRefusal refusal_of(core::Error error, const marshal::MessageHeader& header, std::string_view sender) {
     const std::string destination(header.destination);
     switch (error) {

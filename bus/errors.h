@@ -8,6 +8,7 @@
 
 #include "busgate/core/result.h"
 #include "busgate/marshal/message.h"
+#include "busgate/policy/policy.h"
 
 namespace busgate::bus {
 
@@ -37,6 +38,10 @@ std::string_view name_of(BusError error);
 // dbus-daemon's complaint about a message it will not deliver: "WHY, N matched rules; type=... ".
 std::string complaint(std::string_view why, std::size_t matched_rules, const marshal::MessageHeader& header,
                       std::string_view sender, bool requested_reply);
+
+// dbus-daemon's AccessDenied text for a message its policy refused.
+std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
+                           std::string_view sender);
 
 // What the sender of `header` (unique name `sender`) is told when the core refused to send it.
 struct SendRefusal {

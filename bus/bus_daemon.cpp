@@ -16,6 +16,7 @@
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
+#include "busgate/util/clock.h"
 
 namespace busgate::bus {
 namespace {
@@ -217,7 +218,7 @@ void BusDaemon::accept(const transport::Listener& listener) {
         peer->endpoint = listener.endpoint;
         peer->client = std::make_unique<transport::Connection>(
             std::move(socket), std::move(credentials), std::move(sasl), options_.client, listener.nonce);
-        peer->auth_deadline = transport::EventLoop::now() + options_.auth_timeout_ns;
+        peer->auth_deadline = util::monotonic_ns() + options_.auth_timeout_ns;
         peer->listener_address = listener.connectable;
         ++counters_.connections_accepted;
         const int fd = peer->client->fd();
@@ -349,9 +350,9 @@ void BusDaemon::handle_message(Peer& peer, transport::IncomingMessage message) {
         return;
     }
     if (observer_) {
-        const std::uint64_t started = transport::EventLoop::now();
+        const std::uint64_t started = util::monotonic_ns();
         route(peer, message, activates);
-        const double seconds = static_cast<double>(transport::EventLoop::now() - started) / 1e9;
+        const double seconds = static_cast<double>(util::monotonic_ns() - started) / 1e9;
         std::size_t bucket = 0;
         while (bucket < latency_buckets.size() && seconds > latency_buckets[bucket]) {
             ++bucket;
@@ -372,7 +373,7 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
         !(header.flags & marshal::flag::no_reply_expected)) {
         outgoing.flags |= core::message_flag::expect_reply;
         if (options_.reply_timeout_ns) {
-            outgoing.timeout = transport::EventLoop::now() + *options_.reply_timeout_ns;
+            outgoing.timeout = util::monotonic_ns() + *options_.reply_timeout_ns;
         }
     }
     if (header.flags & marshal::flag::no_auto_start) {
@@ -1196,7 +1197,7 @@ void BusDaemon::pause_accepting() {
     for (const transport::Listener& listener : listeners_) {
         loop_.modify(listener.fd.get(), 0);
     }
-    accept_resume_at_ = transport::EventLoop::now() + 100'000'000;  // 100 ms
+    accept_resume_at_ = util::monotonic_ns() + 100'000'000;  // 100 ms
     arm_timer();
 }
 
@@ -1233,7 +1234,7 @@ void BusDaemon::arm_timer() {
 }
 
 void BusDaemon::on_timer() {
-    const std::uint64_t now = transport::EventLoop::now();
+    const std::uint64_t now = util::monotonic_ns();
     bus_.expire(now);
     activation_->expire(now);
     if (accept_resume_at_ != 0 && accept_resume_at_ <= now) {

@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
+
+#include "busgate/util/clock.h"
 
 namespace busgate::transport {
 namespace {
@@ -19,12 +20,6 @@ constexpr int max_iovecs = 64;
 constexpr std::size_t max_kept_frames = 256;
 constexpr std::size_t large_message = 128 * 1024;
 constexpr std::size_t large_send_buffer = 2 * 1024 * 1024;
-
-std::uint64_t monotonic_now() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 }  // namespace
 
@@ -178,7 +173,7 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
     if (received_fds_.empty()) {
         pending_fds_since_ = 0;
     } else if (pending_fds_since_ == 0) {
-        pending_fds_since_ = monotonic_now();
+        pending_fds_since_ = util::monotonic_ns();
     }
     return true;
 }

@@ -1,7 +1,6 @@
 #include "bus/driver.h"
 
 #include <fcntl.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <fstream>
@@ -10,11 +9,10 @@
 #include "bus/endpoints.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/signature.h"
+#include "transport/peer_credentials.h"
 
 namespace busgate::bus {
 namespace {
-
-constexpr int so_peerpidfd = 77;  // SO_PEERPIDFD (Linux 6.5), not yet in every libc's headers
 
 using marshal::BodyReader;
 using marshal::BodyWriter;
@@ -734,13 +732,7 @@ void Driver::get_connection_credentials(Peer& peer, const transport::IncomingMes
     // cannot name a later process with the same pid): a connection costs the bus one descriptor, not two.
     const auto target = daemon_.registered_.find(connection->id());
     if (target != daemon_.registered_.end() && peer.client->unix_fds_allowed()) {
-        const int peer_socket = target->second->client->fd();
-        int pidfd = -1;
-        socklen_t pidfd_length = sizeof pidfd;
-        if (::getsockopt(peer_socket, SOL_SOCKET, so_peerpidfd, &pidfd, &pidfd_length) != 0) {
-            pidfd = -1;
-        }
-        if (util::UniqueFd copy(pidfd); copy) {
+        if (util::UniqueFd copy = transport::peer_pidfd(target->second->client->fd()); copy) {
             body.open_dict_entry()
                 .string("ProcessFD")
                 .open_variant("h")

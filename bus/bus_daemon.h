@@ -24,6 +24,7 @@
 #include "busgate/core/bus.h"
 #include "busgate/marshal/writer.h"
 #include "busgate/policy/policy.h"
+#include "transport/acceptor.h"
 #include "transport/address.h"
 #include "transport/connection.h"
 #include "transport/event_loop.h"
@@ -115,10 +116,6 @@ class BusDaemon {
         core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
         std::string unique_name;
         std::string listener_address;  // the address of the listener it came through (web interface)
-        // Until Hello succeeds, as dbus-daemon counts it: held to auth_timeout and
-        // max_incomplete_connections.
-        bool incomplete = true;
-        std::uint64_t auth_deadline = 0;
         std::vector<InstalledMatch> matches;
         std::uint64_t next_match_cookie = 1;
         policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello
@@ -172,7 +169,9 @@ class BusDaemon {
                        bool from_bus = true);
     policy::MessageInfo policy_view(const marshal::MessageHeader& header) const;
 
-    void accept(const transport::Listener& listener);
+    // What the acceptor asks of the bus: whether to take a connection, what it becomes, which to drop.
+    transport::Acceptor::Handlers acceptor_handlers();
+    void accepted(const transport::Listener& listener, std::unique_ptr<transport::Connection> connection);
     void on_client_event(int fd, std::uint32_t events);
     void handle_message(Peer& peer, transport::IncomingMessage message);
     // `capture_here`: monitors see the message from route() (after any activation request it caused).
@@ -183,13 +182,9 @@ class BusDaemon {
     void flush(Peer& peer);
     void arm_timer();
     void on_timer();
-    // Counts `peer` as complete once Hello made it a bus connection.
+    // Counts `peer` as complete once Hello made it a bus connection (until then the acceptor holds it to
+    // auth_timeout and max_incomplete_connections, as dbus-daemon counts).
     void settle(Peer& peer);
-    // Makes room for one more incomplete connection by dropping the oldest, as dbus-daemon does.
-    void drop_oldest_incomplete();
-    // Out of fds (EMFILE, ENFILE): stop watching the listeners until a connection closes or a moment passes.
-    void pause_accepting();
-    void resume_accepting();
 
     // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
     // destination may be an activatable name. False if the core refused it.
@@ -217,7 +212,7 @@ class BusDaemon {
     transport::EventLoop& loop_;
     DaemonOptions options_;
     std::string guid_;
-    std::vector<transport::Listener> listeners_;
+    transport::Acceptor acceptor_;  // the bus's listeners, and the container endpoints' while they listen
     core::Bus bus_;
     core::ConnectionId driver_id_ = 0;
     std::unique_ptr<class Driver> driver_;
@@ -235,10 +230,8 @@ class BusDaemon {
     std::vector<int> monitors_;      // fds of monitor peers
     std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
-    std::size_t incomplete_ = 0;
     BusCounters counters_;
     std::shared_ptr<BusObserver> observer_;  // null unless the web interface is on
-    std::uint64_t accept_resume_at_ = 0;     // nonzero while accepting is paused
 };
 
 // `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.

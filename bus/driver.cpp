@@ -895,7 +895,8 @@ void Driver::get_stats(Peer& peer, const transport::IncomingMessage& call, BodyR
     body.open_array("{sv}");
     add_uint32(body, "Serial", daemon_.serial_);
     add_uint32(body, "ActiveConnections", static_cast<std::uint32_t>(daemon_.registered_.size()));
-    add_uint32(body, "IncompleteConnections", static_cast<std::uint32_t>(daemon_.incomplete_));
+    add_uint32(body, "IncompleteConnections",
+               static_cast<std::uint32_t>(daemon_.acceptor_.incomplete_count()));
     add_uint32(body, "MatchRules", match_rules);
     add_uint32(body, "BusNames",
                static_cast<std::uint32_t>(daemon_.bus_.list(peer.id, core::list_flag::names).size()));

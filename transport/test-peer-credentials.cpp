@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <optional>
 #include <string>
@@ -41,6 +42,18 @@ std::optional<long> pid_of_pidfd(int pidfd) {
     return std::nullopt;
 }
 
+// SO_PEERPIDFD came with Linux 6.5; an older kernel answers ENOPROTOOPT, and then there is no pidfd to test.
+bool kernel_has_peer_pidfd() {
+    SocketPair pair;
+    int pidfd = -1;
+    socklen_t length = sizeof pidfd;
+    if (::getsockopt(pair.bus.get(), SOL_SOCKET, 77, &pidfd, &length) != 0) {
+        return errno != ENOPROTOOPT;
+    }
+    ::close(pidfd);
+    return true;
+}
+
 std::vector<gid_t> sorted(std::vector<gid_t> groups) {
     std::ranges::sort(groups);
     return groups;
@@ -73,6 +86,9 @@ TEST(PeerCredentials, NoneOnAPipeMeansNoGroups) {
 }
 
 TEST(PeerCredentials, PidfdOfASocketpairNamesThisProcess) {
+    if (!kernel_has_peer_pidfd()) {
+        GTEST_SKIP() << "no SO_PEERPIDFD before Linux 6.5";
+    }
     SocketPair pair;
     const util::UniqueFd pidfd = peer_pidfd(pair.bus.get());
     ASSERT_TRUE(pidfd);
@@ -82,6 +98,9 @@ TEST(PeerCredentials, PidfdOfASocketpairNamesThisProcess) {
 // Another process connects to our listener: its pid and pidfd, not ours; once it is gone the pidfd
 // names no process, so a later one with the same pid cannot be mistaken for it.
 TEST(PeerCredentials, AreThoseOfTheConnectingProcessEvenAfterItExits) {
+    if (!kernel_has_peer_pidfd()) {
+        GTEST_SKIP() << "no SO_PEERPIDFD before Linux 6.5";
+    }
     util::UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un address{};
     address.sun_family = AF_UNIX;

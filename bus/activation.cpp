@@ -17,6 +17,7 @@
 
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
+#include "busgate/util/clock.h"
 #include "transport/fd_limit.h"
 
 extern char** environ;
@@ -292,12 +293,12 @@ void Activation::start(Service& service) {
             return;  // systemd itself is not there yet (early boot): its messages wait until it connects
         }
         if (service.file.systemd_service) {
-            service.deadline = transport::EventLoop::now() + daemon_.options().service_start_timeout_ns;
+            service.deadline = util::monotonic_ns() + daemon_.options().service_start_timeout_ns;
             daemon_.arm_timer();
             return request_from_systemd(service);
         }
     }
-    service.deadline = transport::EventLoop::now() + daemon_.options().service_start_timeout_ns;
+    service.deadline = util::monotonic_ns() + daemon_.options().service_start_timeout_ns;
     daemon_.arm_timer();
     spawn(service);
 }

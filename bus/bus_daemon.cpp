@@ -19,6 +19,7 @@
 #include "busgate/marshal/protocol.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
+#include "busgate/util/clock.h"
 
 namespace busgate::bus {
 namespace {
@@ -36,7 +37,19 @@ bool at_console(const std::string& directory, std::uint32_t uid) {
 }  // namespace
 
 BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
-    : loop_(loop), options_(std::move(options)), guid_(transport::make_guid()), bus_(options_.core) {
+    : loop_(loop),
+      options_(std::move(options)),
+      guid_(transport::make_guid()),
+      acceptor_(loop_,
+                {.sasl = {.guid = guid_,
+                          .mechanisms = options_.auth_mechanisms,
+                          .server_uid = options_.bus_uid,
+                          .keyring_directory = options_.keyring_directory},
+                 .limits = options_.client,
+                 .max_incomplete_connections = options_.max_incomplete_connections,
+                 .auth_timeout_ns = options_.auth_timeout_ns},
+                acceptor_handlers()),
+      bus_(options_.core) {
     if (options_.policy) {
         policy_.emplace(*options_.policy);
     }
@@ -100,12 +113,9 @@ bool BusDaemon::start(std::string& error) {
                 return false;
             }
             for (transport::Listener& listener : result.listeners) {
-                listeners_.push_back(std::move(listener));
+                acceptor_.add(std::move(listener));
             }
         }
-    }
-    for (const transport::Listener& listener : listeners_) {
-        loop_.add(listener.fd.get(), EPOLLIN, [this, &listener](std::uint32_t) { accept(listener); });
     }
     if (auto problem = configure_endpoints(options_.endpoints)) {
         error = *problem;
@@ -124,7 +134,7 @@ std::optional<std::string> BusDaemon::configure_endpoints(
 std::string BusDaemon::address() const {
     std::string joined;
     std::string_view previous;
-    for (const transport::Listener& listener : listeners_) {
+    for (const transport::Listener& listener : acceptor_.listeners()) {
         if (listener.connectable == previous) {
             continue;  // one tcp address may have several sockets (IPv4 and IPv6)
         }
@@ -138,54 +148,41 @@ std::string BusDaemon::address() const {
 }
 
 void BusDaemon::stop() {
-    for (transport::Listener& listener : listeners_) {
-        loop_.remove(listener.fd.get());
-        if (!listener.unlink_path.empty()) {
-            ::unlink(listener.unlink_path.c_str());
-        }
-        if (!listener.nonce_file.empty()) {
-            ::unlink(listener.nonce_file.c_str());
-            ::rmdir(std::filesystem::path(listener.nonce_file).parent_path().c_str());
-        }
-    }
-    listeners_.clear();
+    acceptor_.close();
 }
 
-void BusDaemon::accept(const transport::Listener& listener) {
-    for (;;) {
-        util::UniqueFd socket(::accept4(listener.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (!socket) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                pause_accepting();  // level-triggered: watching on would spin until an fd frees up
-            }
-            return;
-        }
-        transport::PeerCredentials credentials =
-            listener.is_unix ? transport::read_peer_credentials(socket.get()) : transport::PeerCredentials{};
-        transport::SaslOptions sasl{.guid = guid_,
-                                    .mechanisms = options_.auth_mechanisms,
-                                    .unix_fd_possible = listener.is_unix,
-                                    .server_uid = options_.bus_uid,
-                                    .keyring_directory = options_.keyring_directory};
-        if (listener.endpoint != core::default_endpoint && !endpoints_->admit(listener.endpoint)) {
-            continue;  // the endpoint has all the connections it may have
-        }
-        if (incomplete_ >= options_.max_incomplete_connections) {
-            drop_oldest_incomplete();
-        }
-        auto peer = std::make_unique<Peer>();
-        peer->endpoint = listener.endpoint;
-        peer->client = std::make_unique<transport::Connection>(
-            std::move(socket), std::move(credentials), std::move(sasl), options_.client, listener.nonce);
-        peer->auth_deadline = transport::EventLoop::now() + options_.auth_timeout_ns;
-        peer->listener_address = listener.connectable;
-        ++counters_.connections_accepted;
-        const int fd = peer->client->fd();
-        loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client_event(fd, events); });
-        peers_[fd] = std::move(peer);
-        ++incomplete_;
-        arm_timer();
-    }
+void BusDaemon::accepted(const transport::Listener& listener,
+                         std::unique_ptr<transport::Connection> connection) {
+    auto peer = std::make_unique<Peer>();
+    peer->endpoint = listener.endpoint;
+    peer->client = std::move(connection);
+    peer->listener_address = listener.connectable;
+    ++counters_.connections_accepted;
+    const int fd = peer->client->fd();
+    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client_event(fd, events); });
+    peers_[fd] = std::move(peer);
+    arm_timer();
+}
+
+transport::Acceptor::Handlers BusDaemon::acceptor_handlers() {
+    return {
+        .admit =
+            [this](const transport::Listener& listener) {
+                // A container endpoint may be full; the bus's own listeners take everyone.
+                return listener.endpoint == core::default_endpoint || endpoints_->admit(listener.endpoint);
+            },
+        .accepted =
+            [this](const transport::Listener& listener, std::unique_ptr<transport::Connection> connection) {
+                accepted(listener, std::move(connection));
+            },
+        .drop =
+            [this](int fd, std::string_view reason) {
+                if (const auto found = peers_.find(fd); found != peers_.end()) {
+                    disconnect(*found->second, reason);
+                }
+            },
+        .deadline_changed = [this] { arm_timer(); },
+    };
 }
 
 void BusDaemon::on_client_event(int fd, std::uint32_t events) {
@@ -291,9 +288,6 @@ void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
                      credentials.uid ? static_cast<long>(*credentials.uid) : -1L,
                      static_cast<int>(credentials.pid), static_cast<int>(reason.size()), reason.data());
     }
-    if (peer.incomplete) {
-        --incomplete_;
-    }
     if (peer.endpoint != core::default_endpoint) {
         endpoints_->left(peer.endpoint);
     }
@@ -316,9 +310,7 @@ void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
     // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.
     (void)peer.client->flush();
     peers_.erase(fd);
-    if (accept_resume_at_ != 0) {
-        resume_accepting();  // an fd is free again
-    }
+    acceptor_.closed(fd);  // no longer incomplete, and an fd is free again
     deliver();
 }
 
@@ -337,36 +329,8 @@ void BusDaemon::disconnect_endpoint_members(core::EndpointId id, std::string_vie
 }
 
 void BusDaemon::settle(Peer& peer) {
-    if (peer.incomplete && peer.registered()) {
-        peer.incomplete = false;
-        --incomplete_;
-    }
-}
-
-void BusDaemon::drop_oldest_incomplete() {
-    Peer* oldest = nullptr;
-    for (const auto& [fd, peer] : peers_) {
-        if (peer->incomplete && (oldest == nullptr || peer->auth_deadline < oldest->auth_deadline)) {
-            oldest = peer.get();
-        }
-    }
-    if (oldest != nullptr) {
-        disconnect(*oldest, "too many incomplete connections");
-    }
-}
-
-void BusDaemon::pause_accepting() {
-    for (const transport::Listener& listener : listeners_) {
-        loop_.modify(listener.fd.get(), 0);
-    }
-    accept_resume_at_ = transport::EventLoop::now() + 100'000'000;  // 100 ms
-    arm_timer();
-}
-
-void BusDaemon::resume_accepting() {
-    accept_resume_at_ = 0;
-    for (const transport::Listener& listener : listeners_) {
-        loop_.modify(listener.fd.get(), EPOLLIN);
+    if (peer.registered()) {
+        acceptor_.completed(peer.client->fd());
     }
 }
 
@@ -381,39 +345,32 @@ void BusDaemon::arm_timer() {
             deadline = at;
         }
     };
+    if (const auto accepting = acceptor_.next_deadline()) {
+        earlier(*accepting);
+    }
     for (const auto& [fd, peer] : peers_) {
-        if (peer->incomplete) {
-            earlier(peer->auth_deadline);
-        }
         if (const std::uint64_t since = peer->client->pending_fds_since(); since != 0) {
             earlier(since + peer->client->limits().pending_fd_timeout_ns);
         }
-    }
-    if (accept_resume_at_ != 0) {
-        earlier(accept_resume_at_);
     }
     loop_.set_timer(deadline, [this] { on_timer(); });
 }
 
 void BusDaemon::on_timer() {
-    const std::uint64_t now = transport::EventLoop::now();
+    const std::uint64_t now = util::monotonic_ns();
     bus_.expire(now);
     activation_->expire(now);
-    if (accept_resume_at_ != 0 && accept_resume_at_ <= now) {
-        resume_accepting();
-    }
-    std::vector<std::pair<int, std::string_view>> late;
+    acceptor_.expire(now);  // resumes a pause that is over, drops who took too long to authenticate
+    std::vector<int> late;
     for (const auto& [fd, peer] : peers_) {
-        if (peer->incomplete && peer->auth_deadline <= now) {
-            late.emplace_back(fd, "authentication timed out");
-        } else if (const std::uint64_t since = peer->client->pending_fds_since();
-                   since != 0 && since + peer->client->limits().pending_fd_timeout_ns <= now) {
-            late.emplace_back(fd, "file descriptors pending too long for their message");
+        if (const std::uint64_t since = peer->client->pending_fds_since();
+            since != 0 && since + peer->client->limits().pending_fd_timeout_ns <= now) {
+            late.push_back(fd);
         }
     }
-    for (const auto& [fd, reason] : late) {
+    for (const int fd : late) {
         if (const auto found = peers_.find(fd); found != peers_.end()) {
-            disconnect(*found->second, reason);
+            disconnect(*found->second, "file descriptors pending too long for their message");
         }
     }
     deliver();

@@ -26,6 +26,7 @@
 #include "busgate/core/bus.h"
 #include "busgate/marshal/writer.h"
 #include "busgate/policy/policy.h"
+#include "transport/acceptor.h"
 #include "transport/address.h"
 #include "transport/connection.h"
 #include "transport/event_loop.h"
@@ -127,15 +128,15 @@ class BusDaemon {
     void eavesdropper_added() { ++eavesdroppers_; }
     void eavesdropper_removed() { --eavesdroppers_; }
     std::uint32_t last_serial() const { return serial_; }
-    std::size_t incomplete_count() const { return incomplete_; }
+    std::size_t incomplete_count() const { return acceptor_.incomplete_count(); }
     std::uint32_t next_serial();
     void assign_policy(Peer& peer);
     // Disconnects `peer` (logging `reason` unless it hung up itself) and delivers what that caused.
     void disconnect(Peer& peer, std::string_view reason);
     // Disconnects every connection that came through endpoint `id`.
     void disconnect_endpoint_members(core::EndpointId id, std::string_view reason);
-    // Accepts a connection on one of the listeners (the bus's own or an endpoint's).
-    void accept(const transport::Listener& listener);
+    // Watches the listeners (the bus's own, and an endpoint's while it listens).
+    transport::Acceptor& acceptor() { return acceptor_; }
     void deliver();
     void arm_timer();
     // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
@@ -185,6 +186,9 @@ class BusDaemon {
                    std::span<const util::UniqueFd> fds = {});
     policy::MessageInfo policy_view(const marshal::MessageHeader& header) const;
 
+    // What the acceptor asks of the bus: whether to take a connection, what it becomes, which to drop.
+    transport::Acceptor::Handlers acceptor_handlers();
+    void accepted(const transport::Listener& listener, std::unique_ptr<transport::Connection> connection);
     void on_client_event(int fd, std::uint32_t events);
     void handle_message(Peer& peer, transport::IncomingMessage message);
     // `capture_here`: monitors see the message from route() (after any activation request it caused).
@@ -200,13 +204,9 @@ class BusDaemon {
     void deliver_to(core::ConnectionId id);
     void flush(Peer& peer);
     void on_timer();
-    // Counts `peer` as complete once Hello made it a bus connection.
+    // Counts `peer` as complete once Hello made it a bus connection (until then the acceptor holds it to
+    // auth_timeout and max_incomplete_connections, as dbus-daemon counts).
     void settle(Peer& peer);
-    // Makes room for one more incomplete connection by dropping the oldest, as dbus-daemon does.
-    void drop_oldest_incomplete();
-    // Out of fds (EMFILE, ENFILE): stop watching the listeners until a connection closes or a moment passes.
-    void pause_accepting();
-    void resume_accepting();
 
     // A container endpoint's method rules for a call from `peer`; false after answering AccessDenied.
     bool endpoint_allows_call(Peer& peer, const transport::IncomingMessage& message,
@@ -221,7 +221,7 @@ class BusDaemon {
     transport::EventLoop& loop_;
     DaemonOptions options_;
     std::string guid_;
-    std::vector<transport::Listener> listeners_;
+    transport::Acceptor acceptor_;  // the bus's listeners, and the container endpoints' while they listen
     core::Bus bus_;
     core::ConnectionId driver_id_ = 0;
     std::unique_ptr<Driver> driver_;
@@ -239,10 +239,8 @@ class BusDaemon {
     std::vector<int> monitors_;      // fds of monitor peers
     std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
-    std::size_t incomplete_ = 0;
     BusCounters counters_;
     std::shared_ptr<BusObserver> observer_;  // null unless the web interface is on
-    std::uint64_t accept_resume_at_ = 0;     // nonzero while accepting is paused
 };
 
 // `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.

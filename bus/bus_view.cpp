@@ -186,7 +186,7 @@ BusSnapshot BusDaemon::snapshot() {
         return id_of_unique_name(a.unique_name) < id_of_unique_name(b.unique_name);
     });
     std::string_view previous;
-    for (const transport::Listener& listener : listeners_) {
+    for (const transport::Listener& listener : acceptor_.listeners()) {
         if (listener.connectable == previous) {
             continue;
         }
@@ -227,7 +227,7 @@ BusSnapshot BusDaemon::snapshot() {
         {"auth_timeout_ms", options_.auth_timeout_ns / 1'000'000},
         {"reply_timeout_ms", options_.reply_timeout_ns.value_or(0) / 1'000'000},
     };
-    snapshot.incomplete_connections = incomplete_;
+    snapshot.incomplete_connections = acceptor_.incomplete_count();
     snapshot.counters = counters_;
     return snapshot;
 }

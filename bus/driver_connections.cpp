@@ -14,8 +14,6 @@ using marshal::BodyReader;
 using marshal::BodyWriter;
 using marshal::bus_name;
 
-constexpr int so_peerpidfd = 77;  // SO_PEERPIDFD (Linux 6.5), not yet in every libc's headers
-
 void add_uint32(BodyWriter& body, std::string_view key, std::uint32_t value) {
     body.open_dict_entry().string(key).open_variant("u").uint32(value).close_variant().close_dict_entry();
 }
@@ -94,13 +92,7 @@ void Driver::get_connection_credentials(Peer& peer, const transport::IncomingMes
     // cannot name a later process with the same pid): a connection costs the bus one descriptor, not two.
     const auto target = daemon_.registered().find(connection->id());
     if (target != daemon_.registered().end() && peer.client->unix_fds_allowed()) {
-        const int peer_socket = target->second->client->fd();
-        int pidfd = -1;
-        socklen_t pidfd_length = sizeof pidfd;
-        if (::getsockopt(peer_socket, SOL_SOCKET, so_peerpidfd, &pidfd, &pidfd_length) != 0) {
-            pidfd = -1;
-        }
-        if (util::UniqueFd copy(pidfd); copy) {
+        if (util::UniqueFd copy = transport::peer_pidfd(target->second->client->fd()); copy) {
             body.open_dict_entry()
                 .string("ProcessFD")
                 .open_variant("h")

@@ -370,9 +370,7 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
     const std::string name = spec.name;
     endpoint.spec = std::move(spec);
     auto& stored = endpoints_.emplace(name, std::move(endpoint)).first->second;
-    const transport::Listener* listener = &*stored.listener;
-    daemon_.loop().add(listener->fd.get(), EPOLLIN,
-                       [this, listener](std::uint32_t) { daemon_.accept(*listener); });
+    daemon_.acceptor().watch(*stored.listener);
     return stored.address;
 }
 
@@ -382,7 +380,7 @@ bool Endpoints::stop_listening(std::string_view name) {
         return false;
     }
     if (auto& listener = found->second.listener) {
-        daemon_.loop().remove(listener->fd.get());
+        daemon_.acceptor().unwatch(listener->fd.get());
         ::unlink(listener->unlink_path.c_str());
         listener.reset();
     }

@@ -26,10 +26,6 @@ struct Peer {
     core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
     std::string unique_name;
     std::string listener_address;  // the address of the listener it came through (web interface)
-    // Until Hello succeeds, as dbus-daemon counts it: held to auth_timeout and
-    // max_incomplete_connections.
-    bool incomplete = true;
-    std::uint64_t auth_deadline = 0;
     std::vector<InstalledMatch> matches;
     std::uint64_t next_match_cookie = 1;
     policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello

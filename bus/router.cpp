@@ -8,7 +8,7 @@
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/protocol.h"
 #include "busgate/marshal/rewrite.h"
-#include "transport/event_loop.h"
+#include "busgate/util/clock.h"
 
 namespace busgate::bus {
 namespace {
@@ -88,9 +88,9 @@ void BusDaemon::handle_message(Peer& peer, transport::IncomingMessage message) {
         return;
     }
     if (observer_) {
-        const std::uint64_t started = transport::EventLoop::now();
+        const std::uint64_t started = util::monotonic_ns();
         route(peer, message, activates);
-        const double seconds = static_cast<double>(transport::EventLoop::now() - started) / 1e9;
+        const double seconds = static_cast<double>(util::monotonic_ns() - started) / 1e9;
         std::size_t bucket = 0;
         while (bucket < latency_buckets.size() && seconds > latency_buckets[bucket]) {
             ++bucket;
@@ -111,7 +111,7 @@ core::OutgoingMessage BusDaemon::translate(Peer& peer, transport::IncomingMessag
         !(header.flags & marshal::flag::no_reply_expected)) {
         outgoing.flags |= core::message_flag::expect_reply;
         if (options_.reply_timeout_ns) {
-            outgoing.timeout = transport::EventLoop::now() + *options_.reply_timeout_ns;
+            outgoing.timeout = util::monotonic_ns() + *options_.reply_timeout_ns;
         }
     }
     if (header.flags & marshal::flag::no_auto_start) {

@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <ctime>
+
+#include "busgate/util/clock.h"
 
 namespace busgate::transport {
 namespace {
@@ -20,47 +21,7 @@ constexpr std::size_t max_kept_frames = 256;
 constexpr std::size_t large_message = 128 * 1024;
 constexpr std::size_t large_send_buffer = 2 * 1024 * 1024;
 
-std::uint64_t monotonic_now() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 }  // namespace
-
-PeerCredentials read_peer_credentials(int fd) {
-    PeerCredentials credentials;
-    ucred peer{};
-    socklen_t length = sizeof peer;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &length) == 0 && length == sizeof peer) {
-        credentials.uid = peer.uid;
-        credentials.gid = peer.gid;
-        credentials.pid = peer.pid;
-    }
-    // A failed call leaves `length` as it was: the groups are then unknown (none), never the zeroed
-    // buffer, which would read as membership of group 0.
-    std::vector<gid_t> groups(64);
-    length = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-    int status = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
-    if (status != 0 && errno == ERANGE) {
-        groups.resize(length / sizeof(gid_t));
-        status = ::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length);
-    }
-    groups.resize(status == 0 ? length / sizeof(gid_t) : 0);
-    credentials.groups = std::move(groups);
-    // SELinux labels with MLS ranges can outgrow a small buffer; the kernel says how much it needs.
-    std::string label(256, '\0');
-    length = static_cast<socklen_t>(label.size());
-    status = ::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
-    if (status != 0 && errno == ERANGE && length > label.size()) {
-        label.resize(length);
-        status = ::getsockopt(fd, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
-    }
-    if (status == 0) {
-        credentials.security_label.assign(label.data(), strnlen(label.data(), length));
-    }
-    return credentials;
-}
 
 Connection::Connection(util::UniqueFd socket, PeerCredentials credentials, SaslOptions sasl,
                        ConnectionLimits limits, std::string nonce)
@@ -178,7 +139,7 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
     if (received_fds_.empty()) {
         pending_fds_since_ = 0;
     } else if (pending_fds_since_ == 0) {
-        pending_fds_since_ = monotonic_now();
+        pending_fds_since_ = util::monotonic_ns();
     }
     return true;
 }

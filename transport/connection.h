@@ -22,6 +22,7 @@
 #include "busgate/marshal/message.h"
 #include "busgate/util/byte_buffer.h"
 #include "busgate/util/unique_fd.h"
+#include "transport/peer_credentials.h"
 #include "transport/sasl.h"
 
 namespace busgate::transport {
@@ -112,8 +113,5 @@ class Connection {
     std::uint64_t pending_fds_since_ = 0;
     bool large_send_buffer_ = false;  // SO_SNDBUF raised once a large message went out
 };
-
-// What the kernel says about the peer of a connected unix socket (uid, gid, pid, groups, label).
-PeerCredentials read_peer_credentials(int fd);
 
 }  // namespace busgate::transport

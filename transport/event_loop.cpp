@@ -25,12 +25,6 @@ EventLoop::EventLoop()
     });
 }
 
-std::uint64_t EventLoop::now() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 bool EventLoop::add(int fd, std::uint32_t events, Callback callback) {
     epoll_event event{};
     event.events = events;

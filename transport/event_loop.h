@@ -28,7 +28,7 @@ class EventLoop {
     bool modify(int fd, std::uint32_t events);  // free when `events` are those already watched
     void remove(int fd);
 
-    // Calls `callback` once `deadline` (CLOCK_MONOTONIC ns) is reached; a later call replaces it.
+    // Calls `callback` once `deadline` (util::monotonic_ns()) is reached; a later call replaces it.
     void set_timer(std::optional<std::uint64_t> deadline, std::function<void()> callback);
     // Blocks `signals` and calls `callback(signal)` when one arrives.
     bool watch_signals(const std::vector<int>& signals, std::function<void(int)> callback);
@@ -40,8 +40,6 @@ class EventLoop {
     void quit() { running_ = false; }
     // One wait of at most `timeout_ms` and its callbacks; for tests.
     void run_once(int timeout_ms);
-
-    static std::uint64_t now();  // CLOCK_MONOTONIC in nanoseconds
 
   private:
     util::UniqueFd epoll_;

@@ -15,16 +15,9 @@
 #include <string_view>
 #include <vector>
 
-namespace busgate::transport {
+#include "transport/peer_credentials.h"
 
-// What the kernel says about the peer of a socket (SO_PEERCRED and friends).
-struct PeerCredentials {
-    std::optional<uid_t> uid;
-    std::optional<gid_t> gid;
-    pid_t pid = 0;
-    std::vector<gid_t> groups;
-    std::string security_label;
-};
+namespace busgate::transport {
 
 struct SaslOptions {
     std::string guid;                     // 32 hex digits, sent with OK

@@ -1,5 +1,5 @@
-// Connection over a real socketpair: the credentials the kernel gives at connect, and the limits on fds that
-// a client can park in the bus (pending for an incomplete message, queued out).
+// Connection over a real socketpair: the limits on fds that a client can park in the bus (pending for an
+// incomplete message, queued out).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -87,30 +87,6 @@ std::vector<std::uint8_t> call_with_fds(std::uint32_t fds) {
 }
 
 }  // namespace
-
-TEST(Connection, PeerCredentialsAreTheConnectingProcesss) {
-    SocketPair pair;
-    const PeerCredentials credentials = read_peer_credentials(pair.bus.get());
-    EXPECT_EQ(credentials.uid, ::getuid());
-    EXPECT_EQ(credentials.gid, ::getgid());
-    EXPECT_EQ(credentials.pid, ::getpid());
-    std::vector<gid_t> groups(static_cast<std::size_t>(::getgroups(0, nullptr)));
-    groups.resize(static_cast<std::size_t>(::getgroups(static_cast<int>(groups.size()), groups.data())));
-    std::vector<gid_t> seen = credentials.groups;
-    std::sort(groups.begin(), groups.end());
-    std::sort(seen.begin(), seen.end());
-    EXPECT_EQ(seen, groups);
-}
-
-TEST(Connection, NoPeerCredentialsOnAPipeMeansNoGroups) {
-    int fds[2];
-    ASSERT_EQ(::pipe(fds), 0);
-    const PeerCredentials credentials = read_peer_credentials(fds[0]);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    EXPECT_FALSE(credentials.uid);
-    EXPECT_TRUE(credentials.groups.empty());  // never a zeroed buffer, which would be group 0
-}
 
 TEST(Connection, FdsWaitingForTheirMessageAreTimedAndReleased) {
     AuthenticatedClient authenticated({.max_message_unix_fds = 16});

@@ -5,7 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <ctime>
+
+#include "busgate/util/clock.h"
 
 namespace busgate::web {
 
@@ -74,11 +75,8 @@ void WebHub::unsubscribe(const std::shared_ptr<MonitorSubscriber>& subscriber) {
 }
 
 void WebHub::routed(std::span<const std::uint8_t> bytes) {
-    timespec now{};
-    ::clock_gettime(CLOCK_REALTIME, &now);
     auto event = std::make_shared<MonitorEvent>();
-    event->realtime_ns =
-        static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
+    event->realtime_ns = util::realtime_ns();
     event->bytes.assign(bytes.begin(), bytes.end());
     const std::shared_ptr<const MonitorEvent> shared = std::move(event);
     const std::lock_guard lock(subscribers_mutex_);

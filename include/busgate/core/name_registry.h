@@ -72,6 +72,13 @@ class NameRegistry {
                 if (entry->destination() == id)
                     visit(*entry);
     }
+    // Every name `id` owns, waits for or activates.
+    template <typename Visit>
+    void for_each_membership(ConnectionId id, Visit&& visit) const {
+        if (auto found = memberships_.find(id); found != memberships_.end())
+            for (const NameEntry* entry : found->second)
+                visit(*entry);
+    }
     // Every entry, for listing.
     template <typename Visit>
     void for_each(Visit&& visit) const {

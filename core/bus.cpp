@@ -244,7 +244,7 @@ Result<ReleaseResult> Bus::release_name(ConnectionId id, std::string_view name) 
     if (!is_valid_well_known_name(name))
         return Error::invalid_name;
     if (!can_see_name(*connection, name))
-        return ReleaseResult::non_existent;
+        return ReleaseResult::unowned;
     std::vector<NameChange> changes;
     const ReleaseResult result = names_.release(id, name, changes);
     apply_name_changes(changes);

@@ -327,29 +327,28 @@ TEST_F(BusTest, UnprivilegedCallerNeedsOwnPolicy) {
     hold_policy({{"org.example.A", {{Grantee::user, alice, Access::own}}}});
     auto result = bus.acquire_name(a, "org.example.A", 0);
     ASSERT_TRUE(result.ok());
-    EXPECT_EQ(*result, AcquireResult::primary_owner);
+    EXPECT_EQ(*result, AcquireResult::acquired);
     const ConnectionId privileged = connect(bus_owner);
-    EXPECT_EQ(*bus.acquire_name(privileged, "org.example.Anything", 0), AcquireResult::primary_owner);
+    EXPECT_EQ(*bus.acquire_name(privileged, "org.example.Anything", 0), AcquireResult::acquired);
 }
 
 TEST_F(BusTest, RequestNameResultCodesAndReleaseResults) {
     const ConnectionId a = connect(bus_owner);
     const ConnectionId b = connect(bus_owner);
     EXPECT_EQ(*bus.acquire_name(a, "org.example.A", name_flag::allow_replacement | name_flag::queue),
-              AcquireResult::primary_owner);
+              AcquireResult::acquired);
     EXPECT_EQ(*bus.acquire_name(a, "org.example.A", name_flag::allow_replacement | name_flag::queue),
               AcquireResult::already_owner);
-    EXPECT_EQ(*bus.acquire_name(b, "org.example.A", 0), AcquireResult::exists);
-    EXPECT_EQ(*bus.acquire_name(b, "org.example.A", name_flag::queue), AcquireResult::in_queue);
+    EXPECT_EQ(*bus.acquire_name(b, "org.example.A", 0), AcquireResult::owned_elsewhere);
+    EXPECT_EQ(*bus.acquire_name(b, "org.example.A", name_flag::queue), AcquireResult::queued);
     EXPECT_EQ(*bus.queued_owners(a, "org.example.A"), (std::vector<ConnectionId>{a, b}));
-    EXPECT_EQ(*bus.acquire_name(b, "org.example.A", name_flag::replace_existing),
-              AcquireResult::primary_owner);
+    EXPECT_EQ(*bus.acquire_name(b, "org.example.A", name_flag::replace_existing), AcquireResult::acquired);
     EXPECT_EQ(*bus.queued_owners(a, "org.example.A"), (std::vector<ConnectionId>{b, a}));
     EXPECT_EQ(*bus.name_owner(a, "org.example.A"), b);
     EXPECT_EQ(*bus.release_name(b, "org.example.A"), ReleaseResult::released);
     EXPECT_EQ(*bus.name_owner(a, "org.example.A"), a);
     EXPECT_EQ(*bus.release_name(b, "org.example.A"), ReleaseResult::not_owner);
-    EXPECT_EQ(*bus.release_name(b, "org.example.Nope"), ReleaseResult::non_existent);
+    EXPECT_EQ(*bus.release_name(b, "org.example.Nope"), ReleaseResult::unowned);
     expect_error(bus.acquire_name(a, "not-a-name", 0), Error::invalid_name);
     expect_error(bus.acquire_name(a, "org.example.A", 1 << 9), Error::invalid_argument);
 }
@@ -480,7 +479,7 @@ TEST_F(BusTest, ActivatorQueuedMessagesMoveToTheRealOwner) {
     ASSERT_EQ(bus.peek(activator)->cookie, 1u);  // systemd peeks at the activator's queue
 
     const ConnectionId service = connect(bus_owner);
-    ASSERT_EQ(*bus.acquire_name(service, "org.example.Svc", 0), AcquireResult::primary_owner);
+    ASSERT_EQ(*bus.acquire_name(service, "org.example.Svc", 0), AcquireResult::acquired);
     EXPECT_EQ(bus.connection(activator)->queued(), 0u);
     auto moved = drain_messages(service);
     ASSERT_EQ(moved.size(), 2u);
@@ -808,7 +807,7 @@ TEST_F(BusTest, TalkCountsTheNamesADestinationWaitsFor) {
     const ConnectionId client = connect(alice);
     ASSERT_TRUE(bus.acquire_name(first, "org.example.Svc", 0).ok());
     expect_error(bus.send(client, call_to(second, 1)), Error::permission_denied);
-    ASSERT_EQ(*bus.acquire_name(second, "org.example.Svc", name_flag::queue), AcquireResult::in_queue);
+    ASSERT_EQ(*bus.acquire_name(second, "org.example.Svc", name_flag::queue), AcquireResult::queued);
     EXPECT_TRUE(bus.send(client, call_to(second, 2)).ok());
 }
 
@@ -953,7 +952,7 @@ TEST_F(EndpointTest, InvisibleNamesAreAbsentFromListsLookupsAndSends) {
     expect_error(bus.send(inside, call_to_name("org.example.Hidden", 1)), Error::name_has_no_owner);
     expect_error(bus.send(inside, call_to(hidden, 2)), Error::no_such_connection);
     expect_error(bus.connection_info(inside, hidden), Error::no_such_connection);
-    EXPECT_EQ(*bus.release_name(inside, "org.example.Hidden"), ReleaseResult::non_existent);
+    EXPECT_EQ(*bus.release_name(inside, "org.example.Hidden"), ReleaseResult::unowned);
     EXPECT_TRUE(bus.send(inside, call_to_name("org.example.Visible", 3)).ok());
 
     auto listed = bus.list(inside, list_flag::unique | list_flag::names);

@@ -52,6 +52,33 @@ constexpr std::uint32_t allow_replacement = 0x1;
 constexpr std::uint32_t replace_existing = 0x2;
 constexpr std::uint32_t do_not_queue = 0x4;
 
+// DBUS_REQUEST_NAME_REPLY_* and DBUS_RELEASE_NAME_REPLY_*: the core's results in dbus1's numbers.
+std::uint32_t request_name_reply(core::AcquireResult result) {
+    switch (result) {
+        case core::AcquireResult::acquired:
+            return 1;  // PRIMARY_OWNER
+        case core::AcquireResult::queued:
+            return 2;  // IN_QUEUE
+        case core::AcquireResult::owned_elsewhere:
+            return 3;  // EXISTS
+        case core::AcquireResult::already_owner:
+            return 4;  // ALREADY_OWNER
+    }
+    return 3;
+}
+
+std::uint32_t release_name_reply(core::ReleaseResult result) {
+    switch (result) {
+        case core::ReleaseResult::released:
+            return 1;  // RELEASED
+        case core::ReleaseResult::unowned:
+            return 2;  // NON_EXISTENT
+        case core::ReleaseResult::not_owner:
+            return 3;  // NOT_OWNER
+    }
+    return 3;
+}
+
 // The bus's interfaces property, as dbus-daemon 1.14 lists it.
 const std::vector<std::string_view> extra_interfaces = {"org.freedesktop.DBus.Monitoring",
                                                         "org.freedesktop.DBus.Debug.Stats"};
@@ -464,7 +491,7 @@ void Driver::request_name(Peer& peer, const IncomingMessage& call, BodyReader& r
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
-    body.uint32(static_cast<std::uint32_t>(*result));
+    body.uint32(request_name_reply(*result));
     reply(peer, call, body);
 }
 
@@ -488,7 +515,7 @@ void Driver::release_name(Peer& peer, const IncomingMessage& call, BodyReader& r
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
-    body.uint32(static_cast<std::uint32_t>(*result));
+    body.uint32(release_name_reply(*result));
     reply(peer, call, body);
 }
 

@@ -64,10 +64,12 @@ enum class NotificationType : uint64_t {
     reply_dead = 0x8006,
 };
 
-// dbus RequestName replies 1..4.
-enum class AcquireResult { primary_owner = 1, in_queue = 2, exists = 3, already_owner = 4 };
-// dbus ReleaseName replies 1..3.
-enum class ReleaseResult { released = 1, non_existent = 2, not_owner = 3 };
+// What acquiring a name did: the caller became its primary owner, waits in its queue, was turned away by
+// the owner (no queueing asked, no replacement allowed), or owned it already.
+enum class AcquireResult : uint8_t { acquired, queued, owned_elsewhere, already_owner };
+// What releasing a name did: released (as owner or from the queue), the name has no owner, or the caller
+// is neither its owner nor in its queue.
+enum class ReleaseResult : uint8_t { released, unowned, not_owner };
 
 // What the gateway learned about a peer when it connected (SO_PEERCRED, SO_PEERGROUPS, SO_PEERSEC).
 struct Credentials {

@@ -45,11 +45,11 @@ build: deps $(BUILD)/build.ninja
 run: build
 	@echo "starting busgate with data/session.conf; try, in another shell:"
 	@echo "  DBUS_SESSION_BUS_ADDRESS=<the address below> busctl --user list"
-	$(BUILD)/gateway/busgate --config-file=data/session.conf --print-address --nofork
+	$(BUILD)/launch/busgate --config-file=data/session.conf --print-address --nofork
 
 # The upstream dbus test binaries (dbus-tests) against busgate, scored against dbus-daemon's results.
 compat: build
-	compat-tests/run-upstream $(CURDIR)/$(BUILD)/gateway/busgate
+	compat-tests/run-upstream $(CURDIR)/$(BUILD)/launch/busgate
 
 check: build
 	@status=0; $(MESON_TEST) -C $(BUILD) --suite unit --suite compat || status=$$?; \
@@ -120,7 +120,7 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 # exactly one reply or error.
 SOAK_SECONDS ?= 300
 soak: build
-	/usr/bin/python3 compat-tests/soak.py $(CURDIR)/$(BUILD)/gateway/busgate $(SOAK_SECONDS)
+	/usr/bin/python3 compat-tests/soak.py $(CURDIR)/$(BUILD)/launch/busgate $(SOAK_SECONDS)
 
 bench: build
 	tools/run-benchmarks $(BUILD)

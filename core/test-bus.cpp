@@ -20,7 +20,7 @@ BusConfig test_config() {
 }
 
 PayloadRef payload(size_t size = 16, size_t fds = 0) {
-    std::vector<UniqueFd> descriptors;
+    std::vector<util::UniqueFd> descriptors;
     for (size_t i = 0; i < fds; ++i)
         descriptors.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     return MessagePayload::make(std::vector<std::byte>(size, std::byte{0x5a}), std::move(descriptors));
@@ -163,7 +163,7 @@ TEST_F(BusTest, TheBussOwnConnectionsUseUpNoClientNumber) {
 TEST_F(BusTest, HelloRecordsCredentialsAndFlags) {
     HelloParams params;
     params.credentials = {alice, 55, {4, 24, 27}, 4242, "system_u:system_r:foo_t:s0"};
-    params.pidfd = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    params.pidfd = util::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     const int raw_pidfd = params.pidfd.get();
     params.flags = hello_flag::accept_fds;
     params.description = "test client";

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "busgate/core/receive_queue.h"
-#include "busgate/core/unique_fd.h"
+#include "busgate/util/unique_fd.h"
 
 namespace busgate::core {
 namespace {
@@ -113,14 +113,14 @@ TEST(UniqueFd, ClosesOnDestructionAndMovesOwnership) {
     int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(raw, 0);
     {
-        UniqueFd first(raw);
-        UniqueFd second(std::move(first));
+        util::UniqueFd first(raw);
+        util::UniqueFd second(std::move(first));
         EXPECT_FALSE(first.valid());
         EXPECT_EQ(second.get(), raw);
         EXPECT_NE(::fcntl(raw, F_GETFD), -1);
     }
     EXPECT_EQ(::fcntl(raw, F_GETFD), -1);
-    UniqueFd released(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    util::UniqueFd released(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     const int kept = released.release();
     EXPECT_FALSE(released.valid());
     EXPECT_NE(::fcntl(kept, F_GETFD), -1);

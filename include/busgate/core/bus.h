@@ -64,7 +64,7 @@ struct BusConfig {
 
 struct HelloParams {
     Credentials credentials;
-    UniqueFd pidfd;
+    util::UniqueFd pidfd;
     uint64_t flags = 0;  // hello_flag::*; activator and policy_holder are exclusive and privileged
     EndpointId endpoint = default_endpoint;
     std::string name;                 // activators and policy holders: the name they stand for

@@ -9,7 +9,7 @@
 #include "busgate/core/quota.h"
 #include "busgate/core/receive_queue.h"
 #include "busgate/core/types.h"
-#include "busgate/core/unique_fd.h"
+#include "busgate/util/unique_fd.h"
 
 namespace busgate::core {
 
@@ -17,7 +17,7 @@ class Bus;
 
 class Connection {
   public:
-    Connection(ConnectionId id, Credentials credentials, UniqueFd pidfd, uint64_t flags, EndpointId endpoint,
+    Connection(ConnectionId id, Credentials credentials, util::UniqueFd pidfd, uint64_t flags, EndpointId endpoint,
                bool privileged, UserKey user, std::string description)
         : id_(id),
           credentials_(std::move(credentials)),
@@ -50,7 +50,7 @@ class Connection {
 
     ConnectionId id_;
     Credentials credentials_;
-    UniqueFd pidfd_;
+    util::UniqueFd pidfd_;
     uint64_t flags_;
     EndpointId endpoint_;
     bool privileged_;

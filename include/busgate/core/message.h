@@ -16,23 +16,23 @@
 
 #include "busgate/core/bloom.h"
 #include "busgate/core/types.h"
-#include "busgate/core/unique_fd.h"
+#include "busgate/util/unique_fd.h"
 
 namespace busgate::core {
 
 struct MessagePayload {
     std::vector<std::byte> bytes;
-    std::vector<UniqueFd> fds;
+    std::vector<util::UniqueFd> fds;
 
     static std::shared_ptr<const MessagePayload> make(std::span<const std::byte> bytes,
-                                                      std::vector<UniqueFd> fds = {}) {
+                                                      std::vector<util::UniqueFd> fds = {}) {
         auto payload = std::make_shared<MessagePayload>();
         payload->bytes.assign(bytes.begin(), bytes.end());
         payload->fds = std::move(fds);
         return payload;
     }
     static std::shared_ptr<const MessagePayload> make(std::vector<std::byte> bytes,
-                                                      std::vector<UniqueFd> fds = {}) {
+                                                      std::vector<util::UniqueFd> fds = {}) {
         auto payload = std::make_shared<MessagePayload>();
         payload->bytes = std::move(bytes);
         payload->fds = std::move(fds);

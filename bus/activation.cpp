@@ -1,0 +1,597 @@
+#include "bus/activation.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "busgate/marshal/names.h"
+#include "busgate/marshal/reader.h"
+#include "transport/fd_limit.h"
+
+extern char** environ;
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace busgate::bus {
+namespace {
+
+constexpr std::string_view systemd_name = "org.freedesktop.systemd1";
+
+namespace spawn_error {
+constexpr std::string_view exec_failed = "org.freedesktop.DBus.Error.Spawn.ExecFailed";
+constexpr std::string_view fork_failed = "org.freedesktop.DBus.Error.Spawn.ForkFailed";
+constexpr std::string_view child_exited = "org.freedesktop.DBus.Error.Spawn.ChildExited";
+constexpr std::string_view child_signaled = "org.freedesktop.DBus.Error.Spawn.ChildSignaled";
+constexpr std::string_view file_invalid = "org.freedesktop.DBus.Error.Spawn.FileInvalid";
+constexpr std::string_view failed_to_setup = "org.freedesktop.DBus.Error.Spawn.FailedToSetup";
+constexpr std::string_view config_invalid = "org.freedesktop.DBus.Error.Spawn.ConfigInvalid";
+constexpr std::string_view service_not_valid = "org.freedesktop.DBus.Error.Spawn.ServiceNotValid";
+constexpr std::string_view service_not_found = "org.freedesktop.DBus.Error.Spawn.ServiceNotFound";
+constexpr std::string_view permissions_invalid = "org.freedesktop.DBus.Error.Spawn.PermissionsInvalid";
+}  // namespace spawn_error
+
+// What a failed launch helper's exit status means (dbus's bus/activation-exit-codes.h, the helper's side of
+// the contract), as dbus-daemon reports it: the error name and text of its handle_servicehelper_exit_error.
+// FILE_INVALID is reported as PermissionsInvalid there, and so here.
+std::pair<std::string_view, std::string_view> helper_failure(int status) {
+    switch (status) {
+        case 2:
+            return {"org.freedesktop.DBus.Error.NoMemory", "Launcher could not run (out of memory)"};
+        case 3:
+            return {spawn_error::config_invalid, "Invalid configuration (missing or empty <user>?)"};
+        case 4:
+            return {spawn_error::failed_to_setup, "Failed to setup environment correctly"};
+        case 5:
+            return {spawn_error::service_not_valid, "Bus name is not valid or missing"};
+        case 6:
+            return {spawn_error::service_not_found, "Bus name not found in system service directory"};
+        case 7:
+            return {spawn_error::permissions_invalid, "The permission of the setuid helper is not correct"};
+        case 8:
+            return {spawn_error::permissions_invalid,
+                    "The service file is incorrect or does not have all required attributes"};
+        case 9:
+            return {spawn_error::exec_failed, "Cannot launch daemon, file not found or permissions invalid"};
+        case 10:
+            return {"org.freedesktop.DBus.Error.InvalidArgs", "Invalid arguments to command line"};
+        case 11:
+            return {spawn_error::child_signaled, "Launched child was signaled, it probably crashed"};
+        default:
+            return {spawn_error::child_exited, {}};
+    }
+}
+
+int open_pidfd(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+}  // namespace
+
+Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
+    for (char** variable = environ; variable != nullptr && *variable != nullptr; ++variable) {
+        const std::string_view entry(*variable);
+        if (const std::size_t equals = entry.find('='); equals != std::string_view::npos) {
+            environment_[std::string(entry.substr(0, equals))] = std::string(entry.substr(equals + 1));
+        }
+    }
+    // What systemd sets for the bus's own unit describes the bus, not the services it starts; dbus-daemon
+    // drops the same variables.
+    for (const char* own : {"JOURNAL_STREAM", "LISTEN_FDNAMES", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET",
+                            "INVOCATION_ID", "WATCHDOG_PID", "WATCHDOG_USEC"}) {
+        environment_.erase(own);
+    }
+}
+
+Activation::~Activation() {
+    if (inotify_) {
+        daemon_.loop_.remove(inotify_.get());
+    }
+    for (const auto& [pidfd, child] : children_) {
+        daemon_.loop_.remove(pidfd);
+        ::close(pidfd);
+    }
+}
+
+bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
+    for (const policy::ServiceDir& directory : directories) {
+        if (directory.strict_naming) {
+            // dbus-daemon creates the transient directory so that services can be dropped in later.
+            std::error_code ignored;
+            std::filesystem::create_directories(directory.path, ignored);
+        }
+    }
+    // The watch is made before the scan, so that nothing written in between goes unnoticed; a new one only
+    // when the directories or which of them exist change.
+    std::vector<DirectoryState> states = states_of(directories);
+    const auto which_exist = [](const std::vector<DirectoryState>& list) {
+        std::vector<bool> exists;
+        for (const DirectoryState& state : list) {
+            exists.push_back(state.exists);
+        }
+        return exists;
+    };
+    if (directories != directories_ || !inotify_ || which_exist(states) != which_exist(states_)) {
+        directories_ = directories;
+        watch(directories);
+    }
+    states_ = std::move(states);
+    const policy::ServiceDirectoryScan scan = policy::scan_service_directories(directories);
+    for (const std::string& reason : scan.skipped) {
+        std::fprintf(stderr, "busgate: Ignoring service file %s\n", reason.c_str());
+    }
+    bool changed = false;
+    std::map<std::string, const policy::ServiceFile*, std::less<>> wanted;
+    for (const policy::ServiceFile& file : scan.services) {
+        wanted[file.name] = &file;
+        // The launch helper looks a service up by its file name; dbus-daemon lists the name anyway, and
+        // warns.
+        if (daemon_.options_.servicehelper &&
+            std::filesystem::path(file.path).filename() != file.name + ".service") {
+            std::fprintf(
+                stderr,
+                "busgate: Service file \"%s\" should have been named \"%s.service\" and will not work "
+                "with system bus activation\n",
+                file.path.c_str(), file.name.c_str());
+        }
+    }
+    for (auto it = services_.begin(); it != services_.end();) {
+        if (wanted.contains(it->first)) {
+            ++it;
+            continue;
+        }
+        remove(it->second);
+        it = services_.erase(it);
+        changed = true;
+    }
+    for (const auto& [name, file] : wanted) {
+        if (auto existing = services_.find(name); existing != services_.end()) {
+            existing->second.file = *file;
+            continue;
+        }
+        core::HelloParams params;
+        params.credentials.uid = daemon_.options_.bus_uid;
+        params.credentials.pid = ::getpid();
+        params.flags = core::hello_flag::activator | core::hello_flag::accept_fds;
+        params.name = name;
+        params.description = "activator for " + name;
+        const auto activator = daemon_.bus_.hello(std::move(params));
+        if (!activator) {
+            std::fprintf(stderr, "busgate: Cannot make %s activatable: %s\n", name.c_str(),
+                         std::string(core::describe(activator.error())).c_str());
+            continue;
+        }
+        Service service;
+        service.file = *file;
+        service.activator = *activator;
+        services_.emplace(name, std::move(service));
+        by_activator_[*activator] = name;
+        changed = true;
+    }
+    return changed;
+}
+
+std::vector<Activation::DirectoryState> Activation::states_of(
+    const std::vector<policy::ServiceDir>& directories) {
+    std::vector<DirectoryState> states;
+    states.reserve(directories.size());
+    for (const policy::ServiceDir& directory : directories) {
+        struct stat status {};
+        DirectoryState& state = states.emplace_back();
+        if (::stat(directory.path.c_str(), &status) == 0) {
+            state = {true, status.st_mtim.tv_sec, status.st_mtim.tv_nsec};
+        }
+    }
+    return states;
+}
+
+void Activation::rescan_if_changed() {
+    // dbus-daemon reads its directories again on each unknown name; a stat of each is enough to know
+    // whether that could find anything, and keeps a client asking for names that do not exist cheap.
+    // Like dbus-daemon, no ActivatableServicesChanged on this path.
+    if (states_of(directories_) != states_) {
+        (void)load(std::vector<policy::ServiceDir>(directories_));
+    }
+}
+
+bool Activation::has_service(std::string_view name) {
+    if (!services_.contains(name)) {
+        rescan_if_changed();
+    }
+    return services_.contains(name);
+}
+
+void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
+    if (inotify_) {
+        daemon_.loop_.remove(inotify_.get());
+        inotify_.reset();
+    }
+    inotify_ = util::UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+    if (!inotify_) {
+        return;
+    }
+    bool watching = false;
+    for (const policy::ServiceDir& directory : directories) {
+        if (directory.watch && ::inotify_add_watch(inotify_.get(), directory.path.c_str(),
+                                                   IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
+                                                       IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) >= 0) {
+            watching = true;
+        }
+    }
+    if (!watching) {
+        inotify_.reset();
+        return;
+    }
+    daemon_.loop_.add(inotify_.get(), EPOLLIN, [this](std::uint32_t) {
+        alignas(inotify_event) char events[4096];
+        while (::read(inotify_.get(), events, sizeof(events)) > 0) {
+        }
+        daemon_.reload_services(directories_);
+    });
+}
+
+bool Activation::would_activate(std::string_view name) {
+    // Only this module makes activators, so a name held by one alone has a service file.
+    const core::NameEntry* entry = daemon_.bus_.names().find(name);
+    if (entry == nullptr) {
+        rescan_if_changed();
+        entry = daemon_.bus_.names().find(name);
+    }
+    return entry != nullptr && entry->only_activator();
+}
+
+void Activation::queued(core::ConnectionId activator) {
+    const auto found = by_activator_.find(activator);
+    if (found == by_activator_.end()) {
+        return;
+    }
+    Service& service = services_.find(found->second)->second;
+    // Nothing left waiting (a start that failed at once already answered them): nothing to start.
+    if (!service.pending && daemon_.bus_.peek(activator) != nullptr) {
+        start(service);
+    }
+}
+
+void Activation::start_requested(Peer& caller, const transport::IncomingMessage& call,
+                                 std::string_view name) {
+    Service& service = services_.find(name)->second;
+    service.start_calls.push_back({caller.id, call.header.serial});
+    if (!service.pending) {
+        start(service);
+    }
+}
+
+void Activation::start(Service& service) {
+    std::size_t pending = 0;
+    for (const auto& [name, other] : services_) {
+        pending += other.pending;
+    }
+    service.pending = true;
+    service.deadline.reset();
+    if (pending >= daemon_.options_.max_pending_service_starts) {
+        return fail(
+            service, "org.freedesktop.DBus.Error.LimitsExceeded",
+            "The maximum number of pending activations has been reached, max_pending_service_starts=" +
+                std::to_string(daemon_.options_.max_pending_service_starts));
+    }
+    ++daemon_.counters().activation_starts;
+    if (daemon_.options_.systemd_activation) {
+        if (service.file.name == systemd_name) {
+            return;  // systemd itself is not there yet (early boot): its messages wait until it connects
+        }
+        if (service.file.systemd_service) {
+            service.deadline = transport::EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+            daemon_.arm_timer();
+            return request_from_systemd(service);
+        }
+    }
+    service.deadline = transport::EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+    daemon_.arm_timer();
+    spawn(service);
+}
+
+void Activation::request_from_systemd(Service& service) {
+    marshal::BodyWriter body;
+    body.string(*service.file.systemd_service);
+    const bool sent = daemon_.send_from_bus({.type = marshal::MessageType::signal,
+                                             .path = "/org/freedesktop/DBus",
+                                             .interface = "org.freedesktop.systemd1.Activator",
+                                             .member = "ActivationRequest",
+                                             .destination = systemd_name},
+                                            body);
+    if (!sent) {
+        fail(service, "org.freedesktop.DBus.Error.ServiceUnknown",
+             "The name " + std::string(systemd_name) + " was not provided by any .service files");
+    }
+}
+
+std::vector<std::string> Activation::environment() const {
+    // The bus's own environment with UpdateActivationEnvironment's changes, and where the service's bus is.
+    // On a system bus the launch helper clears all of it but DBUS_STARTER_*; without a helper (a private
+    // bus of type system) the service sees it all, as dbus-daemon does.
+    std::map<std::string, std::string> variables = environment_;
+    const std::string address = daemon_.address();
+    const std::string first = address.substr(0, address.find(';'));
+    variables["DBUS_STARTER_ADDRESS"] = first;
+    const std::string& type = daemon_.options_.bus_type;
+    if (!type.empty()) {
+        variables["DBUS_STARTER_BUS_TYPE"] = type;
+        if (type == "session") {
+            variables["DBUS_SESSION_BUS_ADDRESS"] = first;
+        } else if (type == "system") {
+            variables["DBUS_SYSTEM_BUS_ADDRESS"] = first;
+        }
+    }
+    std::vector<std::string> entries;
+    entries.reserve(variables.size());
+    for (const auto& [key, value] : variables) {
+        entries.push_back(key + "=" + value);
+    }
+    return entries;
+}
+
+void Activation::spawn(Service& service) {
+    // With a <servicehelper> (the system bus) the setuid helper finds the service file itself, switches to
+    // its User= and execs it; the bus only names the service. Otherwise the bus runs Exec= itself, as its
+    // own user whatever User= says.
+    const std::optional<std::string>& helper = daemon_.options_.servicehelper;
+    std::vector<std::string> arguments;
+    if (helper) {
+        if (!service.file.user) {
+            return fail(service, spawn_error::file_invalid, "Cannot do system-bus activation with no user\n");
+        }
+        arguments = {*helper, service.file.name};
+    } else {
+        std::string error;
+        arguments = policy::split_command_line(service.file.exec, error);
+        if (arguments.empty()) {
+            return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
+        }
+    }
+    std::vector<std::string> environment = this->environment();
+    std::vector<char*> argv;
+    for (std::string& argument : arguments) {
+        argv.push_back(argument.data());
+    }
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (std::string& entry : environment) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) {
+        return fail(service, spawn_error::fork_failed,
+                    std::string("Failed to create pipe: ") + std::strerror(errno));
+    }
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        const int saved = errno;
+        ::close(report[0]);
+        ::close(report[1]);
+        return fail(service, spawn_error::fork_failed,
+                    std::string("Failed to fork: ") + std::strerror(saved));
+    }
+    if (pid == 0) {
+        // The child: only async-signal-safe calls from here to exec.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int signal = 1; signal < NSIG; ++signal) {
+            ::signal(signal, SIG_DFL);
+        }
+        transport::restore_descriptor_limit_for_child();
+        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) {
+            ::dup2(null, STDIN_FILENO);
+        }
+        ::execve(argv[0], argv.data(), envp.data());
+        const int failure = errno;
+        (void)!::write(report[1], &failure, sizeof(failure));
+        ::_exit(127);
+    }
+    ::close(report[1]);
+    int failure = 0;
+    ssize_t got;
+    do {
+        got = ::read(report[0], &failure, sizeof(failure));
+    } while (got < 0 && errno == EINTR);
+    ::close(report[0]);
+    if (got == static_cast<ssize_t>(sizeof(failure))) {
+        int status = 0;
+        (void)::waitpid(pid, &status, 0);
+        return fail(service, spawn_error::exec_failed,
+                    "Failed to execute program " + service.file.name + ": " + std::strerror(failure));
+    }
+    service.pid = pid;
+    const int pidfd = open_pidfd(pid);
+    if (pidfd < 0) {
+        return;  // an old kernel: the start timeout still ends the activation if it never comes
+    }
+    children_[pidfd] = Child{pid, service.file.name, helper.has_value()};
+    daemon_.loop_.add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { child_exited(pidfd); });
+}
+
+void Activation::child_exited(int pidfd) {
+    const auto found = children_.find(pidfd);
+    if (found == children_.end()) {
+        return;
+    }
+    siginfo_t info{};
+    if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 ||
+        info.si_pid == 0) {
+        return;
+    }
+    const Child child = found->second;
+    daemon_.loop_.remove(pidfd);
+    ::close(pidfd);
+    children_.erase(found);
+    const auto service = services_.find(child.name);
+    if (service == services_.end() || service->second.pid != child.pid) {
+        return;
+    }
+    service->second.pid = 0;
+    if (!service->second.pending) {
+        return;  // the service came and went: nothing is waiting for it
+    }
+    if (info.si_code == CLD_EXITED) {
+        if (info.si_status != 0 && child.through_helper) {
+            const auto [error_name, text] = helper_failure(info.si_status);
+            fail(service->second, error_name,
+                 text.empty()
+                     ? "Launch helper exited with unknown return code " + std::to_string(info.si_status)
+                     : std::string(text));
+        } else if (info.si_status != 0) {
+            fail(service->second, spawn_error::child_exited,
+                 "Process " + child.name + " exited with status " + std::to_string(info.si_status));
+        }
+        // Exit status 0 before taking the name: it daemonized; wait for the name or the timeout.
+    } else {
+        fail(service->second, spawn_error::child_signaled,
+             "Process " + child.name + " received signal " + std::to_string(info.si_status));
+    }
+    daemon_.deliver();
+}
+
+void Activation::name_acquired(std::string_view name) {
+    const auto found = services_.find(name);
+    if (found != services_.end() && found->second.pending) {
+        succeed(found->second);
+    }
+}
+
+void Activation::succeed(Service& service) {
+    service.pending = false;
+    service.deadline.reset();
+    for (const StartCall& call : std::exchange(service.start_calls, {})) {
+        if (daemon_.find_peer(call.caller) == nullptr) {
+            continue;
+        }
+        marshal::BodyWriter body;
+        body.uint32(1);  // DBUS_START_REPLY_SUCCESS
+        daemon_.send_from_bus({.type = marshal::MessageType::method_return,
+                               .destination = unique_name_of(call.caller),
+                               .reply_serial = call.serial},
+                              body);
+    }
+}
+
+void Activation::fail(Service& service, std::string_view error_name, std::string_view text) {
+    ++daemon_.counters().activation_failures;
+    service.pending = false;
+    service.deadline.reset();
+    if (service.pid != 0) {
+        ::kill(service.pid, SIGTERM);  // a start that timed out; its exit is reaped through its pidfd
+        service.pid = 0;
+    }
+    std::fprintf(stderr, "busgate: Activation of %s failed: %.*s\n", service.file.name.c_str(),
+                 static_cast<int>(text.size()), text.data());
+    while (auto item = daemon_.bus_.receive(service.activator)) {
+        if (item->kind == core::QueueItem::Kind::message) {
+            daemon_.refuse_queued(service.activator, *item, error_name, text);
+        }
+    }
+    for (const StartCall& call : std::exchange(service.start_calls, {})) {
+        if (daemon_.find_peer(call.caller) == nullptr) {
+            continue;
+        }
+        marshal::BodyWriter body;
+        body.string(text);
+        daemon_.send_from_bus({.type = marshal::MessageType::error,
+                               .error_name = error_name,
+                               .destination = unique_name_of(call.caller),
+                               .reply_serial = call.serial},
+                              body);
+    }
+}
+
+void Activation::remove(Service& service) {
+    if (service.pending) {
+        fail(service, "org.freedesktop.DBus.Error.ServiceUnknown",
+             "The name " + service.file.name + " was not provided by any .service files");
+    }
+    by_activator_.erase(service.activator);
+    (void)daemon_.bus_.bye(service.activator);
+}
+
+void Activation::systemd_failure(Peer& sender, const transport::IncomingMessage& signal) {
+    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    if (!owner || *owner != sender.id) {
+        return;  // only systemd may say that systemd failed
+    }
+    marshal::BodyReader reader(signal.bytes, signal.header);
+    const auto unit = reader.read_string();
+    const auto error_name = reader.read_string();
+    const auto text = reader.read_string();
+    if (!unit || !error_name || !text) {
+        return;
+    }
+    for (auto& [name, service] : services_) {
+        if (service.pending && service.file.systemd_service == *unit) {
+            fail(service,
+                 marshal::is_valid_error_name(*error_name)
+                     ? *error_name
+                     : std::string_view("org.freedesktop.DBus.Error.Failed"),
+                 *text);
+        }
+    }
+}
+
+void Activation::update_environment(const std::vector<std::pair<std::string, std::string>>& variables) {
+    for (const auto& [key, value] : variables) {
+        environment_[key] = value;
+    }
+    if (!daemon_.options_.systemd_activation) {
+        return;
+    }
+    // systemd starts the services, so it needs the variables too; while systemd is not connected the call
+    // waits in its activator's queue, addressed to the well-known name.
+    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    const std::string destination = owner ? unique_name_of(*owner) : std::string(systemd_name);
+    marshal::BodyWriter body;
+    body.open_array("s");
+    for (const auto& [key, value] : variables) {
+        body.string(key + "=" + value);
+    }
+    body.close_array();
+    (void)daemon_.send_from_bus({.type = marshal::MessageType::method_call,
+                                 .flags = marshal::flag::no_reply_expected,
+                                 .path = "/org/freedesktop/systemd1",
+                                 .interface = "org.freedesktop.systemd1.Manager",
+                                 .member = "SetEnvironment",
+                                 .destination = destination},
+                                body);
+}
+
+std::optional<std::uint64_t> Activation::next_deadline() const {
+    std::optional<std::uint64_t> earliest;
+    for (const auto& [name, service] : services_) {
+        if (service.deadline && (!earliest || *service.deadline < *earliest)) {
+            earliest = service.deadline;
+        }
+    }
+    return earliest;
+}
+
+void Activation::expire(std::uint64_t now) {
+    for (auto& [name, service] : services_) {
+        if (service.pending && service.deadline && *service.deadline <= now) {
+            fail(service, "org.freedesktop.DBus.Error.TimedOut", "Activation of " + name + " timed out");
+        }
+    }
+}
+
+}  // namespace busgate::bus

@@ -1,0 +1,115 @@
+// Connection: one dbus1 socket connection's transport. Owns the socket, runs the authentication
+// conversation, frames and validates incoming messages (collecting passed fds), and writes queued
+// messages with gathered I/O, fds attached to the first byte of their message. It knows nothing of
+// names or routing: the daemon takes framed messages out and puts payloads in.
+#pragma once
+
+#include <sys/types.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "busgate/core/message.h"
+#include "busgate/marshal/message.h"
+#include "busgate/util/byte_buffer.h"
+#include "busgate/util/unique_fd.h"
+#include "transport/sasl.h"
+
+namespace busgate::transport {
+
+using util::ByteBuffer;
+using util::UniqueFd;
+
+// A complete, validated message as it arrived, with its fds.
+struct IncomingMessage {
+    ByteBuffer bytes;
+    marshal::MessageHeader header;  // views into `bytes`
+    std::vector<util::UniqueFd> fds;
+};
+
+struct ConnectionLimits {
+    std::size_t max_message_size = 128u * 1024 * 1024;
+    std::size_t max_message_unix_fds = 1024;
+    std::size_t max_outgoing_bytes = 128u * 1024 * 1024;
+    std::size_t max_outgoing_unix_fds = 1024 * 1024;
+    // fds received for a message that has not arrived completely may be held this long (dbus-daemon's
+    // pending_fd_timeout); the daemon enforces it through pending_fds_since().
+    std::uint64_t pending_fd_timeout_ns = 150'000'000'000;
+};
+
+class Connection {
+  public:
+    Connection(util::UniqueFd socket, PeerCredentials credentials, SaslOptions sasl, ConnectionLimits limits,
+               std::string nonce = {});
+
+    int fd() const { return socket_.get(); }
+    const PeerCredentials& credentials() const { return credentials_; }
+    bool authenticated() const { return sasl_.state() == SaslServer::State::authenticated; }
+    bool unix_fds_allowed() const { return sasl_.unix_fd_negotiated(); }
+    const SaslServer& sasl() const { return sasl_; }
+
+    // Reads what the socket has and appends every complete message to `messages`. Returns false
+    // when the connection must be closed (peer hung up, failed authentication, invalid message);
+    // `reason` then says why.
+    bool read(std::vector<IncomingMessage>& messages, std::string& reason);
+
+    // When the fds now held for an incomplete message first arrived (CLOCK_MONOTONIC ns); 0 if none.
+    std::uint64_t pending_fds_since() const { return pending_fds_since_; }
+    const ConnectionLimits& limits() const { return limits_; }
+
+    // Whether `payload` fits under the outgoing limits now (an empty queue takes anything).
+    bool can_take(const core::MessagePayload& payload) const;
+    // Queues a message for sending. Returns false if the outgoing limit (bytes or fds) is exceeded.
+    bool send(core::PayloadRef payload);
+    void send_bytes(std::string bytes);  // authentication replies
+    // Writes as much as the socket takes. Returns false on a fatal error.
+    bool flush();
+    bool has_output() const { return output_head_ < output_.size(); }
+    std::size_t queued_bytes() const { return queued_bytes_; }
+
+  private:
+    struct OutgoingFrame {
+        core::PayloadRef payload;
+        std::string text;  // authentication lines, when payload is null
+        std::size_t offset = 0;
+        std::size_t size() const { return payload ? payload->bytes.size() : text.size(); }
+        const std::byte* data() const {
+            return payload ? payload->bytes.data() : reinterpret_cast<const std::byte*>(text.data());
+        }
+    };
+
+    void drop_written_frames();
+    // Frames every complete message of `bytes`; keeps the unfinished rest in input_. When `owner`
+    // holds exactly one message (a large one read in parts) it becomes that message's buffer.
+    bool frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,
+                        std::string& reason, ByteBuffer* owner = nullptr);
+
+    util::UniqueFd socket_;
+    PeerCredentials credentials_;
+    SaslServer sasl_;
+    ConnectionLimits limits_;
+    std::string nonce_;  // nonce-tcp: bytes still expected before authentication
+    ByteBuffer input_;   // an unfinished message; empty (and unallocated) between messages
+    // Vectors, not deques: a deque allocates its first block up front, which every idle connection
+    // would carry.
+    std::vector<util::UniqueFd> received_fds_;
+    std::vector<OutgoingFrame> output_;
+    std::size_t output_head_ = 0;  // first frame not yet written
+    std::size_t queued_bytes_ = 0;
+    std::size_t queued_fds_ = 0;
+    std::uint64_t pending_fds_since_ = 0;
+    bool large_send_buffer_ = false;  // SO_SNDBUF raised once a large message went out
+};
+
+// What the kernel says about the peer of a connected unix socket (uid, gid, pid, groups, label).
+PeerCredentials read_peer_credentials(int fd);
+
+}  // namespace busgate::transport

@@ -13,6 +13,7 @@
 #include "bus/activation.h"
 #include "bus/driver.h"
 #include "bus/endpoints.h"
+#include "bus/errors.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
@@ -43,19 +44,6 @@ core::PayloadRef copy_of(std::span<const std::uint8_t> bytes, std::span<const ut
         duplicates.emplace_back(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
     }
     return payload_of(std::vector<std::uint8_t>(bytes.begin(), bytes.end()), std::move(duplicates));
-}
-
-// dbus-daemon's complaint about a message it will not deliver: "WHY, N matched rules; type=... ".
-std::string complaint(std::string_view why, std::size_t matched_rules, const marshal::MessageHeader& header,
-                      std::string_view sender, bool requested_reply) {
-    const auto text = [](std::string_view value) {
-        return value.empty() ? std::string("(unset)") : std::string(value);
-    };
-    return std::string(why) + ", " + std::to_string(matched_rules) + " matched rules; type=\"" +
-           std::string(message_type_name(header.type)) + "\", sender=\"" + std::string(sender) +
-           "\" interface=\"" + text(header.interface) + "\" member=\"" + text(header.member) +
-           "\" error name=\"" + text(header.error_name) + "\" requested_reply=\"" +
-           (requested_reply ? "1" : "0") + "\" destination=\"" + text(header.destination) + "\"";
 }
 
 std::string rejection_text(const policy::RouteDecision& decision, const marshal::MessageHeader& header,
@@ -454,7 +442,6 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
         }
     }
 
-    const std::string_view destination = header.destination;  // message outlives this function
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)
                           : bus_.send(peer.id, std::move(outgoing));
@@ -481,53 +468,27 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
         return;
     }
     switch (sent.error()) {
-        case core::Error::name_has_no_owner:
-        case core::Error::no_such_connection:
-        case core::Error::activation_disabled:
-            if (header.flags & marshal::flag::no_auto_start) {
-                send_error(peer, message, "org.freedesktop.DBus.Error.NameHasNoOwner",
-                           "Name \"" + std::string(destination) + "\" does not exist");
-            } else {
-                send_error(
-                    peer, message, "org.freedesktop.DBus.Error.ServiceUnknown",
-                    "The name " + std::string(destination) + " was not provided by any .service files");
-            }
-            break;
         case core::Error::permission_denied:
             ++counters_.denials[BusCounters::core_denied];
-            send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
-                       "Rejected send message, 0 matched rules; type=\"" +
-                           std::string(message_type_name(header.type)) + "\", sender=\"" + peer.unique_name +
-                           "\", destination=\"" + std::string(destination) + "\"");
-            break;
-        case core::Error::fds_not_accepted:
-            send_error(
-                peer, message, "org.freedesktop.DBus.Error.NotSupported",
-                "Tried to send message with Unix file descriptors to a client that doesn't support that.");
             break;
         case core::Error::queue_full:
             ++counters_.quota_hits[BusCounters::outgoing_queue];
-            send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
-                       complaint("Rejected: destination has a full message queue", 0, header,
-                                 peer.unique_name, false));
             break;
         case core::Error::too_many_pending_replies:
             ++counters_.quota_hits[BusCounters::pending_replies];
-            send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
-                       "The maximum number of pending replies per connection has been reached");
             break;
+        case core::Error::name_has_no_owner:
+        case core::Error::no_such_connection:
+        case core::Error::activation_disabled:
+        case core::Error::fds_not_accepted:
         case core::Error::unexpected_reply:
-            // Refused as dbus-broker refuses it; told as dbus-daemon tells a reply its policy denies.
-            send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
-                       complaint("Rejected send message", 0, header, peer.unique_name, false) +
-                           " (the reply answers no call awaiting it)");
             break;
         default:
             ++counters_.quota_hits[BusCounters::core_limit];
-            send_error(peer, message, "org.freedesktop.DBus.Error.LimitsExceeded",
-                       std::string(core::describe(sent.error())));
             break;
     }
+    const SendRefusal refusal = refusal_of(sent.error(), header, peer.unique_name);
+    send_error(peer, message, refusal.error, refusal.text);
 }
 
 void BusDaemon::count_routed(marshal::MessageType type, std::span<const std::uint8_t> bytes) {
@@ -660,7 +621,7 @@ bool BusDaemon::endpoint_allows_call(Peer& peer, const transport::IncomingMessag
         endpoints_->may_call(peer.endpoint, names, header)) {
         return true;
     }
-    send_error(peer, message, "org.freedesktop.DBus.Error.AccessDenied",
+    send_error(peer, message, BusError::access_denied,
                "Rejected send message: the endpoint of \"" + peer.unique_name + "\" does not allow calling " +
                    std::string(header.interface) + "." + std::string(header.member) + " at " +
                    std::string(header.path) + " on \"" + std::string(header.destination) + "\"");
@@ -821,14 +782,14 @@ void BusDaemon::become_monitor(Peer& peer, std::vector<MatchRule> rules) {
     monitors_.push_back(peer.client->fd());
 }
 
-void BusDaemon::send_error(Peer& peer, const transport::IncomingMessage& to, std::string_view name,
+void BusDaemon::send_error(Peer& peer, const transport::IncomingMessage& to, BusError error,
                            std::string_view text) {
     // As dbus-daemon, whatever was refused is answered, even a signal or a reply that asked for no reply
     // (monitors see it; clients ignore it).
     marshal::BodyWriter body;
     body.string(text);
     marshal::MessageSpec spec{.type = marshal::MessageType::error,
-                              .error_name = name,
+                              .error_name = name_of(error),
                               .destination = peer.unique_name,
                               .reply_serial = to.header.serial};
     if (peer.registered()) {
@@ -841,15 +802,6 @@ void BusDaemon::send_error(Peer& peer, const transport::IncomingMessage& to, std
     spec.destination = {};
     peer.client->send(payload_of(marshal::build_message(spec, body)));
     dirty_.push_back(peer.client->fd());
-}
-
-const BusDaemon::InstalledMatch* BusDaemon::Peer::match(std::uint64_t cookie) const {
-    for (const InstalledMatch& installed : matches) {
-        if (installed.cookie == cookie) {
-            return &installed;
-        }
-    }
-    return nullptr;
 }
 
 bool BusDaemon::Names::is_primary_owner(std::string_view unique_name,
@@ -1054,7 +1006,7 @@ bool BusDaemon::policy_allows(Peer* sender, Peer* recipient, const transport::In
     }
     ++counters_.denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
                                                                          : BusCounters::receive_denied];
-    send_error(*sender, message, "org.freedesktop.DBus.Error.AccessDenied",
+    send_error(*sender, message, BusError::access_denied,
                rejection_text(decision, header, sender->unique_name));
     return false;
 }
@@ -1162,8 +1114,17 @@ void BusDaemon::flush(Peer& peer) {
     loop_.modify(peer.client->fd(), peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
-void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
+void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
     const int fd = peer.client->fd();
+    // A client that hangs up is the normal end; anything else is the bus cutting it off, which an
+    // operator must be able to find out about.
+    if (reason != transport::peer_hung_up) {
+        const transport::PeerCredentials& credentials = peer.client->credentials();
+        std::fprintf(stderr, "busgate: Disconnecting %s (uid=%ld pid=%d): %.*s\n",
+                     peer.unique_name.empty() ? "an unregistered connection" : peer.unique_name.c_str(),
+                     credentials.uid ? static_cast<long>(*credentials.uid) : -1L,
+                     static_cast<int>(credentials.pid), static_cast<int>(reason.size()), reason.data());
+    }
     if (peer.incomplete) {
         --incomplete_;
     }
@@ -1193,6 +1154,20 @@ void BusDaemon::disconnect(Peer& peer, std::string_view /*reason*/) {
         resume_accepting();  // an fd is free again
     }
     deliver();
+}
+
+void BusDaemon::disconnect_endpoint_members(core::EndpointId id, std::string_view reason) {
+    std::vector<int> members;
+    for (const auto& [fd, peer] : peers_) {
+        if (peer->endpoint == id) {
+            members.push_back(fd);
+        }
+    }
+    for (const int fd : members) {
+        if (const auto peer = peers_.find(fd); peer != peers_.end()) {
+            disconnect(*peer->second, reason);
+        }
+    }
 }
 
 void BusDaemon::settle(Peer& peer) {

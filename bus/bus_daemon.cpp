@@ -19,6 +19,7 @@
 #include "busgate/marshal/protocol.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/marshal/rewrite.h"
+#include "busgate/policy/coarse.h"
 #include "busgate/util/clock.h"
 
 namespace busgate::bus {
@@ -32,6 +33,14 @@ bool at_console(const std::string& directory, std::uint32_t uid) {
     const passwd* entry = ::getpwuid(uid);
     return entry != nullptr && entry->pw_name != nullptr &&
            ::access((directory + "/" + entry->pw_name).c_str(), F_OK) == 0;
+}
+
+// The core's share of the XML policy (nothing to check without one, so then the core allows everything too).
+std::vector<core::PolicyEntry> core_policy_of(const std::optional<policy::PolicyRules>& rules) {
+    if (rules) {
+        return policy::compile_coarse(*rules).entries;
+    }
+    return {{std::string(core::any_name), {{core::Grantee::world, 0, core::Access::own}}}};
 }
 
 }  // namespace
@@ -60,6 +69,14 @@ BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
     driver.flags = core::hello_flag::bus_driver;
     driver.description = std::string(bus_name);
     driver_id_ = bus_.hello(std::move(driver)).value();
+    core::HelloParams holder;
+    holder.credentials.uid = options_.bus_uid;
+    holder.credentials.pid = ::getpid();
+    holder.flags = core::hello_flag::policy_holder;
+    holder.name = std::string(bus_name);
+    holder.policy = core_policy_of(options_.policy);
+    holder.description = "policy holder";
+    policy_holder_id_ = bus_.hello(std::move(holder)).value();
     // The driver hears of every owner change and every connection, and re-broadcasts them as signals.
     for (const auto type : {core::NotificationType::name_add, core::NotificationType::name_remove,
                             core::NotificationType::name_change, core::NotificationType::id_add,
@@ -264,12 +281,17 @@ void BusDaemon::assign_policy(Peer& peer) {
     peer.names_stale = true;
 }
 
-void BusDaemon::apply_policy(const policy::PolicyRules& rules) {
+std::optional<std::string> BusDaemon::apply_policy(const policy::PolicyRules& rules) {
+    if (auto uploaded = bus_.set_policy(policy_holder_id_, policy::compile_coarse(rules).entries);
+        !uploaded) {
+        return "the bus refused the compiled policy: " + std::string(core::describe(uploaded.error()));
+    }
     policy_.emplace(rules);
     options_.policy = rules;  // what the web interface shows
     for (auto& [id, peer] : registered_) {
         assign_policy(*peer);
     }
+    return std::nullopt;
 }
 
 BusDaemon::Peer* BusDaemon::find_peer(core::ConnectionId id) {

@@ -41,10 +41,11 @@ struct DaemonOptions {
     std::filesystem::path keyring_directory;  // DBUS_COOKIE_SHA1
     uid_t bus_uid = 0;
     transport::ConnectionLimits client;
-    // The XML policy (checked here before the core is asked) alone decides who may own and talk, as in
-    // dbus-daemon: no coarse entries reach the core's bus policy, which would otherwise refuse every
-    // unprivileged user a name or a peer of another uid.
-    core::BusConfig core{.enforce_bus_policy = false, .broadcasts_reach_sender = true};
+    // The XML policy, checked exactly here, decides who may own and talk, as in dbus-daemon; the core
+    // enforces its compiled over-approximation (policy/coarse.h) behind it, on calls and names only:
+    // signals are left to the receive rules checked here.
+    core::BusConfig core{
+        .enforce_bus_policy = true, .signals_need_talk = false, .broadcasts_reach_sender = true};
     std::optional<std::uint64_t> reply_timeout_ns;  // none: calls never time out (dbus-daemon's default)
     std::uint64_t auth_timeout_ns = 30'000'000'000;
     std::size_t max_incomplete_connections = 64;
@@ -91,8 +92,10 @@ class BusDaemon {
 
     std::size_t connection_count() const { return peers_.size(); }
 
-    // Replaces the XML policy at once: every connection's rules are recomputed from its credentials.
-    void apply_policy(const policy::PolicyRules& rules);
+    // Replaces the XML policy at once: every connection's rules are recomputed from its credentials, and
+    // the core's entries compiled from it are uploaded in one step. If the core refuses them, nothing
+    // changes and the reason is returned.
+    std::optional<std::string> apply_policy(const policy::PolicyRules& rules);
     // Makes the configuration's endpoints what is listening (start, reload); the first problem, if any.
     std::optional<std::string> configure_endpoints(const std::vector<policy::EndpointConfig>& endpoints);
     // Rereads the service directories (reload, inotify) and signals ActivatableServicesChanged.
@@ -224,6 +227,7 @@ class BusDaemon {
     transport::Acceptor acceptor_;  // the bus's listeners, and the container endpoints' while they listen
     core::Bus bus_;
     core::ConnectionId driver_id_ = 0;
+    core::ConnectionId policy_holder_id_ = 0;  // uploads the compiled XML policy to the core
     std::unique_ptr<Driver> driver_;
     std::unique_ptr<Activation> activation_;
     std::unique_ptr<Endpoints> endpoints_;

@@ -41,6 +41,33 @@ std::string machine_id() {
     return {};
 }
 
+std::uint32_t release_name_reply(core::ReleaseResult result) {
+    switch (result) {
+        case core::ReleaseResult::released:
+            return 1;  // RELEASED
+        case core::ReleaseResult::unowned:
+            return 2;  // NON_EXISTENT
+        case core::ReleaseResult::not_owner:
+            return 3;  // NOT_OWNER
+    }
+    return 3;
+}
+
+// DBUS_REQUEST_NAME_REPLY_* and DBUS_RELEASE_NAME_REPLY_*: the core's results in dbus1's numbers.
+std::uint32_t request_name_reply(core::AcquireResult result) {
+    switch (result) {
+        case core::AcquireResult::acquired:
+            return 1;  // PRIMARY_OWNER
+        case core::AcquireResult::queued:
+            return 2;  // IN_QUEUE
+        case core::AcquireResult::owned_elsewhere:
+            return 3;  // EXISTS
+        case core::AcquireResult::already_owner:
+            return 4;  // ALREADY_OWNER
+    }
+    return 3;
+}
+
 }  // namespace
 
 const Driver::Method Driver::bus_methods[] = {
@@ -460,7 +487,7 @@ void Driver::request_name(Peer& peer, const transport::IncomingMessage& call, Bo
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
-    body.uint32(static_cast<std::uint32_t>(*result));
+    body.uint32(request_name_reply(*result));
     reply(peer, call, body);
 }
 
@@ -484,7 +511,7 @@ void Driver::release_name(Peer& peer, const transport::IncomingMessage& call, Bo
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
-    body.uint32(static_cast<std::uint32_t>(*result));
+    body.uint32(release_name_reply(*result));
     reply(peer, call, body);
 }
 

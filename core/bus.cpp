@@ -5,8 +5,7 @@
 namespace busgate::core {
 namespace {
 
-constexpr uint64_t special_hello_flags =
-    hello_flag::activator | hello_flag::policy_holder | hello_flag::monitor;
+constexpr uint64_t special_hello_flags = hello_flag::activator | hello_flag::policy_holder;
 constexpr uint64_t known_hello_flags = hello_flag::accept_fds | hello_flag::bus_driver | special_hello_flags;
 constexpr uint64_t known_message_flags =
     message_flag::expect_reply | message_flag::no_auto_start | message_flag::signal;
@@ -74,25 +73,44 @@ bool Bus::may_own(const Connection& connection, std::string_view name) const {
     return bus_policy_.allows(connection.credentials(), name, Access::own);
 }
 
+bool Bus::endpoint_allows_talk(const Connection& from, const Connection& to) const {
+    const Endpoint* endpoint = find_endpoint(from.endpoint());
+    if (endpoint->is_default() || endpoint->policy().allows_any(from.credentials(), Access::talk))
+        return true;
+    // kdbus: TALK to a connection is TALK to at least one of the names it owns.
+    bool allowed = false;
+    names_.for_each_owned(to.id(), [&](const NameEntry& entry) {
+        allowed = allowed || endpoint->policy().allows(from.credentials(), entry.name, Access::talk);
+    });
+    return allowed;
+}
+
+bool Bus::bus_policy_allows_talk(const Connection& from, const Connection& to) const {
+    if (from.privileged() || !config_.enforce_bus_policy || from.credentials().uid == to.credentials().uid)
+        return true;
+    if (bus_policy_.allows_any(from.credentials(), Access::talk))
+        return true;
+    // Every name `to` owns, waits for or activates: a dbus1 send_destination rule matches a receiver that is
+    // only queued for the name, and a call to an activatable name is checked against that name.
+    bool allowed = false;
+    names_.for_each_membership(to.id(), [&](const NameEntry& entry) {
+        allowed = allowed || bus_policy_.allows(from.credentials(), entry.name, Access::talk);
+    });
+    return allowed;
+}
+
 bool Bus::may_talk(const Connection& from, const Connection& to) const {
     if (((from.flags() | to.flags()) & hello_flag::bus_driver) || from.id() == to.id())
         return true;
-    // kdbus: TALK to a connection is TALK to at least one of the names it owns.
-    auto any_name_allows = [&](const PolicyDatabase& policy) {
-        bool allowed = false;
-        names_.for_each_owned(to.id(), [&](const NameEntry& entry) {
-            allowed = allowed || policy.allows(from.credentials(), entry.name, Access::talk);
-        });
-        return allowed;
-    };
-    const Endpoint* endpoint = find_endpoint(from.endpoint());
-    if (!endpoint->is_default() && !any_name_allows(endpoint->policy()))
-        return false;
-    if (from.privileged() || !config_.enforce_bus_policy)
+    return endpoint_allows_talk(from, to) && bus_policy_allows_talk(from, to);
+}
+
+bool Bus::may_hear(const Connection& receiver, const Connection& sender) const {
+    if (config_.signals_need_talk)
+        return may_talk(receiver, sender);
+    if (((receiver.flags() | sender.flags()) & hello_flag::bus_driver) || receiver.id() == sender.id())
         return true;
-    if (from.credentials().uid == to.credentials().uid)
-        return true;
-    return any_name_allows(bus_policy_);
+    return endpoint_allows_talk(receiver, sender);
 }
 
 // ------------------------------------------------------------------------------------------ connections
@@ -103,12 +121,10 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
         return Error::invalid_argument;
     const uint64_t special = flags & special_hello_flags;
     if (special & (special - 1))
-        return Error::invalid_argument;  // activator, policy holder and monitor exclude each other
+        return Error::invalid_argument;  // activator and policy holder exclude each other
     const Endpoint* endpoint = find_endpoint(params.endpoint);
     if (!endpoint)
         return Error::no_such_endpoint;
-    if ((flags & hello_flag::monitor) && !endpoint->is_default())
-        return Error::not_supported;
     const bool privileged = endpoint->is_default() &&
                             (params.credentials.uid == 0 || params.credentials.uid == config_.owner_uid);
     if ((special || (flags & hello_flag::bus_driver)) && !privileged)
@@ -148,9 +164,8 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
     UserConnections& counted = connections_per_user_[user];
     ++counted.all;
     counted.ordinary += special ? 0 : 1;
-    if (added.is_monitor())
-        monitors_.push_back(id);
-    else
+    // A policy holder stands for rules, not for a peer: no one hears of it.
+    if (!added.is_policy_holder())
         notify_id_change(NotificationType::id_add, added);
 
     if (added.is_activator()) {
@@ -184,11 +199,10 @@ Status Bus::bye(ConnectionId id) {
         connections_per_user_.erase(user);
         quotas_.forget_user(user);
     }
-    std::erase(monitors_, id);
     std::erase(readable_, id);
     std::unique_ptr<Connection> gone = std::move(connections_.find(id)->second);
     connections_.erase(id);
-    if (!gone->is_monitor())
+    if (!gone->is_policy_holder())
         notify_id_change(NotificationType::id_remove, *gone);
     return {};
 }
@@ -196,7 +210,7 @@ Status Bus::bye(ConnectionId id) {
 Result<const Connection*> Bus::connection_info(ConnectionId caller, ConnectionId id) const {
     const Connection* viewer = find(caller);
     const Connection* target = find(id);
-    if (!viewer || !target || target->is_monitor() || !can_see_connection(*viewer, *target))
+    if (!viewer || !target || target->is_policy_holder() || !can_see_connection(*viewer, *target))
         return Error::no_such_connection;
     return target;
 }
@@ -230,7 +244,7 @@ Result<ReleaseResult> Bus::release_name(ConnectionId id, std::string_view name) 
     if (!is_valid_well_known_name(name))
         return Error::invalid_name;
     if (!can_see_name(*connection, name))
-        return ReleaseResult::non_existent;
+        return ReleaseResult::unowned;
     std::vector<NameChange> changes;
     const ReleaseResult result = names_.release(id, name, changes);
     apply_name_changes(changes);
@@ -264,7 +278,7 @@ std::vector<ListEntry> Bus::list(ConnectionId caller, uint64_t flags) const {
     });
     if (flags & list_flag::unique) {
         for (const auto& [id, connection] : connections_) {
-            if (connection->is_monitor() || contributed.contains(id))
+            if (connection->is_policy_holder() || contributed.contains(id))
                 continue;
             if (connection->is_activator() && !(flags & list_flag::activators))
                 continue;
@@ -406,8 +420,6 @@ void Bus::notify_name_change(const NameChange& change) {
     for (ConnectionId affected : {change.old_id, change.new_id})
         if (Connection* receiver = find(affected); receiver && receiver->is_ordinary())
             add_candidate(*receiver, nullptr);
-    for (ConnectionId monitor : monitors_)
-        add_candidate(*find(monitor), nullptr);
 
     QueueItem item;
     item.kind = QueueItem::Kind::notification;
@@ -425,7 +437,6 @@ void Bus::notify_name_change(const NameChange& change) {
             continue;
         QueueItem copy = item;
         copy.matched = receiver->fanout_cookies_;
-        copy.monitor_copy = receiver->is_monitor();
         enqueue_notification(*receiver, std::move(copy), false);
     }
 }
@@ -438,8 +449,6 @@ void Bus::notify_id_change(NotificationType type, const Connection& subject) {
             if (Connection* receiver = find(owner); receiver && receiver != &subject)
                 add_candidate(*receiver, &match.cookie);
     });
-    for (ConnectionId monitor : monitors_)
-        add_candidate(*find(monitor), nullptr);
 
     QueueItem item;
     item.kind = QueueItem::Kind::notification;
@@ -454,7 +463,6 @@ void Bus::notify_id_change(NotificationType type, const Connection& subject) {
             continue;  // ID_* notifications are only delivered on the default endpoint
         QueueItem copy = item;
         copy.matched = receiver->fanout_cookies_;
-        copy.monitor_copy = receiver->is_monitor();
         enqueue_notification(*receiver, std::move(copy), false);
     }
 }
@@ -500,21 +508,6 @@ Status Bus::enqueue(Connection& receiver, QueuedEntry entry) {
     receiver.queue_.push(std::move(entry));
     mark_readable(receiver);
     return {};
-}
-
-void Bus::copy_to_monitors(const QueueItem& item) {
-    for (ConnectionId id : monitors_) {
-        Connection* monitor = find(id);
-        if (!monitor->queue_.fits(config_.limits.queue, item)) {
-            monitor->queue_.count_dropped();
-            continue;
-        }
-        QueuedEntry entry;
-        entry.item = item;
-        entry.item.monitor_copy = true;
-        monitor->queue_.push(std::move(entry));
-        mark_readable(*monitor);
-    }
 }
 
 Result<SendReceipt> Bus::send(ConnectionId sender_id, OutgoingMessage message) {
@@ -575,12 +568,11 @@ Result<SendReceipt> Bus::broadcast(Connection& sender, OutgoingMessage& message)
     entry.item.flags = message.flags;
     entry.item.payload = std::move(message.payload);
     entry.actor = sender.user();
-    copy_to_monitors(entry.item);
 
     const bool has_fds = entry.item.fd_count() > 0;
     for (Connection* receiver : candidates_) {
-        // kdbus: for broadcasts the receiver must be allowed to TALK to the sender.
-        if (!may_talk(*receiver, sender))
+        // kdbus: the receiver of a broadcast must be allowed to TALK to the sender (see may_hear).
+        if (!may_hear(*receiver, sender))
             continue;
         if (has_fds && !receiver->accepts_fds()) {
             receiver->queue_.count_dropped();
@@ -638,8 +630,8 @@ Result<SendReceipt> Bus::unicast(Connection& sender, OutgoingMessage& message) {
         if (!replies_.contains(sender.id(), receiver->id(), message.reply_cookie))
             return Error::unexpected_reply;
     } else if (is_signal) {
-        // A unicast signal is silently dropped unless the receiver may TALK to the sender (kdbus).
-        if (!may_talk(*receiver, sender))
+        // A unicast signal is silently dropped unless the receiver may hear the sender (kdbus).
+        if (!may_hear(*receiver, sender))
             return receipt;
     } else if (!may_talk(sender, *receiver)) {
         return Error::permission_denied;
@@ -662,17 +654,12 @@ Result<SendReceipt> Bus::unicast(Connection& sender, OutgoingMessage& message) {
     entry.item.payload = std::move(message.payload);
     entry.name_id = name_id;
     entry.actor = sender.user();
-    QueueItem monitor_item;
-    if (!monitors_.empty())
-        monitor_item = entry.item;
     if (auto status = enqueue(*receiver, std::move(entry)); !status) {
         if (expects_reply)
             replies_.consume(receiver->id(), sender.id(), message.cookie);
         return status.error();
     }
     receipt.sequence = ++clock_;
-    if (!monitors_.empty())
-        copy_to_monitors(monitor_item);
     if (is_reply)
         replies_.consume(sender.id(), receiver->id(), message.reply_cookie);
     receipt.destination = receiver->id();

@@ -79,7 +79,7 @@ Result<AcquireResult> NameRegistry::acquire(ConnectionId id, std::string_view na
                                name_flag::activator, id, saved, true, false});
         else
             changes.push_back({NotificationType::name_add, entry->name, entry->name_id, 0, 0, id, saved});
-        return AcquireResult::primary_owner;
+        return AcquireResult::acquired;
     }
 
     const NameOwner primary = entry->owners.front();
@@ -96,7 +96,7 @@ Result<AcquireResult> NameRegistry::acquire(ConnectionId id, std::string_view na
         }
         changes.push_back({NotificationType::name_change, entry->name, entry->name_id, primary.id,
                            primary.flags, id, saved});
-        return AcquireResult::primary_owner;
+        return AcquireResult::acquired;
     }
 
     if (flags & name_flag::queue) {
@@ -113,7 +113,7 @@ Result<AcquireResult> NameRegistry::acquire(ConnectionId id, std::string_view na
             entry->owners.push_back({id, saved});
             add_membership(id, *entry);
         }
-        return AcquireResult::in_queue;
+        return AcquireResult::queued;
     }
 
     // Not allowed to replace and not willing to wait: a waiter that asks again this way leaves the queue.
@@ -121,14 +121,14 @@ Result<AcquireResult> NameRegistry::acquire(ConnectionId id, std::string_view na
         entry->owners.erase(entry->owners.begin() + static_cast<ptrdiff_t>(position));
         remove_membership(id, *entry);
     }
-    return AcquireResult::exists;
+    return AcquireResult::owned_elsewhere;
 }
 
 ReleaseResult NameRegistry::release(ConnectionId id, std::string_view name,
                                     std::vector<NameChange>& changes) {
     auto found = entries_.find(name);
     if (found == entries_.end() || found->second->owners.empty())
-        return ReleaseResult::non_existent;
+        return ReleaseResult::unowned;
     NameEntry& entry = *found->second;
     const size_t position = position_of(entry, id);
     if (position == entry.owners.size())

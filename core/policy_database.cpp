@@ -46,35 +46,93 @@ size_t StringHash::operator()(std::string_view text) const {
     return static_cast<size_t>(h);
 }
 
+namespace {
+
+enum class EntryKind : uint8_t { exact, wildcard, subtree, any };
+
+EntryKind kind_of(const PolicyEntry& entry) {
+    if (entry.name == any_name)
+        return EntryKind::any;
+    if (entry.subtree)
+        return EntryKind::subtree;
+    return std::string_view(entry.name).ends_with(wildcard_suffix) ? EntryKind::wildcard : EntryKind::exact;
+}
+
+// The key an entry is stored under: the name without ".*" for a wildcard.
+std::string_view key_of(const PolicyEntry& entry, EntryKind kind) {
+    std::string_view name = entry.name;
+    if (kind == EntryKind::wildcard)
+        name.remove_suffix(wildcard_suffix.size());
+    return name;
+}
+
+bool grant_applies(const PolicyGrant& grant, const Credentials& credentials) {
+    switch (grant.grantee) {
+        case Grantee::user:
+            return grant.id == credentials.uid;
+        case Grantee::group:
+            return grant.id == credentials.gid ||
+                   std::find(credentials.groups.begin(), credentials.groups.end(), grant.id) !=
+                       credentials.groups.end();
+        case Grantee::world:
+            return true;
+    }
+    return false;
+}
+
+void raise_to(std::optional<Access>& best, const std::vector<PolicyGrant>& grants,
+              const Credentials& credentials) {
+    for (const auto& grant : grants) {
+        if ((!best || grant.access > *best) && grant_applies(grant, credentials)) {
+            best = grant.access;
+            if (*best == Access::own)
+                return;
+        }
+    }
+}
+
+}  // namespace
+
 Status PolicyDatabase::replace(uint64_t owner, std::span<const PolicyEntry> entries, bool allow_wildcards) {
     // Validate everything first, so that a failure leaves the database untouched.
     for (const auto& entry : entries) {
-        std::string_view name = entry.name;
-        const bool wildcard = name.ends_with(wildcard_suffix);
-        if (wildcard) {
-            if (!allow_wildcards)
-                return Error::invalid_argument;
-            name.remove_suffix(wildcard_suffix.size());
+        const EntryKind kind = kind_of(entry);
+        if (kind != EntryKind::exact && !allow_wildcards)
+            return Error::invalid_argument;
+        if (kind == EntryKind::any) {
+            if (any_ && any_->owner != owner)
+                return Error::already_exists;
+            continue;
         }
-        // A wildcard prefix may be a single element ("org.*"); a plain name needs two.
+        const std::string_view name = key_of(entry, kind);
+        // A prefix may be a single element ("org.*", or the subtree "org"); a plain name needs two.
+        const bool prefix = kind == EntryKind::wildcard || kind == EntryKind::subtree;
         if (!is_valid_well_known_name(name) &&
-            !(wildcard && is_valid_well_known_name(std::string(name) + ".x")))
+            !(prefix && is_valid_well_known_name(std::string(name) + ".x")))
             return Error::invalid_name;
-        const Table& table = wildcard ? wildcard_ : exact_;
+        const Table& table = kind == EntryKind::exact      ? exact_
+                             : kind == EntryKind::wildcard ? wildcard_
+                                                           : subtree_;
         auto found = table.find(name);
         if (found != table.end() && found->second.owner != owner)
             return Error::already_exists;
     }
     remove_owner(owner);
     for (const auto& entry : entries) {
-        std::string_view name = entry.name;
-        const bool wildcard = name.ends_with(wildcard_suffix);
-        if (wildcard)
-            name.remove_suffix(wildcard_suffix.size());
-        Table& table = wildcard ? wildcard_ : exact_;
-        auto [it, inserted] = table.try_emplace(std::string(name), Entry{owner, {}});
+        const EntryKind kind = kind_of(entry);
+        Entry* stored = nullptr;
+        if (kind == EntryKind::any) {
+            if (!any_)
+                any_ = Entry{owner, {}};
+            stored = &*any_;
+        } else {
+            Table& table = kind == EntryKind::exact      ? exact_
+                           : kind == EntryKind::wildcard ? wildcard_
+                                                         : subtree_;
+            stored = &table.try_emplace(std::string(key_of(entry, kind)), Entry{owner, {}}).first->second;
+        }
         // Duplicate names within one upload merge their grants.
-        it->second.grants.insert(it->second.grants.end(), entry.grants.begin(), entry.grants.end());
+        stored->grants.insert(stored->grants.end(), entry.grants.begin(), entry.grants.end());
     }
     return {};
 }
@@ -83,41 +141,39 @@ void PolicyDatabase::remove_owner(uint64_t owner) {
     auto by_owner = [owner](const auto& element) { return element.second.owner == owner; };
     boost::unordered::erase_if(exact_, by_owner);
     boost::unordered::erase_if(wildcard_, by_owner);
+    boost::unordered::erase_if(subtree_, by_owner);
+    if (any_ && any_->owner == owner)
+        any_.reset();
 }
 
 std::optional<Access> PolicyDatabase::query(const Credentials& credentials, std::string_view name) const {
-    const Entry* entry = nullptr;
+    std::optional<Access> best;
     if (auto found = exact_.find(name); found != exact_.end()) {
-        entry = &found->second;
+        raise_to(best, found->second.grants, credentials);
     } else if (auto dot = name.rfind('.'); dot != std::string_view::npos) {
         if (auto prefix = wildcard_.find(name.substr(0, dot)); prefix != wildcard_.end())
-            entry = &prefix->second;
+            raise_to(best, prefix->second.grants, credentials);
     }
-    if (!entry)
-        return std::nullopt;
-    std::optional<Access> best;
-    for (const auto& grant : entry->grants) {
-        bool applies = false;
-        switch (grant.grantee) {
-            case Grantee::user:
-                applies = grant.id == credentials.uid;
-                break;
-            case Grantee::group:
-                applies = grant.id == credentials.gid ||
-                          std::find(credentials.groups.begin(), credentials.groups.end(), grant.id) !=
-                              credentials.groups.end();
-                break;
-            case Grantee::world:
-                applies = true;
-                break;
-        }
-        if (applies && (!best || grant.access > *best)) {
-            best = grant.access;
-            if (*best == Access::own)
+    if (!subtree_.empty()) {
+        // Every prefix that ends at an element boundary, the whole name included.
+        for (size_t end = name.find('.'); best != Access::own; end = name.find('.', end + 1)) {
+            if (auto found = subtree_.find(name.substr(0, end)); found != subtree_.end())
+                raise_to(best, found->second.grants, credentials);
+            if (end == std::string_view::npos)
                 break;
         }
     }
+    if (any_)
+        raise_to(best, any_->grants, credentials);
     return best;
+}
+
+bool PolicyDatabase::allows_any(const Credentials& credentials, Access needed) const {
+    if (!any_)
+        return false;
+    std::optional<Access> granted;
+    raise_to(granted, any_->grants, credentials);
+    return granted && *granted >= needed;
 }
 
 }  // namespace busgate::core

@@ -12,7 +12,7 @@ class NameRegistryTest : public ::testing::Test {
     AcquireResult acquire(ConnectionId id, std::string_view name, uint64_t flags) {
         auto result = registry.acquire(id, name, flags, changes);
         EXPECT_TRUE(result.ok());
-        return result.ok() ? *result : AcquireResult::exists;
+        return result.ok() ? *result : AcquireResult::owned_elsewhere;
     }
     std::vector<ConnectionId> queue_of(std::string_view name) {
         std::vector<ConnectionId> ids;
@@ -31,7 +31,7 @@ class NameRegistryTest : public ::testing::Test {
 };
 
 TEST_F(NameRegistryTest, FirstRequestBecomesPrimaryWithNameAdd) {
-    EXPECT_EQ(acquire(1, "org.example.A", 0), AcquireResult::primary_owner);
+    EXPECT_EQ(acquire(1, "org.example.A", 0), AcquireResult::acquired);
     ASSERT_EQ(changes.size(), 1u);
     EXPECT_EQ(changes[0].type, NotificationType::name_add);
     EXPECT_EQ(changes[0].old_id, 0u);
@@ -58,30 +58,30 @@ TEST_F(NameRegistryTest, InvalidNamesAreRefused) {
 
 TEST_F(NameRegistryTest, WithoutQueueSecondRequesterGetsExists) {
     acquire(1, "org.example.A", 0);
-    EXPECT_EQ(acquire(2, "org.example.A", 0), AcquireResult::exists);
+    EXPECT_EQ(acquire(2, "org.example.A", 0), AcquireResult::owned_elsewhere);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1}));
 }
 
 TEST_F(NameRegistryTest, QueueFlagPutsRequesterInQueueInOrder) {
     acquire(1, "org.example.A", 0);
-    EXPECT_EQ(acquire(2, "org.example.A", queue), AcquireResult::in_queue);
-    EXPECT_EQ(acquire(3, "org.example.A", queue), AcquireResult::in_queue);
+    EXPECT_EQ(acquire(2, "org.example.A", queue), AcquireResult::queued);
+    EXPECT_EQ(acquire(3, "org.example.A", queue), AcquireResult::queued);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 2, 3}));
 }
 
 TEST_F(NameRegistryTest, ReplaceExistingFailsWithoutAllowReplacement) {
     acquire(1, "org.example.A", queue);
-    EXPECT_EQ(acquire(2, "org.example.A", replace_existing), AcquireResult::exists);
-    EXPECT_EQ(acquire(3, "org.example.A", replace_existing | queue), AcquireResult::in_queue);
+    EXPECT_EQ(acquire(2, "org.example.A", replace_existing), AcquireResult::owned_elsewhere);
+    EXPECT_EQ(acquire(3, "org.example.A", replace_existing | queue), AcquireResult::queued);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 3}));
 }
 
 TEST_F(NameRegistryTest, RefusedReplacementWaitsFirstInLine) {
     acquire(1, "org.example.A", queue);
     acquire(2, "org.example.A", queue);
-    EXPECT_EQ(acquire(3, "org.example.A", replace_existing | queue), AcquireResult::in_queue);
+    EXPECT_EQ(acquire(3, "org.example.A", replace_existing | queue), AcquireResult::queued);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 3, 2}));  // as dbus-daemon queues
-    EXPECT_EQ(acquire(2, "org.example.A", replace_existing | queue), AcquireResult::in_queue);
+    EXPECT_EQ(acquire(2, "org.example.A", replace_existing | queue), AcquireResult::queued);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1, 2, 3}));
 }
 
@@ -99,7 +99,7 @@ TEST_F(NameRegistryTest, ReplacedOwnerQueuesSecond) {
     acquire(1, "org.example.A", allow_replacement | queue);
     acquire(2, "org.example.A", queue);
     changes.clear();
-    EXPECT_EQ(acquire(3, "org.example.A", replace_existing), AcquireResult::primary_owner);
+    EXPECT_EQ(acquire(3, "org.example.A", replace_existing), AcquireResult::acquired);
     // dbus-daemon's order: the new owner, then the replaced owner, then the earlier waiters.
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{3, 1, 2}));
     const NameChange change = last_change();
@@ -111,7 +111,7 @@ TEST_F(NameRegistryTest, ReplacedOwnerQueuesSecond) {
 TEST_F(NameRegistryTest, ReplacedOwnerWithoutQueueLosesTheName) {
     acquire(1, "org.example.A", allow_replacement);
     acquire(2, "org.example.A", queue);
-    EXPECT_EQ(acquire(3, "org.example.A", replace_existing), AcquireResult::primary_owner);
+    EXPECT_EQ(acquire(3, "org.example.A", replace_existing), AcquireResult::acquired);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{3, 2}));
     EXPECT_EQ(registry.membership_count(1), 0u);
 }
@@ -120,14 +120,14 @@ TEST_F(NameRegistryTest, QueuedWaiterCanReplaceAndLeavesItsOldPlace) {
     acquire(1, "org.example.A", allow_replacement | queue);
     acquire(2, "org.example.A", queue);
     acquire(3, "org.example.A", queue);
-    EXPECT_EQ(acquire(3, "org.example.A", replace_existing), AcquireResult::primary_owner);
+    EXPECT_EQ(acquire(3, "org.example.A", replace_existing), AcquireResult::acquired);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{3, 1, 2}));
 }
 
 TEST_F(NameRegistryTest, WaiterAskingAgainWithoutQueueLeavesTheQueue) {
     acquire(1, "org.example.A", 0);
     acquire(2, "org.example.A", queue);
-    EXPECT_EQ(acquire(2, "org.example.A", 0), AcquireResult::exists);
+    EXPECT_EQ(acquire(2, "org.example.A", 0), AcquireResult::owned_elsewhere);
     EXPECT_EQ(queue_of("org.example.A"), (std::vector<ConnectionId>{1}));
 }
 
@@ -155,7 +155,7 @@ TEST_F(NameRegistryTest, ReleaseResultsForStrangersAndUnknownNames) {
     acquire(1, "org.example.A", 0);
     acquire(2, "org.example.A", queue);
     EXPECT_EQ(registry.release(3, "org.example.A", changes), ReleaseResult::not_owner);
-    EXPECT_EQ(registry.release(3, "org.example.Missing", changes), ReleaseResult::non_existent);
+    EXPECT_EQ(registry.release(3, "org.example.Missing", changes), ReleaseResult::unowned);
     changes.clear();
     EXPECT_EQ(registry.release(2, "org.example.A", changes), ReleaseResult::released);
     EXPECT_TRUE(changes.empty());  // leaving the queue changes no owner
@@ -182,7 +182,7 @@ TEST_F(NameRegistryTest, ActivatorHoldsNameUntilRealOwnerArrives) {
     EXPECT_TRUE(registry.find("org.example.Svc")->only_activator());
 
     changes.clear();
-    EXPECT_EQ(acquire(1, "org.example.Svc", 0), AcquireResult::primary_owner);
+    EXPECT_EQ(acquire(1, "org.example.Svc", 0), AcquireResult::acquired);
     ASSERT_EQ(changes.size(), 1u);
     EXPECT_EQ(changes[0].type, NotificationType::name_change);
     EXPECT_EQ(changes[0].old_id, 10u);

@@ -94,5 +94,51 @@ TEST(PolicyDatabase, RemoveOwnerDropsOnlyItsEntries) {
     EXPECT_TRUE(db.query(user(5), "org.two.A").has_value());
 }
 
+TEST(PolicyDatabase, SubtreeCoversTheNameAndEveryNameBelowIt) {
+    PolicyDatabase db;
+    ASSERT_TRUE(
+        db.replace(7, std::vector<PolicyEntry>{{"org.example", {{Grantee::user, 1000, Access::own}}, true}})
+            .ok());
+    EXPECT_EQ(db.query(user(1000), "org.example"), Access::own);
+    EXPECT_EQ(db.query(user(1000), "org.example.A"), Access::own);
+    EXPECT_EQ(db.query(user(1000), "org.example.A.B.C"), Access::own);
+    EXPECT_FALSE(db.query(user(1000), "org.examples").has_value());  // element boundaries only
+    EXPECT_FALSE(db.query(user(1000), "org.exampl").has_value());
+    EXPECT_FALSE(db.query(user(1001), "org.example.A").has_value());
+    // A single element is a valid subtree, as it is a valid kdbus wildcard.
+    ASSERT_TRUE(
+        db.replace(8, std::vector<PolicyEntry>{{"net", {{Grantee::world, 0, Access::talk}}, true}}).ok());
+    EXPECT_EQ(db.query(user(5), "net.x.y"), Access::talk);
+}
+
+TEST(PolicyDatabase, SubtreeAndAnyEntriesAddToWhatAnExactEntryGrants) {
+    PolicyDatabase db;
+    ASSERT_TRUE(
+        db.replace(7, std::vector<PolicyEntry>{{"org.example.Locked", {{Grantee::user, 0, Access::own}}},
+                                               {"org.example", {{Grantee::group, 60, Access::own}}, true},
+                                               {"*", {{Grantee::world, 0, Access::talk}}}})
+            .ok());
+    EXPECT_EQ(db.query(user(1000, 60), "org.example.Locked"), Access::own);
+    EXPECT_EQ(db.query(user(1000), "org.example.Locked"), Access::talk);
+    EXPECT_EQ(db.query(user(1000), "com.other.Name"), Access::talk);
+    EXPECT_TRUE(db.allows_any(user(1000), Access::talk));
+    EXPECT_FALSE(db.allows_any(user(1000), Access::own));
+    EXPECT_EQ(db.size(), 3u);
+}
+
+TEST(PolicyDatabase, AnyEntryHasOneOwnerAndGoesWithIt) {
+    PolicyDatabase db;
+    ASSERT_TRUE(db.replace(1, std::vector<PolicyEntry>{{"*", {{Grantee::world, 0, Access::own}}}}).ok());
+    EXPECT_EQ(db.replace(2, std::vector<PolicyEntry>{{"*", {}}}).error(), Error::already_exists);
+    EXPECT_EQ(db.replace(2, std::vector<PolicyEntry>{{"*", {}}}, false).error(), Error::invalid_argument);
+    EXPECT_EQ(db.replace(2, std::vector<PolicyEntry>{{"org.a", {}, true}}, false).error(),
+              Error::invalid_argument);
+    EXPECT_EQ(db.replace(2, std::vector<PolicyEntry>{{"org.1a", {}, true}}).error(), Error::invalid_name);
+    EXPECT_TRUE(db.allows(user(9), "any.Name", Access::own));
+    db.remove_owner(1);
+    EXPECT_FALSE(db.allows_any(user(9), Access::see));
+    EXPECT_FALSE(db.query(user(9), "any.Name").has_value());
+}
+
 }  // namespace
 }  // namespace busgate::core

@@ -233,9 +233,14 @@ int main(int argc, char** argv) {
                 return problem;
             }
         }
+        if (running != nullptr) {
+            if (auto problem = running->apply_policy(candidate.policy)) {
+                std::fprintf(stderr, "busgate: Unable to reload configuration: %s\n", problem->c_str());
+                return problem;
+            }
+        }
         configuration = std::move(candidate);
         if (running != nullptr) {
-            running->apply_policy(configuration.policy);
             running->reload_services(configuration.servicedirs);
             if (auto problem = running->configure_endpoints(configuration.endpoints)) {
                 std::fprintf(stderr, "busgate: %s\n", problem->c_str());

@@ -49,10 +49,14 @@ struct BusLimits {
 struct BusConfig {
     uint32_t owner_uid = 0;  // connections of this uid (and root) are privileged on the default endpoint
     BusLimits limits;
-    // false: the bus policy (the policy holders' entries) does not gate OWN and TALK, because whoever
-    // connects the clients checks them exactly (the dbus1 gateway, with the XML policy, before it asks the
-    // core). Endpoint policies still apply.
+    // false: the bus policy (the policy holders' entries) does not gate OWN and TALK at all. Endpoint
+    // policies still apply.
     bool enforce_bus_policy = true;
+    // true (kdbus): a signal, broadcast or unicast, reaches a receiver only if the receiver may TALK to its
+    // sender. false: the bus policy gates method calls only and signals answer to the endpoint policy alone,
+    // as dbus1 decides them by the receiver's receive rules, which a TALK grant (to the callee's names)
+    // cannot express.
+    bool signals_need_talk = true;
     // true: a broadcast also reaches its sender when one of the sender's own matches covers it, as dbus1
     // delivers it (kdbus never looped a broadcast back).
     bool broadcasts_reach_sender = false;
@@ -61,7 +65,7 @@ struct BusConfig {
 struct HelloParams {
     Credentials credentials;
     util::UniqueFd pidfd;
-    uint64_t flags = 0;  // hello_flag::*; activator, policy_holder and monitor are exclusive and privileged
+    uint64_t flags = 0;  // hello_flag::*; activator and policy_holder are exclusive and privileged
     EndpointId endpoint = default_endpoint;
     std::string name;                 // activators and policy holders: the name they stand for
     std::vector<PolicyEntry> policy;  // activators and policy holders: their initial rules
@@ -79,7 +83,7 @@ struct ListEntry {
 struct SendReceipt {
     uint64_t sequence = 0;
     ConnectionId destination = 0;  // unicast: the connection the message was queued on (0 if dropped)
-    size_t delivered = 0;          // receivers it was queued on, monitors excluded
+    size_t delivered = 0;          // receivers it was queued on
     size_t dropped = 0;            // broadcast receivers that matched but lost it to limits or quotas
 };
 
@@ -101,10 +105,12 @@ class Bus {
     size_t connection_count() const { return connections_.size(); }
 
     // ---- names
-    // flags: name_flag::{replace_existing, allow_replacement, queue}.
+    // flags: name_flag::{replace_existing, allow_replacement, queue}. permission_denied when neither the
+    // endpoint nor (unless privileged) the bus policy grants OWN.
     Result<AcquireResult> acquire_name(ConnectionId id, std::string_view name, uint64_t flags);
     Result<ReleaseResult> release_name(ConnectionId id, std::string_view name);
-    // list_flag::{unique, names, activators, queued}; names the caller cannot SEE are left out.
+    // list_flag::{unique, names, activators, queued}; names the caller cannot SEE are left out, and so are
+    // policy holders (they stand for rules, not for a peer).
     std::vector<ListEntry> list(ConnectionId caller, uint64_t flags) const;
     // GetNameOwner: the primary owner; name_has_no_owner if none (or only an activator) or invisible.
     Result<ConnectionId> name_owner(ConnectionId caller, std::string_view name) const;
@@ -136,7 +142,7 @@ class Bus {
     Status remove_match(ConnectionId id, uint64_t cookie);
 
     // ---- policy and endpoints
-    // A policy holder (or activator) replaces all its rules at once.
+    // A policy holder (or activator) replaces all its rules at once; on error the old ones stay.
     Status set_policy(ConnectionId holder, std::vector<PolicyEntry> entries);
     // A custom endpoint with its own policy; names are unique per bus (already_exists).
     Result<EndpointId> make_endpoint(std::string name, std::vector<PolicyEntry> policy);
@@ -157,16 +163,23 @@ class Bus {
     bool may_talk_to_name(const Connection& viewer, std::string_view name) const;
     bool can_see_connection(const Connection& viewer, const Connection& target) const;
     bool may_own(const Connection& connection, std::string_view name) const;
+    // A method call from `from` to `to`: the endpoint policy, then (unless privileged, or the same user) the
+    // bus policy, each granting TALK to one of the names `to` owns (the endpoint), or owns, waits for or
+    // activates (the bus: dbus1's send_destination counts queued owners), or TALK to any_name.
     bool may_talk(const Connection& from, const Connection& to) const;
+    // A signal from `sender` reaching `receiver` (see BusConfig::signals_need_talk).
+    bool may_hear(const Connection& receiver, const Connection& sender) const;
 
   private:
     Connection* find(ConnectionId id) const;
     Endpoint* find_endpoint(EndpointId id) const;
 
+    bool endpoint_allows_talk(const Connection& from, const Connection& to) const;
+    bool bus_policy_allows_talk(const Connection& from, const Connection& to) const;
+
     Status enqueue(Connection& receiver, QueuedEntry entry);
     void enqueue_notification(Connection& receiver, QueueItem item, bool must_deliver);
     void mark_readable(Connection& connection);
-    void copy_to_monitors(const QueueItem& item);
 
     void apply_name_changes(const std::vector<NameChange>& changes);
     void move_name_messages(ConnectionId from, ConnectionId to, uint64_t name_id);
@@ -183,7 +196,7 @@ class Bus {
     BusConfig config_;
     uint64_t clock_ = 0;
     // Ordinary connections are numbered 1, 2, ... in the order they said Hello; the bus's own connections
-    // (driver, activators, policy holders, monitors) come from a range of their own, so they never use
+    // (driver, activators, policy holders) come from a range of their own, so they never use
     // up a number a client can see.
     ConnectionId next_connection_id_ = 1;
     ConnectionId next_internal_id_ = first_internal_connection_id;
@@ -198,7 +211,6 @@ class Bus {
         size_t ordinary = 0;
     };
     boost::unordered_flat_map<UserKey, UserConnections> connections_per_user_;
-    std::vector<ConnectionId> monitors_;
     std::vector<ConnectionId> readable_;
 
     NameRegistry names_;

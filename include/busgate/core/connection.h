@@ -37,11 +37,9 @@ class Connection {
     UserKey user() const { return user_; }
     const std::string& description() const { return description_; }
 
-    bool is_ordinary() const {
-        return !(flags_ & (hello_flag::activator | hello_flag::policy_holder | hello_flag::monitor));
-    }
+    bool is_ordinary() const { return !(flags_ & (hello_flag::activator | hello_flag::policy_holder)); }
     bool is_activator() const { return flags_ & hello_flag::activator; }
-    bool is_monitor() const { return flags_ & hello_flag::monitor; }
+    bool is_policy_holder() const { return flags_ & hello_flag::policy_holder; }
     bool accepts_fds() const { return flags_ & hello_flag::accept_fds; }
 
     const QueueCounters& queue_counters() const { return queue_.counters(); }

@@ -127,7 +127,6 @@ struct QueueItem {
     // for unicast, and for name notifications delivered because the receiver itself gained or lost the name.
     MatchCookies matched;
     Notification notification;  // kind == notification
-    bool monitor_copy = false;  // a copy queued on a monitor
 
     size_t byte_count() const { return payload ? payload->bytes.size() : 0; }
     size_t fd_count() const { return payload ? payload->fds.size() : 0; }

@@ -53,10 +53,12 @@ class NameRegistry {
   public:
     explicit NameRegistry(size_t max_names_per_connection = 256) : max_names_(max_names_per_connection) {}
 
-    // dbus RequestName. `flags` are name_flag::{replace_existing, allow_replacement, queue}.
+    // Acquire (kdbus NAME_ACQUIRE; the dbus1 driver answers RequestName with it). `flags` are
+    // name_flag::{replace_existing, allow_replacement, queue}.
     Result<AcquireResult> acquire(ConnectionId id, std::string_view name, uint64_t flags,
                                   std::vector<NameChange>& changes);
-    // dbus ReleaseName. The activator of a name cannot release it (it holds it until it disconnects).
+    // Release (kdbus NAME_RELEASE). The activator of a name cannot release it (it holds it until it
+    // disconnects).
     ReleaseResult release(ConnectionId id, std::string_view name, std::vector<NameChange>& changes);
     // Makes `id` the activator of `name`: already_exists if it has one.
     Status attach_activator(ConnectionId id, std::string_view name, std::vector<NameChange>& changes);
@@ -71,6 +73,13 @@ class NameRegistry {
             for (const NameEntry* entry : found->second)
                 if (entry->destination() == id)
                     visit(*entry);
+    }
+    // Every name `id` owns, waits for or activates.
+    template <typename Visit>
+    void for_each_membership(ConnectionId id, Visit&& visit) const {
+        if (auto found = memberships_.find(id); found != memberships_.end())
+            for (const NameEntry* entry : found->second)
+                visit(*entry);
     }
     // Every entry, for listing.
     template <typename Visit>

@@ -1,9 +1,12 @@
 // PolicyDatabase: kdbus's coarse name policy. Owns entries "name" or "prefix.*" -> grants of SEE < TALK < OWN
 // to a user, a group or the world, each entry held by one owner (a policy holder's connection id, or 0 for an
-// endpoint's own rules).
-// Invariants: one owner per (name, wildcard); an owner's rules are replaced as a whole or not at all; a
+// endpoint's own rules). Two kinds of entry go beyond kdbus, so that a dbus1 policy can be folded onto the
+// core without refusing what it allows: a subtree entry (dbus1's own_prefix and send_destination_prefix: the
+// name and every name below it, at any depth) and the "*" entry (every name; for TALK also every connection,
+// nameless ones included, as a dbus1 rule without a destination allows).
+// Invariants: one owner per (name, kind of entry); an owner's rules are replaced as a whole or not at all; a
 // wildcard "a.b.*" covers exactly one more element ("a.b.c", not "a.b.c.d"); the exact entry, when present,
-// hides the wildcard one.
+// hides the wildcard one (kdbus), while subtree and "*" entries only ever add to what a name is granted.
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
@@ -28,9 +31,15 @@ struct PolicyGrant {
     Access access = Access::see;
 };
 
+// The name of the entry that covers every name (and, for TALK, every connection).
+inline constexpr std::string_view any_name = "*";
+
 struct PolicyEntry {
-    std::string name;  // a well-known name, or a prefix ending in ".*"
+    std::string name;  // a well-known name, a prefix ending in ".*", or any_name
     std::vector<PolicyGrant> grants;
+    // The name and every name below it ("a.b" covers "a.b", "a.b.c", "a.b.c.d"); `name` is then a plain
+    // prefix of one or more elements, without ".*".
+    bool subtree = false;
 };
 
 // kdbus name validity: two or more '.'-separated elements of [A-Za-z0-9_-], none starting with a digit,
@@ -45,8 +54,8 @@ struct StringHash {
 class PolicyDatabase {
   public:
     // Replaces every entry of `owner` with `entries`, atomically: on error nothing changes. Fails with
-    // invalid_name for a malformed name, invalid_argument for a wildcard when `allow_wildcards` is false,
-    // already_exists when another owner holds the same name.
+    // invalid_name for a malformed name, invalid_argument for a wildcard, subtree or "*" entry when
+    // `allow_wildcards` is false, already_exists when another owner holds the same name.
     Status replace(uint64_t owner, std::span<const PolicyEntry> entries, bool allow_wildcards = true);
     void remove_owner(uint64_t owner);
 
@@ -56,7 +65,9 @@ class PolicyDatabase {
         auto granted = query(credentials, name);
         return granted && *granted >= needed;
     }
-    size_t size() const { return exact_.size() + wildcard_.size(); }
+    // What the "*" entry alone grants: access to every name and every connection, whatever it owns.
+    bool allows_any(const Credentials& credentials, Access needed) const;
+    size_t size() const { return exact_.size() + wildcard_.size() + subtree_.size() + (any_ ? 1 : 0); }
 
   private:
     struct Entry {
@@ -67,6 +78,8 @@ class PolicyDatabase {
 
     Table exact_;
     Table wildcard_;  // keyed by the prefix without ".*"
+    Table subtree_;   // keyed by the prefix
+    std::optional<Entry> any_;
 };
 
 }  // namespace busgate::core

@@ -15,7 +15,7 @@ using Timestamp = uint64_t;  // CLOCK_MONOTONIC nanoseconds, supplied by the cal
 inline constexpr ConnectionId kernel_connection = 0;  // sender of notifications
 inline constexpr ConnectionId broadcast_destination = ~uint64_t{0};
 inline constexpr ConnectionId any_connection = ~uint64_t{0};  // wildcard in matches
-// Ids from here on belong to the bus's own connections (driver, activators, policy holders, monitors).
+// Ids from here on belong to the bus's own connections (driver, activators, policy holders).
 inline constexpr ConnectionId first_internal_connection_id = uint64_t{1} << 62;
 inline constexpr EndpointId default_endpoint = 0;
 
@@ -23,7 +23,8 @@ namespace hello_flag {
 inline constexpr uint64_t accept_fds = 1 << 0;
 inline constexpr uint64_t activator = 1 << 1;
 inline constexpr uint64_t policy_holder = 1 << 2;
-inline constexpr uint64_t monitor = 1 << 3;
+// 1 << 3 is kdbus's monitor. The dbus1 gateway has monitors of its own (BecomeMonitor, eavesdropping), which
+// must see what the core never routes (the driver's answers, refused messages), so the core has none.
 // The bus's own service (dbus1's org.freedesktop.DBus): every connection talks to it and hears from it,
 // whatever its endpoint's policy says. Privileged, default endpoint only.
 inline constexpr uint64_t bus_driver = 1 << 4;
@@ -63,10 +64,12 @@ enum class NotificationType : uint64_t {
     reply_dead = 0x8006,
 };
 
-// dbus RequestName replies 1..4.
-enum class AcquireResult { primary_owner = 1, in_queue = 2, exists = 3, already_owner = 4 };
-// dbus ReleaseName replies 1..3.
-enum class ReleaseResult { released = 1, non_existent = 2, not_owner = 3 };
+// What acquiring a name did: the caller became its primary owner, waits in its queue, was turned away by
+// the owner (no queueing asked, no replacement allowed), or owned it already.
+enum class AcquireResult : uint8_t { acquired, queued, owned_elsewhere, already_owner };
+// What releasing a name did: released (as owner or from the queue), the name has no owner, or the caller
+// is neither its owner nor in its queue.
+enum class ReleaseResult : uint8_t { released, unowned, not_owner };
 
 // What the gateway learned about a peer when it connected (SO_PEERCRED, SO_PEERGROUPS, SO_PEERSEC).
 struct Credentials {

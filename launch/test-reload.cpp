@@ -7,7 +7,9 @@
 #include <fstream>
 #include <string>
 
+#include "bus/bus_daemon.h"
 #include "launch/reload.h"
+#include "transport/event_loop.h"
 
 using namespace busgate;
 using namespace busgate::launch;
@@ -80,6 +82,44 @@ TEST_F(ReloadTest, AGoodFileReplacesTheConfiguration) {
     ASSERT_EQ(configuration.servicedirs.size(), 1u);
     EXPECT_EQ(configuration.servicedirs[0].path, "/srv/Second");
     EXPECT_EQ(configuration, policy::load_configuration(path_));
+}
+
+// With a daemon attached the new policy reaches it only from a good file.
+TEST_F(ReloadTest, TheDaemonGetsTheNewPolicyOnlyFromAGoodFile) {
+    const std::string denying =
+        "<listen>unix:path=/tmp/busgate-test-reload</listen>\n"
+        "<policy context=\"default\"><allow send_destination=\"*\"/>"
+        "<deny send_interface=\"org.example.Probe\"/></policy>\n";
+    const std::string allowing =
+        "<listen>unix:path=/tmp/busgate-test-reload</listen>\n"
+        "<policy context=\"default\"><allow send_destination=\"*\"/></policy>\n";
+    write(denying);
+    policy::Configuration configuration = policy::load_configuration(path_);
+    ConfigurationReload reload(configuration, path_);
+    transport::EventLoop loop;
+    bus::DaemonOptions options;
+    options.policy = configuration.policy;
+    bus::BusDaemon daemon(loop, std::move(options));
+    reload.attach(&daemon);
+    const auto probe_allowed = [&daemon] {
+        bus::PolicyCheckRequest request{.uid = 4242,
+                                        .destination = "org.freedesktop.DBus",
+                                        .path = "/",
+                                        .interface = "org.example.Probe",
+                                        .member = "Call"};
+        const bus::PolicyCheckResult result = daemon.check_policy(request);
+        EXPECT_EQ(result.error, "");
+        return result.allowed;
+    };
+    ASSERT_FALSE(probe_allowed());
+
+    write(allowing + "<policy context=\"default\">");  // not well-formed
+    ASSERT_TRUE(reload.run());
+    EXPECT_FALSE(probe_allowed()) << "a broken file changed the policy in force";
+
+    write(allowing);
+    ASSERT_EQ(reload.run(), std::nullopt);
+    EXPECT_TRUE(probe_allowed());
 }
 
 }  // namespace

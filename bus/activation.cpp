@@ -84,10 +84,10 @@ Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
 
 Activation::~Activation() {
     if (watching_) {
-        daemon_.options_.directory_watcher->clear();  // its reaction calls back into this object
+        daemon_.options().directory_watcher->clear();  // its reaction calls back into this object
     }
     for (const auto& [exit_fd, child] : children_) {
-        daemon_.loop_.remove(exit_fd);
+        daemon_.loop().remove(exit_fd);
     }
 }
 
@@ -124,7 +124,7 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
         wanted[file.name] = &file;
         // The launch helper looks a service up by its file name; dbus-daemon lists the name anyway, and
         // warns.
-        if (daemon_.options_.servicehelper &&
+        if (daemon_.options().servicehelper &&
             std::filesystem::path(file.path).filename() != file.name + ".service") {
             std::fprintf(
                 stderr,
@@ -148,12 +148,12 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
             continue;
         }
         core::HelloParams params;
-        params.credentials.uid = daemon_.options_.bus_uid;
+        params.credentials.uid = daemon_.options().bus_uid;
         params.credentials.pid = ::getpid();
         params.flags = core::hello_flag::activator | core::hello_flag::accept_fds;
         params.name = name;
         params.description = "activator for " + name;
-        const auto activator = daemon_.bus_.hello(std::move(params));
+        const auto activator = daemon_.core().hello(std::move(params));
         if (!activator) {
             std::fprintf(stderr, "busgate: Cannot make %s activatable: %s\n", name.c_str(),
                          std::string(core::describe(activator.error())).c_str());
@@ -200,7 +200,7 @@ bool Activation::has_service(std::string_view name) {
 }
 
 void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
-    DirectoryWatcher* watcher = daemon_.options_.directory_watcher.get();
+    DirectoryWatcher* watcher = daemon_.options().directory_watcher.get();
     if (watcher == nullptr) {
         return;  // an unknown name still finds new files (rescan_if_changed)
     }
@@ -215,10 +215,10 @@ void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
 
 bool Activation::would_activate(std::string_view name) {
     // Only this module makes activators, so a name held by one alone has a service file.
-    const core::NameEntry* entry = daemon_.bus_.names().find(name);
+    const core::NameEntry* entry = daemon_.core().names().find(name);
     if (entry == nullptr) {
         rescan_if_changed();
-        entry = daemon_.bus_.names().find(name);
+        entry = daemon_.core().names().find(name);
     }
     return entry != nullptr && entry->only_activator();
 }
@@ -230,7 +230,7 @@ void Activation::queued(core::ConnectionId activator) {
     }
     Service& service = services_.find(found->second)->second;
     // Nothing left waiting (a start that failed at once already answered them): nothing to start.
-    if (!service.pending && daemon_.bus_.peek(activator) != nullptr) {
+    if (!service.pending && daemon_.core().peek(activator) != nullptr) {
         start(service);
     }
 }
@@ -251,24 +251,24 @@ void Activation::start(Service& service) {
     }
     service.pending = true;
     service.deadline.reset();
-    if (pending >= daemon_.options_.max_pending_service_starts) {
+    if (pending >= daemon_.options().max_pending_service_starts) {
         return fail(
             service, "org.freedesktop.DBus.Error.LimitsExceeded",
             "The maximum number of pending activations has been reached, max_pending_service_starts=" +
-                std::to_string(daemon_.options_.max_pending_service_starts));
+                std::to_string(daemon_.options().max_pending_service_starts));
     }
     ++daemon_.counters().activation_starts;
-    if (daemon_.options_.systemd_activation) {
+    if (daemon_.options().systemd_activation) {
         if (service.file.name == systemd_name) {
             return;  // systemd itself is not there yet (early boot): its messages wait until it connects
         }
         if (service.file.systemd_service) {
-            service.deadline = transport::EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+            service.deadline = transport::EventLoop::now() + daemon_.options().service_start_timeout_ns;
             daemon_.arm_timer();
             return request_from_systemd(service);
         }
     }
-    service.deadline = transport::EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+    service.deadline = transport::EventLoop::now() + daemon_.options().service_start_timeout_ns;
     daemon_.arm_timer();
     spawn(service);
 }
@@ -296,7 +296,7 @@ std::vector<std::string> Activation::environment() const {
     const std::string address = daemon_.address();
     const std::string first = address.substr(0, address.find(';'));
     variables["DBUS_STARTER_ADDRESS"] = first;
-    const std::string& type = daemon_.options_.bus_type;
+    const std::string& type = daemon_.options().bus_type;
     if (!type.empty()) {
         variables["DBUS_STARTER_BUS_TYPE"] = type;
         if (type == "session") {
@@ -317,7 +317,7 @@ void Activation::spawn(Service& service) {
     // With a <servicehelper> (the system bus) the setuid helper finds the service file itself, switches to
     // its User= and execs it; the bus only names the service. Otherwise the bus runs Exec= itself, as its
     // own user whatever User= says.
-    const std::optional<std::string>& helper = daemon_.options_.servicehelper;
+    const std::optional<std::string>& helper = daemon_.options().servicehelper;
     std::vector<std::string> arguments;
     if (helper) {
         if (!service.file.user) {
@@ -331,7 +331,7 @@ void Activation::spawn(Service& service) {
             return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
         }
     }
-    ServiceSpawner* spawner = daemon_.options_.spawner.get();
+    ServiceSpawner* spawner = daemon_.options().spawner.get();
     if (spawner == nullptr) {
         return fail(service, spawn_error::fork_failed, "Failed to fork: this bus does not start services");
     }
@@ -355,7 +355,7 @@ void Activation::spawn(Service& service) {
     const int exit_fd = started.exit_fd.get();
     children_.emplace(exit_fd,
                       Child{std::move(started.exit_fd), started.pid, service.file.name, helper.has_value()});
-    daemon_.loop_.add(exit_fd, EPOLLIN, [this, exit_fd](std::uint32_t) { child_exited(exit_fd); });
+    daemon_.loop().add(exit_fd, EPOLLIN, [this, exit_fd](std::uint32_t) { child_exited(exit_fd); });
 }
 
 void Activation::child_exited(int exit_fd) {
@@ -363,11 +363,11 @@ void Activation::child_exited(int exit_fd) {
     if (found == children_.end()) {
         return;
     }
-    const auto exit = daemon_.options_.spawner->reap(found->second.exit_fd);
+    const auto exit = daemon_.options().spawner->reap(found->second.exit_fd);
     if (!exit) {
         return;
     }
-    daemon_.loop_.remove(exit_fd);
+    daemon_.loop().remove(exit_fd);
     const Child child = std::move(found->second);
     children_.erase(found);
     const auto service = services_.find(child.name);
@@ -425,12 +425,12 @@ void Activation::fail(Service& service, std::string_view error_name, std::string
     service.pending = false;
     service.deadline.reset();
     if (service.pid != 0) {
-        daemon_.options_.spawner->terminate(service.pid);  // a start that timed out; reaped as it ends
+        daemon_.options().spawner->terminate(service.pid);  // a start that timed out; reaped as it ends
         service.pid = 0;
     }
     std::fprintf(stderr, "busgate: Activation of %s failed: %.*s\n", service.file.name.c_str(),
                  static_cast<int>(text.size()), text.data());
-    while (auto item = daemon_.bus_.receive(service.activator)) {
+    while (auto item = daemon_.core().receive(service.activator)) {
         if (item->kind == core::QueueItem::Kind::message) {
             daemon_.refuse_queued(service.activator, *item, error_name, text);
         }
@@ -455,11 +455,11 @@ void Activation::remove(Service& service) {
              "The name " + service.file.name + " was not provided by any .service files");
     }
     by_activator_.erase(service.activator);
-    (void)daemon_.bus_.bye(service.activator);
+    (void)daemon_.core().bye(service.activator);
 }
 
 void Activation::systemd_failure(Peer& sender, const transport::IncomingMessage& signal) {
-    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    const auto owner = daemon_.core().name_owner(daemon_.driver_id(), systemd_name);
     if (!owner || *owner != sender.id) {
         return;  // only systemd may say that systemd failed
     }
@@ -485,12 +485,12 @@ void Activation::update_environment(const std::vector<std::pair<std::string, std
     for (const auto& [key, value] : variables) {
         environment_[key] = value;
     }
-    if (!daemon_.options_.systemd_activation) {
+    if (!daemon_.options().systemd_activation) {
         return;
     }
     // systemd starts the services, so it needs the variables too; while systemd is not connected the call
     // waits in its activator's queue, addressed to the well-known name.
-    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    const auto owner = daemon_.core().name_owner(daemon_.driver_id(), systemd_name);
     const std::string destination = owner ? unique_name_of(*owner) : std::string(systemd_name);
     marshal::BodyWriter body;
     body.open_array("s");

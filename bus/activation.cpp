@@ -1,12 +1,7 @@
 #include "bus/activation.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/epoll.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,16 +10,12 @@
 #include <filesystem>
 #include <utility>
 
+#include "bus/service_spawner.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/reader.h"
 #include "busgate/util/clock.h"
-#include "transport/fd_limit.h"
 
 extern char** environ;
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 namespace busgate::bus {
 namespace {
@@ -75,10 +66,6 @@ std::pair<std::string_view, std::string_view> helper_failure(int status) {
     }
 }
 
-int open_pidfd(pid_t pid) {
-    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-}
-
 }  // namespace
 
 Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
@@ -97,12 +84,11 @@ Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
 }
 
 Activation::~Activation() {
-    if (inotify_) {
-        daemon_.loop().remove(inotify_.get());
+    if (watching_) {
+        daemon_.options().directory_watcher->clear();  // its reaction calls back into this object
     }
-    for (const auto& [pidfd, child] : children_) {
-        daemon_.loop().remove(pidfd);
-        ::close(pidfd);
+    for (const auto& [exit_fd, child] : children_) {
+        daemon_.loop().remove(exit_fd);
     }
 }
 
@@ -124,7 +110,7 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
         }
         return exists;
     };
-    if (directories != directories_ || !inotify_ || which_exist(states) != which_exist(states_)) {
+    if (directories != directories_ || !watching_ || which_exist(states) != which_exist(states_)) {
         directories_ = directories;
         watch(directories);
     }
@@ -215,32 +201,17 @@ bool Activation::has_service(std::string_view name) {
 }
 
 void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
-    if (inotify_) {
-        daemon_.loop().remove(inotify_.get());
-        inotify_.reset();
+    DirectoryWatcher* watcher = daemon_.options().directory_watcher.get();
+    if (watcher == nullptr) {
+        return;  // an unknown name still finds new files (rescan_if_changed)
     }
-    inotify_ = util::UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-    if (!inotify_) {
-        return;
-    }
-    bool watching = false;
+    std::vector<std::string> paths;
     for (const policy::ServiceDir& directory : directories) {
-        if (directory.watch && ::inotify_add_watch(inotify_.get(), directory.path.c_str(),
-                                                   IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                                                       IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) >= 0) {
-            watching = true;
+        if (directory.watch) {
+            paths.push_back(directory.path);
         }
     }
-    if (!watching) {
-        inotify_.reset();
-        return;
-    }
-    daemon_.loop().add(inotify_.get(), EPOLLIN, [this](std::uint32_t) {
-        alignas(inotify_event) char events[4096];
-        while (::read(inotify_.get(), events, sizeof(events)) > 0) {
-        }
-        daemon_.reload_services(directories_);
-    });
+    watching_ = watcher->watch(paths, [this] { daemon_.reload_services(directories_); });
 }
 
 bool Activation::would_activate(std::string_view name) {
@@ -361,84 +332,44 @@ void Activation::spawn(Service& service) {
             return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
         }
     }
-    std::vector<std::string> environment = this->environment();
-    std::vector<char*> argv;
-    for (std::string& argument : arguments) {
-        argv.push_back(argument.data());
+    ServiceSpawner* spawner = daemon_.options().spawner.get();
+    if (spawner == nullptr) {
+        return fail(service, spawn_error::fork_failed, "Failed to fork: this bus does not start services");
     }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (std::string& entry : environment) {
-        envp.push_back(entry.data());
-    }
-    envp.push_back(nullptr);
-
-    int report[2];
-    if (::pipe2(report, O_CLOEXEC) != 0) {
-        return fail(service, spawn_error::fork_failed,
-                    std::string("Failed to create pipe: ") + std::strerror(errno));
-    }
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        const int saved = errno;
-        ::close(report[0]);
-        ::close(report[1]);
-        return fail(service, spawn_error::fork_failed,
-                    std::string("Failed to fork: ") + std::strerror(saved));
-    }
-    if (pid == 0) {
-        // The child: only async-signal-safe calls from here to exec.
-        sigset_t none;
-        sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int signal = 1; signal < NSIG; ++signal) {
-            ::signal(signal, SIG_DFL);
+    ServiceSpawner::Started started;
+    if (const auto failure = spawner->spawn(arguments, environment(), started)) {
+        const std::string reason = std::strerror(failure->error);
+        switch (failure->stage) {
+            case ServiceSpawner::Failure::Stage::pipe:
+                return fail(service, spawn_error::fork_failed, "Failed to create pipe: " + reason);
+            case ServiceSpawner::Failure::Stage::fork:
+                return fail(service, spawn_error::fork_failed, "Failed to fork: " + reason);
+            case ServiceSpawner::Failure::Stage::exec:
+                return fail(service, spawn_error::exec_failed,
+                            "Failed to execute program " + service.file.name + ": " + reason);
         }
-        transport::restore_descriptor_limit_for_child();
-        const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null >= 0) {
-            ::dup2(null, STDIN_FILENO);
-        }
-        ::execve(argv[0], argv.data(), envp.data());
-        const int failure = errno;
-        (void)!::write(report[1], &failure, sizeof(failure));
-        ::_exit(127);
     }
-    ::close(report[1]);
-    int failure = 0;
-    ssize_t got;
-    do {
-        got = ::read(report[0], &failure, sizeof(failure));
-    } while (got < 0 && errno == EINTR);
-    ::close(report[0]);
-    if (got == static_cast<ssize_t>(sizeof(failure))) {
-        int status = 0;
-        (void)::waitpid(pid, &status, 0);
-        return fail(service, spawn_error::exec_failed,
-                    "Failed to execute program " + service.file.name + ": " + std::strerror(failure));
-    }
-    service.pid = pid;
-    const int pidfd = open_pidfd(pid);
-    if (pidfd < 0) {
+    service.pid = started.pid;
+    if (!started.exit_fd) {
         return;  // an old kernel: the start timeout still ends the activation if it never comes
     }
-    children_[pidfd] = Child{pid, service.file.name, helper.has_value()};
-    daemon_.loop().add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { child_exited(pidfd); });
+    const int exit_fd = started.exit_fd.get();
+    children_.emplace(exit_fd,
+                      Child{std::move(started.exit_fd), started.pid, service.file.name, helper.has_value()});
+    daemon_.loop().add(exit_fd, EPOLLIN, [this, exit_fd](std::uint32_t) { child_exited(exit_fd); });
 }
 
-void Activation::child_exited(int pidfd) {
-    const auto found = children_.find(pidfd);
+void Activation::child_exited(int exit_fd) {
+    const auto found = children_.find(exit_fd);
     if (found == children_.end()) {
         return;
     }
-    siginfo_t info{};
-    if (::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) != 0 ||
-        info.si_pid == 0) {
+    const auto exit = daemon_.options().spawner->reap(found->second.exit_fd);
+    if (!exit) {
         return;
     }
-    const Child child = found->second;
-    daemon_.loop().remove(pidfd);
-    ::close(pidfd);
+    daemon_.loop().remove(exit_fd);
+    const Child child = std::move(found->second);
     children_.erase(found);
     const auto service = services_.find(child.name);
     if (service == services_.end() || service->second.pid != child.pid) {
@@ -448,21 +379,21 @@ void Activation::child_exited(int pidfd) {
     if (!service->second.pending) {
         return;  // the service came and went: nothing is waiting for it
     }
-    if (info.si_code == CLD_EXITED) {
-        if (info.si_status != 0 && child.through_helper) {
-            const auto [error_name, text] = helper_failure(info.si_status);
+    if (!exit->signaled) {
+        if (exit->status != 0 && child.through_helper) {
+            const auto [error_name, text] = helper_failure(exit->status);
             fail(service->second, error_name,
                  text.empty()
-                     ? "Launch helper exited with unknown return code " + std::to_string(info.si_status)
+                     ? "Launch helper exited with unknown return code " + std::to_string(exit->status)
                      : std::string(text));
-        } else if (info.si_status != 0) {
+        } else if (exit->status != 0) {
             fail(service->second, spawn_error::child_exited,
-                 "Process " + child.name + " exited with status " + std::to_string(info.si_status));
+                 "Process " + child.name + " exited with status " + std::to_string(exit->status));
         }
         // Exit status 0 before taking the name: it daemonized; wait for the name or the timeout.
     } else {
         fail(service->second, spawn_error::child_signaled,
-             "Process " + child.name + " received signal " + std::to_string(info.si_status));
+             "Process " + child.name + " received signal " + std::to_string(exit->status));
     }
     daemon_.deliver();
 }
@@ -495,7 +426,7 @@ void Activation::fail(Service& service, std::string_view error_name, std::string
     service.pending = false;
     service.deadline.reset();
     if (service.pid != 0) {
-        ::kill(service.pid, SIGTERM);  // a start that timed out; its exit is reaped through its pidfd
+        daemon_.options().spawner->terminate(service.pid);  // a start that timed out; reaped as it ends
         service.pid = 0;
     }
     std::fprintf(stderr, "busgate: Activation of %s failed: %.*s\n", service.file.name.c_str(),

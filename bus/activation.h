@@ -1,12 +1,13 @@
 // Activation: names from service files start their services on demand, as dbus-daemon does it.
 // Every activatable name is held in the core by an activator connection, so messages to it queue there in
-// order. The first queued message (or StartServiceByName) starts the service once: fork/exec of Exec= with
-// the bus's environment plus the activation environment, of the configured <servicehelper> (the setuid
-// dbus-daemon-launch-helper of a system bus, which switches to the service's User=), or an ActivationRequest
-// to systemd with --systemd-activation and SystemdService=. When the service takes its name the core hands
-// the queue over; if it fails first (exec error, non-zero exit, a signal, service_start_timeout, systemd's
-// ActivationFailure), every queued message's sender gets dbus-daemon's error and StartServiceByName callers
-// theirs. A service that exits 0 before taking its name (one that daemonizes) is no failure.
+// order. The first queued message (or StartServiceByName) starts the service once: the spawner
+// (bus/service_spawner.h; launch/ does the fork and exec) runs Exec= with the bus's environment plus the
+// activation environment, or the configured <servicehelper> (the setuid dbus-daemon-launch-helper of a
+// system bus, which switches to the service's User=); or the bus sends an ActivationRequest to systemd with
+// --systemd-activation and SystemdService=. When the service takes its name the core hands the queue over; if
+// it fails first (exec error, non-zero exit, a signal, service_start_timeout, systemd's ActivationFailure),
+// every queued message's sender gets dbus-daemon's error and StartServiceByName callers theirs. A service
+// that exits 0 before taking its name (one that daemonizes) is no failure.
 #pragma once
 
 #include <sys/types.h>
@@ -75,6 +76,7 @@ class Activation {
         std::vector<StartCall> start_calls;
     };
     struct Child {
+        util::UniqueFd exit_fd;  // readable once it has ended
         pid_t pid;
         std::string name;     // the service it was started for
         bool through_helper;  // the <servicehelper>, whose exit status has its own meanings
@@ -86,7 +88,7 @@ class Activation {
     void succeed(Service& service);
     void fail(Service& service, std::string_view error_name, std::string_view text);
     void remove(Service& service);
-    void child_exited(int pidfd);
+    void child_exited(int exit_fd);
     void watch(const std::vector<policy::ServiceDir>& directories);
     void rescan_if_changed();
     std::vector<std::string> environment() const;
@@ -94,7 +96,7 @@ class Activation {
     BusDaemon& daemon_;
     std::map<std::string, Service, std::less<>> services_;
     boost::unordered_flat_map<core::ConnectionId, std::string> by_activator_;
-    boost::unordered_flat_map<int, Child> children_;  // by pidfd
+    boost::unordered_flat_map<int, Child> children_;  // by exit_fd
     std::map<std::string, std::string> environment_;  // the bus's own environment plus updates
     std::vector<policy::ServiceDir> directories_;
     // Each directory as it was when last read: whether it existed, and its modification time.
@@ -106,7 +108,7 @@ class Activation {
     };
     static std::vector<DirectoryState> states_of(const std::vector<policy::ServiceDir>& directories);
     std::vector<DirectoryState> states_;
-    util::UniqueFd inotify_;
+    bool watching_ = false;  // the directory watcher watches directories_
 };
 
 }  // namespace busgate::bus

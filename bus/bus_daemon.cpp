@@ -1,7 +1,6 @@
 #include "bus/bus_daemon.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +20,7 @@
 #include "busgate/marshal/rewrite.h"
 #include "busgate/policy/coarse.h"
 #include "busgate/util/clock.h"
+#include "busgate/util/users.h"
 
 namespace busgate::bus {
 namespace {
@@ -30,9 +30,8 @@ using marshal::bus_name;
 // <policy at_console="true">: as dbus-daemon on Linux, a user is at the console while pam_console's
 // /var/run/console/USER exists (on systems without pam_console, never).
 bool at_console(const std::string& directory, std::uint32_t uid) {
-    const passwd* entry = ::getpwuid(uid);
-    return entry != nullptr && entry->pw_name != nullptr &&
-           ::access((directory + "/" + entry->pw_name).c_str(), F_OK) == 0;
+    const auto user = util::user_by_uid(uid);
+    return user && ::access((directory + "/" + user->name).c_str(), F_OK) == 0;
 }
 
 // The core's share of the XML policy (nothing to check without one, so then the core allows everything too).

@@ -22,6 +22,7 @@
 #include "bus/match_rule.h"
 #include "bus/observer.h"
 #include "bus/peer.h"
+#include "bus/service_spawner.h"
 #include "bus/unique_name.h"
 #include "busgate/core/bus.h"
 #include "busgate/marshal/writer.h"
@@ -61,6 +62,9 @@ struct DaemonOptions {
     std::optional<std::string> servicehelper;
     std::uint64_t service_start_timeout_ns = 25'000'000'000;
     std::size_t max_pending_service_starts = 512;
+    // How activated services are started and their directories watched (launch/ gives both to the daemon).
+    std::shared_ptr<ServiceSpawner> spawner;
+    std::shared_ptr<DirectoryWatcher> directory_watcher;
     // Where pam_console marks who is at the console, for <policy at_console="...">.
     std::string console_directory = "/var/run/console";
     // busgate's <endpoint>s: container endpoints made at start.

@@ -1,6 +1,5 @@
 // The bus's read-only view for observers (bus/observer.h): snapshots of the bus and policy checks,
 // computed on the bus thread on request, so an observer's thread never reads bus state.
-#include <pwd.h>
 #include <sys/epoll.h>
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 
 #include "bus/bus_daemon.h"
 #include "busgate/marshal/names.h"
+#include "busgate/util/users.h"
 
 namespace busgate::bus {
 namespace {
@@ -275,8 +275,8 @@ PolicyCheckResult BusDaemon::check_policy(const PolicyCheckRequest& request) {
     const std::string sender_name = sender ? sender->unique_name : std::string(":1.0");
     if (sender == nullptr) {
         std::vector<std::uint32_t> groups;
-        if (const passwd* entry = ::getpwuid(*request.uid)) {
-            groups.push_back(entry->pw_gid);
+        if (const auto user = util::user_by_uid(*request.uid)) {
+            groups.push_back(user->gid);
         }
         uid_policy = policy_->for_connection({.uid = *request.uid, .groups = std::move(groups)});
         const std::string names[] = {sender_name};

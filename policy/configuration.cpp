@@ -5,8 +5,6 @@
 #include "busgate/policy/configuration.h"
 
 #include <expat.h>
-#include <grp.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +20,8 @@
 #include <span>
 #include <sstream>
 #include <variant>
+
+#include "busgate/util/users.h"
 
 namespace busgate::policy {
 
@@ -102,53 +102,39 @@ bool all_digits(std::string_view text) {
 }
 
 std::optional<uint32_t> lookup_user(std::string_view name) {
-    std::vector<char> buffer(16384);
-    passwd entry{};
-    passwd* result = nullptr;
     const std::string key(name);
+    std::optional<util::User> user;
     if (all_digits(name)) {
         errno = 0;
         const unsigned long uid = std::strtoul(key.c_str(), nullptr, 10);
         if (errno != 0 || uid > UINT32_MAX)
             return std::nullopt;
         // dbus-daemon: a number must still be an existing account.
-        if (getpwuid_r(static_cast<uid_t>(uid), &entry, buffer.data(), buffer.size(), &result) != 0 ||
-            !result)
-            return std::nullopt;
-        return result->pw_uid;
+        user = util::user_by_uid(static_cast<uid_t>(uid));
+    } else {
+        user = util::user_by_name(name);
     }
-    if (getpwnam_r(key.c_str(), &entry, buffer.data(), buffer.size(), &result) != 0 || !result)
-        return std::nullopt;
-    return result->pw_uid;
+    return user ? std::optional<uint32_t>(user->uid) : std::nullopt;
 }
 
 std::optional<uint32_t> lookup_group(std::string_view name) {
-    std::vector<char> buffer(65536);
-    group entry{};
-    group* result = nullptr;
     const std::string key(name);
+    std::optional<util::Group> found;
     if (all_digits(name)) {
         errno = 0;
         const unsigned long gid = std::strtoul(key.c_str(), nullptr, 10);
         if (errno != 0 || gid > UINT32_MAX)
             return std::nullopt;
-        if (getgrgid_r(static_cast<gid_t>(gid), &entry, buffer.data(), buffer.size(), &result) != 0 ||
-            !result)
-            return std::nullopt;
-        return result->gr_gid;
+        found = util::group_by_gid(static_cast<gid_t>(gid));
+    } else {
+        found = util::group_by_name(name);
     }
-    if (getgrnam_r(key.c_str(), &entry, buffer.data(), buffer.size(), &result) != 0 || !result)
-        return std::nullopt;
-    return result->gr_gid;
+    return found ? std::optional<uint32_t>(found->gid) : std::nullopt;
 }
 
 std::string current_home_directory() {
-    std::vector<char> buffer(16384);
-    passwd entry{};
-    passwd* result = nullptr;
-    if (getpwuid_r(getuid(), &entry, buffer.data(), buffer.size(), &result) == 0 && result && result->pw_dir)
-        return result->pw_dir;
-    return "/";
+    const auto user = util::user_by_uid(getuid());
+    return user ? user->home : "/";
 }
 
 }  // namespace

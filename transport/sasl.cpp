@@ -1,13 +1,11 @@
 #include "transport/sasl.h"
 
-#include <pwd.h>
-
-#include <array>
 #include <charconv>
 #include <utility>
 
 #include "busgate/marshal/names.h"
 #include "busgate/util/encoding.h"
+#include "busgate/util/users.h"
 #include "transport/cookie_keyring.h"
 
 namespace busgate::transport {
@@ -43,14 +41,8 @@ std::optional<uid_t> uid_from_user(std::string_view user, bool use_user_database
     if (!use_user_database || user.empty()) {
         return std::nullopt;
     }
-    const std::string name(user);
-    std::array<char, 4096> buffer{};
-    passwd entry{};
-    passwd* found = nullptr;
-    if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr) {
-        return std::nullopt;
-    }
-    return found->pw_uid;
+    const auto account = util::user_by_name(user);
+    return account ? std::optional<uid_t>(account->uid) : std::nullopt;
 }
 
 }  // namespace

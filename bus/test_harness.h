@@ -45,6 +45,15 @@ inline const char* reference_daemon() {
         }                                                  \
     } while (false)
 
+// A test of where busgate differs from dbus-daemon (a bug written down in /work/notes/bustests.md): it runs
+// against the reference daemon, and is skipped against busgate until the bug is fixed.
+#define BUSGATE_KNOWN_DIFFERENCE(reason)                                      \
+    do {                                                                      \
+        if (!::busgate::bus::testing::reference_daemon()) {                   \
+            GTEST_SKIP() << "busgate differs from dbus-daemon: " << (reason); \
+        }                                                                     \
+    } while (false)
+
 class RunningBus {
   public:
     using Configure = std::function<void(DaemonOptions&, const std::filesystem::path&)>;

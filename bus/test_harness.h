@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bus/bus_daemon.h"
+#include "busgate/policy/configuration.h"
 #include "transport/event_loop.h"
 
 namespace busgate::bus::testing {
@@ -54,13 +55,21 @@ inline const char* reference_daemon() {
         }                                                                     \
     } while (false)
 
+// The <policy> both daemons get unless a test gives its own: session.conf's.
+inline constexpr const char* session_policy =
+    "<policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/><allow "
+    "eavesdrop=\"true\"/>"
+    "<allow own=\"*\"/></policy>";
+
 class RunningBus {
   public:
     using Configure = std::function<void(DaemonOptions&, const std::filesystem::path&)>;
 
     // `configure` runs before the bus starts, with the temporary directory the bus lives in (service files
-    // go to services_directory(), which both daemons read).
-    explicit RunningBus(Configure configure = {}) {
+    // go to services_directory(), which both daemons read). `policy_xml` is the <policy> elements of the
+    // configuration; a `configure` that sets options.policy itself wins on busgate.
+    explicit RunningBus(Configure configure = {}, std::string policy_xml = session_policy)
+        : policy_(std::move(policy_xml)) {
         std::string pattern = (std::filesystem::temp_directory_path() / "busgate-test-XXXXXX").string();
         directory_ = mkdtemp(pattern.data());
         std::filesystem::create_directories(services_directory());
@@ -70,6 +79,10 @@ class RunningBus {
         options.auth_mechanisms = {"EXTERNAL"};
         options.service_dirs = {{.path = services_directory().string()}};
         options.bus_type = "session";
+        options.policy = policy::parse_configuration(
+                             "<busconfig><listen>unix:tmpdir=/tmp</listen>" + policy_ + "</busconfig>",
+                             "/virtual/test.conf")
+                             .policy;
         if (configure) {
             configure(options, directory_);
         }
@@ -111,10 +124,8 @@ class RunningBus {
         const std::filesystem::path config = directory_ / "reference.conf";
         std::ofstream(config) << "<busconfig><type>session</type><listen>unix:path="
                               << (directory_ / "bus").string() << "</listen><auth>EXTERNAL</auth><servicedir>"
-                              << services_directory().string()
-                              << "</servicedir><policy context=\"default\"><allow send_destination=\"*\" "
-                                 "eavesdrop=\"true\"/><allow eavesdrop=\"true\"/><allow own=\"*\"/></policy>"
-                                 "</busconfig>\n";
+                              << services_directory().string() << "</servicedir>" << policy_
+                              << "</busconfig>\n";
         int pipe_ends[2];
         ASSERT_EQ(pipe2(pipe_ends, O_CLOEXEC), 0);
         reference_pid_ = fork();
@@ -136,6 +147,7 @@ class RunningBus {
         }
     }
 
+    std::string policy_;
     std::filesystem::path directory_;
     transport::EventLoop loop_;
     std::unique_ptr<BusDaemon> daemon_;

@@ -315,7 +315,8 @@ TEST(EndpointsDriver, AUserMayCreateOnlySoManyEndpoints) {
     BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
     RunningBus bus;
     BusClient admin(bus.address());
-    for (std::size_t index = 0; index < Endpoints::max_endpoints_per_user; ++index) {
+    // 16 per uid (Endpoints::max_endpoints_per_user); the literal keeps the test off the class.
+    for (std::size_t index = 0; index < 16; ++index) {
         const std::string name = "e" + std::to_string(index);
         ASSERT_TRUE(add_endpoint(admin, name, (bus.directory() / name).string()).ok()) << index;
     }

@@ -97,10 +97,10 @@ Activation::Activation(BusDaemon& daemon) : daemon_(daemon) {
 
 Activation::~Activation() {
     if (inotify_) {
-        daemon_.loop_.remove(inotify_.get());
+        daemon_.loop().remove(inotify_.get());
     }
     for (const auto& [pidfd, child] : children_) {
-        daemon_.loop_.remove(pidfd);
+        daemon_.loop().remove(pidfd);
         ::close(pidfd);
     }
 }
@@ -138,7 +138,7 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
         wanted[file.name] = &file;
         // The launch helper looks a service up by its file name; dbus-daemon lists the name anyway, and
         // warns.
-        if (daemon_.options_.servicehelper &&
+        if (daemon_.options().servicehelper &&
             std::filesystem::path(file.path).filename() != file.name + ".service") {
             std::fprintf(
                 stderr,
@@ -162,12 +162,12 @@ bool Activation::load(const std::vector<policy::ServiceDir>& directories) {
             continue;
         }
         core::HelloParams params;
-        params.credentials.uid = daemon_.options_.bus_uid;
+        params.credentials.uid = daemon_.options().bus_uid;
         params.credentials.pid = ::getpid();
         params.flags = core::hello_flag::activator | core::hello_flag::accept_fds;
         params.name = name;
         params.description = "activator for " + name;
-        const auto activator = daemon_.bus_.hello(std::move(params));
+        const auto activator = daemon_.core().hello(std::move(params));
         if (!activator) {
             std::fprintf(stderr, "busgate: Cannot make %s activatable: %s\n", name.c_str(),
                          std::string(core::describe(activator.error())).c_str());
@@ -215,7 +215,7 @@ bool Activation::has_service(std::string_view name) {
 
 void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
     if (inotify_) {
-        daemon_.loop_.remove(inotify_.get());
+        daemon_.loop().remove(inotify_.get());
         inotify_.reset();
     }
     inotify_ = util::UniqueFd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
@@ -234,7 +234,7 @@ void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
         inotify_.reset();
         return;
     }
-    daemon_.loop_.add(inotify_.get(), EPOLLIN, [this](std::uint32_t) {
+    daemon_.loop().add(inotify_.get(), EPOLLIN, [this](std::uint32_t) {
         alignas(inotify_event) char events[4096];
         while (::read(inotify_.get(), events, sizeof(events)) > 0) {
         }
@@ -244,10 +244,10 @@ void Activation::watch(const std::vector<policy::ServiceDir>& directories) {
 
 bool Activation::would_activate(std::string_view name) {
     // Only this module makes activators, so a name held by one alone has a service file.
-    const core::NameEntry* entry = daemon_.bus_.names().find(name);
+    const core::NameEntry* entry = daemon_.core().names().find(name);
     if (entry == nullptr) {
         rescan_if_changed();
-        entry = daemon_.bus_.names().find(name);
+        entry = daemon_.core().names().find(name);
     }
     return entry != nullptr && entry->only_activator();
 }
@@ -259,7 +259,7 @@ void Activation::queued(core::ConnectionId activator) {
     }
     Service& service = services_.find(found->second)->second;
     // Nothing left waiting (a start that failed at once already answered them): nothing to start.
-    if (!service.pending && daemon_.bus_.peek(activator) != nullptr) {
+    if (!service.pending && daemon_.core().peek(activator) != nullptr) {
         start(service);
     }
 }
@@ -280,24 +280,24 @@ void Activation::start(Service& service) {
     }
     service.pending = true;
     service.deadline.reset();
-    if (pending >= daemon_.options_.max_pending_service_starts) {
+    if (pending >= daemon_.options().max_pending_service_starts) {
         return fail(
             service, "org.freedesktop.DBus.Error.LimitsExceeded",
             "The maximum number of pending activations has been reached, max_pending_service_starts=" +
-                std::to_string(daemon_.options_.max_pending_service_starts));
+                std::to_string(daemon_.options().max_pending_service_starts));
     }
     ++daemon_.counters().activation_starts;
-    if (daemon_.options_.systemd_activation) {
+    if (daemon_.options().systemd_activation) {
         if (service.file.name == systemd_name) {
             return;  // systemd itself is not there yet (early boot): its messages wait until it connects
         }
         if (service.file.systemd_service) {
-            service.deadline = transport::EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+            service.deadline = transport::EventLoop::now() + daemon_.options().service_start_timeout_ns;
             daemon_.arm_timer();
             return request_from_systemd(service);
         }
     }
-    service.deadline = transport::EventLoop::now() + daemon_.options_.service_start_timeout_ns;
+    service.deadline = transport::EventLoop::now() + daemon_.options().service_start_timeout_ns;
     daemon_.arm_timer();
     spawn(service);
 }
@@ -325,7 +325,7 @@ std::vector<std::string> Activation::environment() const {
     const std::string address = daemon_.address();
     const std::string first = address.substr(0, address.find(';'));
     variables["DBUS_STARTER_ADDRESS"] = first;
-    const std::string& type = daemon_.options_.bus_type;
+    const std::string& type = daemon_.options().bus_type;
     if (!type.empty()) {
         variables["DBUS_STARTER_BUS_TYPE"] = type;
         if (type == "session") {
@@ -346,7 +346,7 @@ void Activation::spawn(Service& service) {
     // With a <servicehelper> (the system bus) the setuid helper finds the service file itself, switches to
     // its User= and execs it; the bus only names the service. Otherwise the bus runs Exec= itself, as its
     // own user whatever User= says.
-    const std::optional<std::string>& helper = daemon_.options_.servicehelper;
+    const std::optional<std::string>& helper = daemon_.options().servicehelper;
     std::vector<std::string> arguments;
     if (helper) {
         if (!service.file.user) {
@@ -422,7 +422,7 @@ void Activation::spawn(Service& service) {
         return;  // an old kernel: the start timeout still ends the activation if it never comes
     }
     children_[pidfd] = Child{pid, service.file.name, helper.has_value()};
-    daemon_.loop_.add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { child_exited(pidfd); });
+    daemon_.loop().add(pidfd, EPOLLIN, [this, pidfd](std::uint32_t) { child_exited(pidfd); });
 }
 
 void Activation::child_exited(int pidfd) {
@@ -436,7 +436,7 @@ void Activation::child_exited(int pidfd) {
         return;
     }
     const Child child = found->second;
-    daemon_.loop_.remove(pidfd);
+    daemon_.loop().remove(pidfd);
     ::close(pidfd);
     children_.erase(found);
     const auto service = services_.find(child.name);
@@ -499,7 +499,7 @@ void Activation::fail(Service& service, std::string_view error_name, std::string
     }
     std::fprintf(stderr, "busgate: Activation of %s failed: %.*s\n", service.file.name.c_str(),
                  static_cast<int>(text.size()), text.data());
-    while (auto item = daemon_.bus_.receive(service.activator)) {
+    while (auto item = daemon_.core().receive(service.activator)) {
         if (item->kind == core::QueueItem::Kind::message) {
             daemon_.refuse_queued(service.activator, *item, error_name, text);
         }
@@ -524,11 +524,11 @@ void Activation::remove(Service& service) {
              "The name " + service.file.name + " was not provided by any .service files");
     }
     by_activator_.erase(service.activator);
-    (void)daemon_.bus_.bye(service.activator);
+    (void)daemon_.core().bye(service.activator);
 }
 
 void Activation::systemd_failure(Peer& sender, const transport::IncomingMessage& signal) {
-    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    const auto owner = daemon_.core().name_owner(daemon_.driver_id(), systemd_name);
     if (!owner || *owner != sender.id) {
         return;  // only systemd may say that systemd failed
     }
@@ -554,12 +554,12 @@ void Activation::update_environment(const std::vector<std::pair<std::string, std
     for (const auto& [key, value] : variables) {
         environment_[key] = value;
     }
-    if (!daemon_.options_.systemd_activation) {
+    if (!daemon_.options().systemd_activation) {
         return;
     }
     // systemd starts the services, so it needs the variables too; while systemd is not connected the call
     // waits in its activator's queue, addressed to the well-known name.
-    const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, systemd_name);
+    const auto owner = daemon_.core().name_owner(daemon_.driver_id(), systemd_name);
     const std::string destination = owner ? unique_name_of(*owner) : std::string(systemd_name);
     marshal::BodyWriter body;
     body.open_array("s");

@@ -18,8 +18,10 @@
 #include <string_view>
 #include <vector>
 
+#include "bus/errors.h"
 #include "bus/match_rule.h"
 #include "bus/observer.h"
+#include "bus/peer.h"
 #include "bus/unique_name.h"
 #include "busgate/core/bus.h"
 #include "busgate/marshal/writer.h"
@@ -68,6 +70,10 @@ struct DaemonOptions {
     std::function<std::optional<std::string>()> reload;
 };
 
+class Activation;
+class Driver;
+class Endpoints;
+
 class BusDaemon {
   public:
     BusDaemon(transport::EventLoop& loop, DaemonOptions options);
@@ -99,42 +105,61 @@ class BusDaemon {
     // Counted by the bus, read by /metrics; activation.cpp reports starts and failures here.
     BusCounters& counters() { return counters_; }
 
-  private:
-    friend class Driver;
-    friend class Activation;
-    friend class Endpoints;
+    // The bus's own parts (driver.cpp, activation.cpp, endpoints.cpp) work through what follows.
+    using Peer = bus::Peer;
+    using Registered = boost::unordered_flat_map<core::ConnectionId, Peer*>;
+    transport::EventLoop& loop() { return loop_; }
+    core::Bus& core() { return bus_; }
+    const core::Bus& core() const { return bus_; }
+    const DaemonOptions& options() const { return options_; }
+    core::ConnectionId driver_id() const { return driver_id_; }
+    Driver& driver() { return *driver_; }
+    Activation& activation() { return *activation_; }
+    Endpoints& endpoints() { return *endpoints_; }
+    // Connections past Hello, by core id.
+    const Registered& registered() const { return registered_; }
+    Peer* find_peer(core::ConnectionId id);
+    // Hello made `peer` a bus connection (its id is set).
+    void add_registered(Peer& peer) { registered_[peer.id] = &peer; }
+    bool has_policy() const { return policy_.has_value(); }
+    bool has_monitors() const { return !monitors_.empty(); }
+    // A connection's first eavesdrop='true' rule came, or its last went.
+    void eavesdropper_added() { ++eavesdroppers_; }
+    void eavesdropper_removed() { --eavesdroppers_; }
+    std::uint32_t last_serial() const { return serial_; }
+    std::size_t incomplete_count() const { return incomplete_; }
+    std::uint32_t next_serial();
+    void assign_policy(Peer& peer);
+    // Disconnects `peer` (logging `reason` unless it hung up itself) and delivers what that caused.
+    void disconnect(Peer& peer, std::string_view reason);
+    // Disconnects every connection that came through endpoint `id`.
+    void disconnect_endpoint_members(core::EndpointId id, std::string_view reason);
+    // Accepts a connection on one of the listeners (the bus's own or an endpoint's).
+    void accept(const transport::Listener& listener);
+    void deliver();
+    void arm_timer();
+    // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
+    // match. `sender` is empty for the driver; `recipient` is the addressed connection's unique name.
+    // A message with `fds` reaches only monitors that negotiated fd passing, each with duplicates.
+    void capture(std::span<const std::uint8_t> bytes, std::string_view sender, std::string_view recipient,
+                 std::span<const util::UniqueFd> fds = {});
+    // Turns `peer` into a monitor (after the BecomeMonitor reply went out).
+    void become_monitor(Peer& peer, std::vector<MatchRule> rules);
+    // Writes a message straight to `peer`'s socket, bypassing the core: from the bus, or (`from_bus` false)
+    // with no sender at all, as the answers of the socket's other end to calls addressed to nobody.
+    void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
+                       bool from_bus = true);
+    // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
+    // destination may be an activatable name. False if the core refused it.
+    bool send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
+                       std::vector<util::UniqueFd> fds = {});
+    // An error from the bus to the sender of `item`, a message that will not be delivered: sent in `holder`'s
+    // place (the connection the core queued it on) when a reply is owed, so the core's reply tracking ends.
+    void refuse_queued(core::ConnectionId holder, const core::QueueItem& item, std::string_view error_name,
+                       std::string_view text);
+    void send_error(Peer& peer, const transport::IncomingMessage& to, BusError error, std::string_view text);
 
-    struct InstalledMatch {
-        std::uint64_t cookie;
-        MatchRule rule;
-        bool in_core;  // the core holds its mask (it can match broadcasts)
-    };
-    struct Peer {
-        std::unique_ptr<transport::Connection> client;
-        core::ConnectionId id = 0;                           // 0 until Hello
-        core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
-        std::string unique_name;
-        std::string listener_address;  // the address of the listener it came through (web interface)
-        // Until Hello succeeds, as dbus-daemon counts it: held to auth_timeout and
-        // max_incomplete_connections.
-        bool incomplete = true;
-        std::uint64_t auth_deadline = 0;
-        std::vector<InstalledMatch> matches;
-        std::uint64_t next_match_cookie = 1;
-        policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello
-        policy::PeerNames names;      // its unique and well-known names, as the policy sees them
-        bool names_stale = true;
-        // BecomeMonitor: no longer a core connection; receives copies of what matches these rules.
-        bool monitor = false;
-        std::vector<MatchRule> monitor_rules;
-        // Its socket's output is full: what the core queued for it waits there (and further senders are
-        // refused by the core's queue limit) until the socket drains.
-        bool stalled = false;
-        std::size_t eavesdrop_rules = 0;  // installed rules with eavesdrop='true'
-        bool eavesdrops() const { return eavesdrop_rules > 0; }
-        bool registered() const { return id != 0; }
-        const InstalledMatch* match(std::uint64_t cookie) const;
-    };
+  private:
     // Well-known name ownership for sender= rules, answered by the core's registry.
     class Names final : public NameOwnership {
       public:
@@ -155,33 +180,25 @@ class BusDaemon {
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
     bool policy_allows(Peer* sender, Peer* recipient, const transport::IncomingMessage& message);
     const policy::PeerNames& names_of(Peer& peer);
-    void assign_policy(Peer& peer);
-    // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
-    // match. `sender` is empty for the driver; `recipient` is the addressed connection's unique name.
-    // A message with `fds` reaches only monitors that negotiated fd passing, each with duplicates.
-    void capture(std::span<const std::uint8_t> bytes, std::string_view sender, std::string_view recipient,
-                 std::span<const util::UniqueFd> fds = {});
     // Eavesdroppers: copies of a unicast message to connections whose eavesdrop='true' rules match it.
     void eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient,
                    std::span<const util::UniqueFd> fds = {});
-    // Turns `peer` into a monitor (after the BecomeMonitor reply went out).
-    void become_monitor(Peer& peer, std::vector<MatchRule> rules);
-    // Writes a message straight to `peer`'s socket, bypassing the core: from the bus, or (`from_bus` false)
-    // with no sender at all, as the answers of the socket's other end to calls addressed to nobody.
-    void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
-                       bool from_bus = true);
     policy::MessageInfo policy_view(const marshal::MessageHeader& header) const;
 
-    void accept(const transport::Listener& listener);
     void on_client_event(int fd, std::uint32_t events);
     void handle_message(Peer& peer, transport::IncomingMessage message);
     // `capture_here`: monitors see the message from route() (after any activation request it caused).
     void route(Peer& peer, transport::IncomingMessage& message, bool capture_here);
-    void disconnect(Peer& peer, std::string_view reason);
-    void deliver();
+    // The core message for what `peer` sent: flags, destination, bloom filter, and one payload with the
+    // header stamped with SENDER (the message's fds move into it).
+    core::OutgoingMessage translate(Peer& peer, transport::IncomingMessage& message);
+    // The policy gate for a unicast message: endpoint rules, then the XML send (and receive) rules; false
+    // after the sender got its error.
+    bool passes_gate(Peer& peer, const transport::IncomingMessage& message,
+                     const core::OutgoingMessage& outgoing, bool capture_here);
+    void count_refusal(core::Error error);
     void deliver_to(core::ConnectionId id);
     void flush(Peer& peer);
-    void arm_timer();
     void on_timer();
     // Counts `peer` as complete once Hello made it a bus connection.
     void settle(Peer& peer);
@@ -191,14 +208,6 @@ class BusDaemon {
     void pause_accepting();
     void resume_accepting();
 
-    // Sends a message the bus built (driver replies, errors, signals) through the core; a well-known
-    // destination may be an activatable name. False if the core refused it.
-    bool send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
-                       std::vector<util::UniqueFd> fds = {});
-    // An error from the bus to the sender of `item`, a message that will not be delivered: sent in `holder`'s
-    // place (the connection the core queued it on) when a reply is owed, so the core's reply tracking ends.
-    void refuse_queued(core::ConnectionId holder, const core::QueueItem& item, std::string_view error_name,
-                       std::string_view text);
     // A container endpoint's method rules for a call from `peer`; false after answering AccessDenied.
     bool endpoint_allows_call(Peer& peer, const transport::IncomingMessage& message,
                               core::ConnectionId target);
@@ -206,13 +215,8 @@ class BusDaemon {
     std::vector<std::string> names_owned_by(core::ConnectionId id) const;
     // The policy of a message that waited for an activation, checked again now that its recipient exists.
     bool allowed_after_activation(Peer& recipient, const core::QueueItem& item);
-    void send_error(Peer& peer, const transport::IncomingMessage& to, std::string_view name,
-                    std::string_view text);
-    std::uint32_t next_serial();
     // A message the bus routed: counted, timed (when the web interface is on) and shown to its monitors.
     void count_routed(marshal::MessageType type, std::span<const std::uint8_t> bytes);
-
-    Peer* find_peer(core::ConnectionId id);
 
     transport::EventLoop& loop_;
     DaemonOptions options_;
@@ -220,9 +224,9 @@ class BusDaemon {
     std::vector<transport::Listener> listeners_;
     core::Bus bus_;
     core::ConnectionId driver_id_ = 0;
-    std::unique_ptr<class Driver> driver_;
-    std::unique_ptr<class Activation> activation_;
-    std::unique_ptr<class Endpoints> endpoints_;
+    std::unique_ptr<Driver> driver_;
+    std::unique_ptr<Activation> activation_;
+    std::unique_ptr<Endpoints> endpoints_;
     // Messages queued on an activator: their policy is checked again when the service takes them.
     boost::unordered_flat_set<const core::MessagePayload*> awaiting_activation_;
     boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd

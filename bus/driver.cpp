@@ -8,53 +8,27 @@
 
 #include "bus/activation.h"
 #include "bus/endpoints.h"
+#include "bus/endpoints_interface.h"
+#include "bus/errors.h"
 #include "busgate/marshal/names.h"
+#include "busgate/marshal/protocol.h"
 #include "busgate/marshal/signature.h"
 
 namespace busgate::bus {
 namespace {
 
-constexpr int so_peerpidfd = 77;  // SO_PEERPIDFD (Linux 6.5), not yet in every libc's headers
-
 using marshal::BodyReader;
 using marshal::BodyWriter;
 
-constexpr std::string_view bus_name = "org.freedesktop.DBus";
-constexpr std::string_view bus_path = "/org/freedesktop/DBus";
-constexpr std::string_view bus_interface = "org.freedesktop.DBus";
-constexpr std::string_view peer_interface = "org.freedesktop.DBus.Peer";
-constexpr std::string_view introspectable_interface = "org.freedesktop.DBus.Introspectable";
-constexpr std::string_view properties_interface = "org.freedesktop.DBus.Properties";
-constexpr std::string_view monitoring_interface = "org.freedesktop.DBus.Monitoring";
-constexpr std::string_view stats_interface = "org.freedesktop.DBus.Debug.Stats";
-// busgate's own: container endpoints, managed at run time by privileged callers.
-constexpr std::string_view endpoints_interface = "org.busgate.Endpoints1";
-
-namespace error_name {
-constexpr std::string_view failed = "org.freedesktop.DBus.Error.Failed";
-constexpr std::string_view invalid_args = "org.freedesktop.DBus.Error.InvalidArgs";
-constexpr std::string_view access_denied = "org.freedesktop.DBus.Error.AccessDenied";
-constexpr std::string_view name_has_no_owner = "org.freedesktop.DBus.Error.NameHasNoOwner";
-constexpr std::string_view service_unknown = "org.freedesktop.DBus.Error.ServiceUnknown";
-constexpr std::string_view unknown_method = "org.freedesktop.DBus.Error.UnknownMethod";
-constexpr std::string_view unknown_interface = "org.freedesktop.DBus.Error.UnknownInterface";
-constexpr std::string_view unknown_property = "org.freedesktop.DBus.Error.UnknownProperty";
-constexpr std::string_view property_read_only = "org.freedesktop.DBus.Error.PropertyReadOnly";
-constexpr std::string_view limits_exceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
-constexpr std::string_view match_rule_not_found = "org.freedesktop.DBus.Error.MatchRuleNotFound";
-constexpr std::string_view adt_audit_data_unknown = "org.freedesktop.DBus.Error.AdtAuditDataUnknown";
-constexpr std::string_view selinux_context_unknown =
-    "org.freedesktop.DBus.Error.SELinuxSecurityContextUnknown";
-}  // namespace error_name
-
-// RequestName flags and replies.
-constexpr std::uint32_t allow_replacement = 0x1;
-constexpr std::uint32_t replace_existing = 0x2;
-constexpr std::uint32_t do_not_queue = 0x4;
-
-// The bus's interfaces property, as dbus-daemon 1.14 lists it.
-const std::vector<std::string_view> extra_interfaces = {"org.freedesktop.DBus.Monitoring",
-                                                        "org.freedesktop.DBus.Debug.Stats"};
+using marshal::bus_interface;
+using marshal::bus_name;
+using marshal::bus_path;
+using marshal::introspectable_interface;
+using marshal::monitoring_interface;
+using marshal::peer_interface;
+using marshal::properties_interface;
+using marshal::stats_interface;
+using namespace marshal::request_name_flag;
 
 std::string machine_id() {
     for (const char* path : {"/etc/machine-id", "/var/lib/dbus/machine-id"}) {
@@ -69,79 +43,101 @@ std::string machine_id() {
 
 }  // namespace
 
-const Driver::Interface Driver::interfaces[] = {
-    {bus_interface, true,
-     "    <property name=\"Features\" type=\"as\" access=\"read\">\n"
-     "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
-     "    </property>\n"
-     "    <property name=\"Interfaces\" type=\"as\" access=\"read\">\n"
-     "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
-     "    </property>\n"
-     "    <signal name=\"NameOwnerChanged\">\n      <arg type=\"s\"/>\n      <arg type=\"s\"/>\n"
-     "      <arg type=\"s\"/>\n    </signal>\n"
-     "    <signal name=\"NameLost\">\n      <arg type=\"s\"/>\n    </signal>\n"
-     "    <signal name=\"NameAcquired\">\n      <arg type=\"s\"/>\n    </signal>\n"
-     "    <signal name=\"ActivatableServicesChanged\">\n    </signal>\n"},
-    {properties_interface, false,
-     "    <signal name=\"PropertiesChanged\">\n      <arg type=\"s\" name=\"interface_name\"/>\n"
-     "      <arg type=\"a{sv}\" name=\"changed_properties\"/>\n"
-     "      <arg type=\"as\" name=\"invalidated_properties\"/>\n    </signal>\n"},
-    {introspectable_interface, true, ""},
-    {monitoring_interface, false, ""},
-    {stats_interface, false, ""},
-    {peer_interface, true, ""},
-    {endpoints_interface, false, ""},
+const Driver::Method Driver::bus_methods[] = {
+    {"Hello", "", "s", any_path | from_endpoint | before_hello, &Driver::call<&Driver::hello>},
+    {"RequestName", "su", "u", any_path | from_endpoint, &Driver::call<&Driver::request_name>},
+    {"ReleaseName", "s", "u", any_path | from_endpoint, &Driver::call<&Driver::release_name>},
+    {"StartServiceByName", "su", "u", any_path | from_endpoint,
+     &Driver::call<&Driver::start_service_by_name>},
+    {"UpdateActivationEnvironment", "a{ss}", "", privileged,
+     &Driver::call<&Driver::update_activation_environment>},
+    {"NameHasOwner", "s", "b", any_path | from_endpoint, &Driver::call<&Driver::name_has_owner>},
+    {"ListNames", "", "as", any_path | from_endpoint, &Driver::call<&Driver::list_names>},
+    {"ListActivatableNames", "", "as", any_path | from_endpoint,
+     &Driver::call<&Driver::list_activatable_names>},
+    {"AddMatch", "s", "", any_path | from_endpoint, &Driver::call<&Driver::add_match>},
+    {"RemoveMatch", "s", "", any_path | from_endpoint, &Driver::call<&Driver::remove_match>},
+    {"GetNameOwner", "s", "s", any_path | from_endpoint, &Driver::call<&Driver::get_name_owner>},
+    {"ListQueuedOwners", "s", "as", any_path | from_endpoint, &Driver::call<&Driver::list_queued_owners>},
+    {"GetConnectionUnixUser", "s", "u", any_path | from_endpoint,
+     &Driver::call<&Driver::get_connection_unix_user>},
+    {"GetConnectionUnixProcessID", "s", "u", any_path | from_endpoint,
+     &Driver::call<&Driver::get_connection_unix_process_id>},
+    {"GetAdtAuditSessionData", "s", "ay", any_path | from_endpoint,
+     &Driver::call<&Driver::get_adt_audit_session_data>},
+    {"GetConnectionSELinuxSecurityContext", "s", "ay", any_path | from_endpoint,
+     &Driver::call<&Driver::get_connection_selinux_security_context>},
+    {"ReloadConfig", "", "", any_path, &Driver::call<&Driver::reload_config>},
+    {"GetId", "", "s", any_path | from_endpoint, &Driver::call<&Driver::get_id>},
+    {"GetConnectionCredentials", "s", "a{sv}", any_path | from_endpoint,
+     &Driver::call<&Driver::get_connection_credentials>},
 };
 
-const Driver::Method Driver::methods[] = {
-    {&interfaces[0], "Hello", "", "s", any_path | from_endpoint, &Driver::hello},
-    {&interfaces[0], "RequestName", "su", "u", any_path | from_endpoint, &Driver::request_name},
-    {&interfaces[0], "ReleaseName", "s", "u", any_path | from_endpoint, &Driver::release_name},
-    {&interfaces[0], "StartServiceByName", "su", "u", any_path | from_endpoint,
-     &Driver::start_service_by_name},
-    {&interfaces[0], "UpdateActivationEnvironment", "a{ss}", "", privileged,
-     &Driver::update_activation_environment},
-    {&interfaces[0], "NameHasOwner", "s", "b", any_path | from_endpoint, &Driver::name_has_owner},
-    {&interfaces[0], "ListNames", "", "as", any_path | from_endpoint, &Driver::list_names},
-    {&interfaces[0], "ListActivatableNames", "", "as", any_path | from_endpoint,
-     &Driver::list_activatable_names},
-    {&interfaces[0], "AddMatch", "s", "", any_path | from_endpoint, &Driver::add_match},
-    {&interfaces[0], "RemoveMatch", "s", "", any_path | from_endpoint, &Driver::remove_match},
-    {&interfaces[0], "GetNameOwner", "s", "s", any_path | from_endpoint, &Driver::get_name_owner},
-    {&interfaces[0], "ListQueuedOwners", "s", "as", any_path | from_endpoint, &Driver::list_queued_owners},
-    {&interfaces[0], "GetConnectionUnixUser", "s", "u", any_path | from_endpoint,
-     &Driver::get_connection_unix_user},
-    {&interfaces[0], "GetConnectionUnixProcessID", "s", "u", any_path | from_endpoint,
-     &Driver::get_connection_unix_process_id},
-    {&interfaces[0], "GetAdtAuditSessionData", "s", "ay", any_path | from_endpoint,
-     &Driver::get_adt_audit_session_data},
-    {&interfaces[0], "GetConnectionSELinuxSecurityContext", "s", "ay", any_path | from_endpoint,
-     &Driver::get_connection_selinux_security_context},
-    {&interfaces[0], "ReloadConfig", "", "", any_path, &Driver::reload_config},
-    {&interfaces[0], "GetId", "", "s", any_path | from_endpoint, &Driver::get_id},
-    {&interfaces[0], "GetConnectionCredentials", "s", "a{sv}", any_path | from_endpoint,
-     &Driver::get_connection_credentials},
-    {&interfaces[1], "Get", "ss", "v", from_endpoint, &Driver::properties_get},
-    {&interfaces[1], "GetAll", "s", "a{sv}", from_endpoint, &Driver::properties_get_all},
-    {&interfaces[1], "Set", "ssv", "", from_endpoint, &Driver::properties_set},
-    {&interfaces[2], "Introspect", "", "s", any_path | from_endpoint, &Driver::introspect},
-    {&interfaces[3], "BecomeMonitor", "asu", "", privileged, &Driver::become_monitor},
-    {&interfaces[4], "GetStats", "", "a{sv}", none, &Driver::get_stats},
-    {&interfaces[4], "GetConnectionStats", "s", "a{sv}", none, &Driver::get_connection_stats},
-    {&interfaces[4], "GetAllMatchRules", "", "a{sas}", none, &Driver::get_all_match_rules},
-    {&interfaces[5], "GetMachineId", "", "s", any_path | from_endpoint, &Driver::get_machine_id},
-    {&interfaces[5], "Ping", "", "", any_path | from_endpoint, &Driver::ping},
-    {&interfaces[6], "AddEndpoint", "a{sv}", "s", privileged, &Driver::add_endpoint},
-    {&interfaces[6], "ListEndpoints", "", "a(sssbuu)", privileged, &Driver::list_endpoints},
-    {&interfaces[6], "StopListening", "s", "", privileged, &Driver::stop_listening},
-    {&interfaces[6], "RemoveEndpoint", "s", "", privileged, &Driver::remove_endpoint},
+const Driver::Method Driver::properties_methods[] = {
+    {"Get", "ss", "v", from_endpoint, &Driver::call<&Driver::properties_get>},
+    {"GetAll", "s", "a{sv}", from_endpoint, &Driver::call<&Driver::properties_get_all>},
+    {"Set", "ssv", "", from_endpoint, &Driver::call<&Driver::properties_set>},
+};
+
+const Driver::Method Driver::introspectable_methods[] = {
+    {"Introspect", "", "s", any_path | from_endpoint, &Driver::call<&Driver::introspect>},
+};
+
+const Driver::Method Driver::monitoring_methods[] = {
+    {"BecomeMonitor", "asu", "", privileged, &Driver::call<&Driver::become_monitor>},
+};
+
+const Driver::Method Driver::stats_methods[] = {
+    {"GetStats", "", "a{sv}", none, &Driver::call<&Driver::get_stats>},
+    {"GetConnectionStats", "s", "a{sv}", none, &Driver::call<&Driver::get_connection_stats>},
+    {"GetAllMatchRules", "", "a{sas}", none, &Driver::call<&Driver::get_all_match_rules>},
+};
+
+const Driver::Method Driver::peer_methods[] = {
+    {"GetMachineId", "", "s", any_path | from_endpoint, &Driver::call<&Driver::get_machine_id>},
+    {"Ping", "", "", any_path | from_endpoint, &Driver::call<&Driver::ping>},
+};
+
+const Driver::Interface Driver::bus_interface_table = {
+    bus_interface, true,
+    "    <property name=\"Features\" type=\"as\" access=\"read\">\n"
+    "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
+    "    </property>\n"
+    "    <property name=\"Interfaces\" type=\"as\" access=\"read\">\n"
+    "      <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" value=\"const\"/>\n"
+    "    </property>\n"
+    "    <signal name=\"NameOwnerChanged\">\n      <arg type=\"s\"/>\n      <arg type=\"s\"/>\n"
+    "      <arg type=\"s\"/>\n    </signal>\n"
+    "    <signal name=\"NameLost\">\n      <arg type=\"s\"/>\n    </signal>\n"
+    "    <signal name=\"NameAcquired\">\n      <arg type=\"s\"/>\n    </signal>\n"
+    "    <signal name=\"ActivatableServicesChanged\">\n    </signal>\n",
+    bus_methods};
+const Driver::Interface Driver::properties_interface_table = {
+    properties_interface, false,
+    "    <signal name=\"PropertiesChanged\">\n      <arg type=\"s\" name=\"interface_name\"/>\n"
+    "      <arg type=\"a{sv}\" name=\"changed_properties\"/>\n"
+    "      <arg type=\"as\" name=\"invalidated_properties\"/>\n    </signal>\n",
+    properties_methods};
+const Driver::Interface Driver::introspectable_interface_table = {introspectable_interface, true, "",
+                                                                  introspectable_methods};
+const Driver::Interface Driver::monitoring_interface_table = {monitoring_interface, false, "",
+                                                              monitoring_methods};
+const Driver::Interface Driver::stats_interface_table = {stats_interface, false, "", stats_methods};
+const Driver::Interface Driver::peer_interface_table = {peer_interface, true, "", peer_methods};
+
+// Lookup order is dbus-daemon's: a call that names no interface goes to the first one here that has the
+// member. org.busgate.Endpoints1 is the container endpoints' own interface (endpoints_interface.cpp).
+const Driver::Interface* const Driver::interfaces[7] = {
+    &bus_interface_table,        &properties_interface_table, &introspectable_interface_table,
+    &monitoring_interface_table, &stats_interface_table,      &peer_interface_table,
+    &endpoints_interface_table,
 };
 
 void Driver::handle(Peer& peer, const transport::IncomingMessage& message) {
     const marshal::MessageHeader& header = message.header;
     if (header.type == marshal::MessageType::signal && peer.registered() &&
         header.interface == "org.freedesktop.systemd1.Activator" && header.member == "ActivationFailure") {
-        return daemon_.activation_->systemd_failure(peer, message);
+        return daemon_.activation().systemd_failure(peer, message);
     }
     if (header.type != marshal::MessageType::method_call) {
         return;  // other signals and replies to the bus go nowhere
@@ -151,14 +147,14 @@ void Driver::handle(Peer& peer, const transport::IncomingMessage& message) {
     const bool canonical_path = header.path == bus_path;
     const Method* found = nullptr;
     bool interface_found = false;
-    for (const Interface& interface : interfaces) {
-        if ((!canonical_path && !interface.any_path) ||
-            (!header.interface.empty() && header.interface != interface.name)) {
+    for (const Interface* interface : interfaces) {
+        if ((!canonical_path && !interface->any_path) ||
+            (!header.interface.empty() && header.interface != interface->name)) {
             continue;
         }
         interface_found = true;
-        for (const Method& method : methods) {
-            if (method.interface == &interface && method.member == header.member) {
+        for (const Method& method : interface->methods) {
+            if (method.member == header.member) {
                 found = &method;
                 break;
             }
@@ -167,20 +163,19 @@ void Driver::handle(Peer& peer, const transport::IncomingMessage& message) {
             break;
         }
     }
-    if (!peer.registered() && (found == nullptr || found->handler != &Driver::hello)) {
+    if (!peer.registered() && (found == nullptr || !(found->flags & before_hello))) {
         // dbus-daemon refuses the call and keeps the connection: a later Hello still works.
-        return error(peer, message, error_name::access_denied,
+        return error(peer, message, BusError::access_denied,
                      "Client tried to send a message other than Hello without being registered");
     }
     if (found == nullptr) {
-        return error(peer, message,
-                     interface_found ? error_name::unknown_method : error_name::unknown_interface,
+        return error(peer, message, interface_found ? BusError::unknown_method : BusError::unknown_interface,
                      "org.freedesktop.DBus does not understand message " + std::string(header.member));
     }
     // Decided once, by the table: inside a container endpoint only the methods a sandboxed client needs,
     // each answering within what the endpoint lets it see (xdg-dbus-proxy's list, plus harmless reads).
     if (peer.endpoint != core::default_endpoint && !(found->flags & from_endpoint)) {
-        return error(peer, message, error_name::access_denied,
+        return error(peer, message, BusError::access_denied,
                      "Connection \"" + peer.unique_name + "\" is not allowed to call " +
                          std::string(found->member) + " from a container endpoint");
     }
@@ -188,19 +183,19 @@ void Driver::handle(Peer& peer, const transport::IncomingMessage& message) {
         return;
     }
     if (!canonical_path && !(found->flags & any_path)) {
-        return error(peer, message, error_name::access_denied,
+        return error(peer, message, BusError::access_denied,
                      "Method '" + std::string(header.member) +
                          "' is only available at the canonical object path '" + std::string(bus_path) + "'");
     }
     if (header.signature != found->in_signature) {
         // dbus-daemon's text, trailing newline included.
-        return error(peer, message, error_name::invalid_args,
+        return error(peer, message, BusError::invalid_args,
                      "Call to " + std::string(found->member) + " has wrong args (" +
                          std::string(header.signature) + ", expected " + std::string(found->in_signature) +
                          ")\n");
     }
     BodyReader reader(message.bytes, header);
-    (this->*found->handler)(peer, message, reader);
+    found->handler(*this, peer, message, reader);
 }
 
 void Driver::answer_as_peer(Peer& peer, const transport::IncomingMessage& call) {
@@ -236,21 +231,21 @@ void Driver::answer_as_peer(Peer& peer, const transport::IncomingMessage& call) 
                           std::string(header.signature) + "\" on interface \"" +
                           (header.interface.empty() ? std::string("(null)") : std::string(header.interface)) +
                           "\" doesn't exist\n");
-    answer(body, error_name::unknown_method);
+    answer(body, name_of(BusError::unknown_method));
 }
 
 bool Driver::refuse_unless_privileged(Peer& peer, const transport::IncomingMessage& call,
                                       std::string_view member) {
-    const core::Connection* caller = daemon_.bus_.connection(peer.id);
+    const core::Connection* caller = daemon_.core().connection(peer.id);
     const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
     // Inside a container endpoint nobody is privileged, root included.
-    if ((uid == 0 || uid == daemon_.options_.bus_uid) && peer.endpoint == core::default_endpoint) {
+    if ((uid == 0 || uid == daemon_.options().bus_uid) && peer.endpoint == core::default_endpoint) {
         return true;
     }
     const std::string process = caller != nullptr && caller->credentials().pid > 0
                                     ? " pid=" + std::to_string(caller->credentials().pid)
                                     : std::string();
-    error(peer, call, error_name::access_denied,
+    error(peer, call, BusError::access_denied,
           "rejected attempt to call " + std::string(member) + " by connection " + peer.unique_name +
               " (uid=" + std::to_string(uid) + process + ") with uid " + std::to_string(uid));
     return false;
@@ -264,8 +259,7 @@ void Driver::reply(Peer& peer, const transport::IncomingMessage& call, const Bod
                           body);
 }
 
-void Driver::error(Peer& peer, const transport::IncomingMessage& call, std::string_view name,
-                   std::string text) {
+void Driver::error(Peer& peer, const transport::IncomingMessage& call, BusError name, std::string text) {
     daemon_.send_error(peer, call, name, text);
 }
 
@@ -283,7 +277,7 @@ void Driver::lost(std::string_view owner, core::ConnectionId id, const BodyWrite
         return signal(owner, "NameLost", name);
     }
     // A connection that left is told too, as dbus-daemon tells it: only monitors see that.
-    if (!daemon_.monitors_.empty()) {
+    if (daemon_.has_monitors()) {
         daemon_.capture(marshal::build_message({.type = marshal::MessageType::signal,
                                                 .flags = marshal::flag::no_reply_expected,
                                                 .serial = daemon_.next_serial(),
@@ -305,8 +299,8 @@ void Driver::name_owner_changed(std::string_view name, std::string_view old_owne
 }
 
 void Driver::process_notifications() {
-    core::Bus& bus = daemon_.bus_;
-    while (auto item = bus.receive(daemon_.driver_id_)) {
+    core::Bus& bus = daemon_.core();
+    while (auto item = bus.receive(daemon_.driver_id())) {
         if (item->kind != core::QueueItem::Kind::notification) {
             continue;
         }
@@ -340,12 +334,12 @@ void Driver::process_notifications() {
                     signal(new_owner, "NameAcquired", name);
                 }
                 if (notification.old_flags & core::name_flag::activator) {
-                    daemon_.activation_->name_acquired(notification.name);
+                    daemon_.activation().name_acquired(notification.name);
                 }
                 break;
             }
             case core::NotificationType::id_add:
-                if (notification.id != daemon_.driver_id_) {
+                if (notification.id != daemon_.driver_id()) {
                     const std::string name = unique_name_of(notification.id);
                     name_owner_changed(name, "", name);
                     BodyWriter acquired;
@@ -369,23 +363,23 @@ void Driver::process_notifications() {
 
 void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     if (peer.registered()) {
-        return error(peer, call, error_name::failed, "Already handled an Hello message");
+        return error(peer, call, BusError::failed, "Already handled an Hello message");
     }
-    if (daemon_.registered_.size() >= daemon_.options_.max_completed_connections) {
-        return error(peer, call, error_name::limits_exceeded,
+    if (daemon_.registered().size() >= daemon_.options().max_completed_connections) {
+        return error(peer, call, BusError::limits_exceeded,
                      "The maximum number of active connections has been reached");
     }
     const transport::PeerCredentials& socket = peer.client->credentials();
     const std::uint32_t uid = peer.client->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
     std::size_t same_user = 0;
-    for (const auto& [id, other] : daemon_.registered_) {
-        const core::Connection* connection = daemon_.bus_.connection(id);
+    for (const auto& [id, other] : daemon_.registered()) {
+        const core::Connection* connection = daemon_.core().connection(id);
         same_user += connection != nullptr && connection->credentials().uid == uid;
     }
-    if (same_user >= daemon_.options_.max_connections_per_user) {
+    if (same_user >= daemon_.options().max_connections_per_user) {
         ++daemon_.counters().quota_hits[BusCounters::connections_per_user];
         return error(
-            peer, call, error_name::limits_exceeded,
+            peer, call, BusError::limits_exceeded,
             "The maximum number of active connections for UID " + std::to_string(uid) + " has been reached");
     }
     core::HelloParams params;
@@ -398,17 +392,17 @@ void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReade
     if (peer.client->unix_fds_allowed()) {
         params.flags |= core::hello_flag::accept_fds;
     }
-    auto id = daemon_.bus_.hello(std::move(params));
+    auto id = daemon_.core().hello(std::move(params));
     if (!id) {
-        return error(peer, call, error_name::limits_exceeded,
+        return error(peer, call, BusError::limits_exceeded,
                      "The maximum number of active connections for UID " +
                          std::to_string(socket.uid.value_or(0)) + " has been reached");
     }
     peer.id = *id;
     peer.unique_name = unique_name_of(peer.id);
-    daemon_.registered_[peer.id] = &peer;
+    daemon_.add_registered(peer);
     daemon_.assign_policy(peer);
-    if (!daemon_.monitors_.empty()) {
+    if (daemon_.has_monitors()) {
         daemon_.capture(stamped_message(call, peer.unique_name), peer.unique_name, {});
     }
     // dbus-daemon answers Hello before it announces the new name.
@@ -422,21 +416,20 @@ void Driver::request_name(Peer& peer, const transport::IncomingMessage& call, Bo
     const std::string name(*reader.read_string());
     const std::uint32_t flags = *reader.read_uint32();
     if (!marshal::is_valid_bus_name(name)) {
-        return error(peer, call, error_name::invalid_args,
-                     "Requested bus name \"" + name + "\" is not valid");
+        return error(peer, call, BusError::invalid_args, "Requested bus name \"" + name + "\" is not valid");
     }
     if (marshal::is_unique_name(name)) {
-        return error(peer, call, error_name::invalid_args,
+        return error(peer, call, BusError::invalid_args,
                      "Cannot acquire a service starting with ':' such as \"" + name + "\"");
     }
     if (name == bus_name) {
         // dbus-daemon's text, without the space before "because".
-        return error(peer, call, error_name::invalid_args,
+        return error(peer, call, BusError::invalid_args,
                      "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
                          "\"because it is reserved for D-Bus' use only");
     }
-    if (daemon_.policy_ && !peer.policy.check_can_own(name)) {
-        return error(peer, call, error_name::access_denied,
+    if (daemon_.has_policy() && !peer.policy.check_can_own(name)) {
+        return error(peer, call, BusError::access_denied,
                      "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
                          "\" due to security policies in the configuration file");
     }
@@ -447,21 +440,22 @@ void Driver::request_name(Peer& peer, const transport::IncomingMessage& call, Bo
         core_flags |= core::name_flag::replace_existing;
     if (!(flags & do_not_queue))
         core_flags |= core::name_flag::queue;
-    const auto result = daemon_.bus_.acquire_name(peer.id, name, core_flags);
+    const auto result = daemon_.core().acquire_name(peer.id, name, core_flags);
     if (!result) {
         if (result.error() == core::Error::permission_denied) {
-            return error(peer, call, error_name::access_denied,
+            return error(peer, call, BusError::access_denied,
                          "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" +
                              name + "\" due to security policies in the configuration file");
         }
         if (result.error() == core::Error::name_limit_reached) {
-            return error(peer, call, error_name::limits_exceeded,
+            return error(peer, call, BusError::limits_exceeded,
                          "Connection \"" + peer.unique_name +
                              "\" is not allowed to own more services (increase limits in configuration file "
                              "if required; max_names_per_connection=" +
-                             std::to_string(daemon_.options_.core.limits.max_names_per_connection + 1) + ")");
+                             std::to_string(daemon_.options().core.limits.max_names_per_connection + 1) +
+                             ")");
         }
-        return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
+        return error(peer, call, BusError::failed, std::string(core::describe(result.error())));
     }
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
@@ -473,19 +467,19 @@ void Driver::request_name(Peer& peer, const transport::IncomingMessage& call, Bo
 void Driver::release_name(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
     if (!marshal::is_valid_bus_name(name)) {
-        return error(peer, call, error_name::invalid_args, "Given bus name \"" + name + "\" is not valid");
+        return error(peer, call, BusError::invalid_args, "Given bus name \"" + name + "\" is not valid");
     }
     if (marshal::is_unique_name(name)) {
-        return error(peer, call, error_name::invalid_args,
+        return error(peer, call, BusError::invalid_args,
                      "Cannot release a service starting with ':' such as \"" + name + "\"");
     }
     if (name == bus_name) {
-        return error(peer, call, error_name::invalid_args,
+        return error(peer, call, BusError::invalid_args,
                      "Cannot release the D-Bus service because it is owned by the bus");
     }
-    const auto result = daemon_.bus_.release_name(peer.id, name);
+    const auto result = daemon_.core().release_name(peer.id, name);
     if (!result) {
-        return error(peer, call, error_name::failed, std::string(core::describe(result.error())));
+        return error(peer, call, BusError::failed, std::string(core::describe(result.error())));
     }
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
@@ -499,8 +493,8 @@ void Driver::list_names(Peer& peer, const transport::IncomingMessage& call, Body
     body.open_array("s").string(bus_name);
     std::optional<core::ConnectionId> previous_id;
     for (const core::ListEntry& entry :
-         daemon_.bus_.list(peer.id, core::list_flag::unique | core::list_flag::names)) {
-        if (entry.id == daemon_.driver_id_) {
+         daemon_.core().list(peer.id, core::list_flag::unique | core::list_flag::names)) {
+        if (entry.id == daemon_.driver_id()) {
             continue;
         }
         // The core lists a connection once per name it owns, or once by id if it owns none (sorted by
@@ -520,7 +514,7 @@ void Driver::list_names(Peer& peer, const transport::IncomingMessage& call, Body
 void Driver::list_activatable_names(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.open_array("s").string(bus_name);
-    for (const core::ListEntry& entry : daemon_.bus_.list(peer.id, core::list_flag::activators)) {
+    for (const core::ListEntry& entry : daemon_.core().list(peer.id, core::list_flag::activators)) {
         if (!entry.name.empty()) {
             body.string(entry.name);
         }
@@ -534,22 +528,22 @@ const core::Connection* Driver::connection_for(Peer& peer, const transport::Inco
                                                bool bus_itself) {
     core::ConnectionId id = 0;
     if (bus_itself && name == bus_name) {
-        return daemon_.bus_.connection(
-            daemon_.driver_id_);  // dbus-daemon answers for itself: its uid and pid
+        return daemon_.core().connection(
+            daemon_.driver_id());  // dbus-daemon answers for itself: its uid and pid
     }
     if (marshal::is_unique_name(name)) {
         id = id_of_unique_name(name);
     } else if (marshal::is_valid_bus_name(name)) {
-        if (auto owner = daemon_.bus_.name_owner(peer.id, name)) {
+        if (auto owner = daemon_.core().name_owner(peer.id, name)) {
             id = *owner;
         }
     }
     // Through a container endpoint, connections it cannot see do not exist.
-    const auto visible = id ? daemon_.bus_.connection_info(peer.id, id)
+    const auto visible = id ? daemon_.core().connection_info(peer.id, id)
                             : core::Result<const core::Connection*>(core::Error::no_such_connection);
     const core::Connection* connection = visible ? *visible : nullptr;
-    if (connection == nullptr || id == daemon_.driver_id_) {
-        error(peer, call, error_name::name_has_no_owner,
+    if (connection == nullptr || id == daemon_.driver_id()) {
+        error(peer, call, BusError::name_has_no_owner,
               "Could not get " + std::string(what) + " of name '" + std::string(name) + "': no such name");
         return nullptr;
     }
@@ -562,9 +556,9 @@ void Driver::name_has_owner(Peer& peer, const transport::IncomingMessage& call, 
     if (!has_owner && marshal::is_unique_name(name)) {
         // Through a container endpoint, connections it cannot see do not exist.
         const core::ConnectionId id = id_of_unique_name(name);
-        has_owner = id != 0 && daemon_.bus_.connection_info(peer.id, id).ok();
+        has_owner = id != 0 && daemon_.core().connection_info(peer.id, id).ok();
     } else if (!has_owner && marshal::is_valid_bus_name(name)) {
-        has_owner = daemon_.bus_.name_owner(peer.id, name).ok();
+        has_owner = daemon_.core().name_owner(peer.id, name).ok();
     }
     BodyWriter body;
     body.boolean(has_owner);
@@ -600,14 +594,14 @@ void Driver::list_queued_owners(Peer& peer, const transport::IncomingMessage& ca
         return;
     }
     const auto owners = marshal::is_valid_bus_name(name)
-                            ? daemon_.bus_.queued_owners(peer.id, name)
+                            ? daemon_.core().queued_owners(peer.id, name)
                             : core::Result<std::vector<core::ConnectionId>>(core::Error::invalid_name);
     if (!owners || owners->empty()) {
-        return error(peer, call, error_name::name_has_no_owner,
+        return error(peer, call, BusError::name_has_no_owner,
                      "Could not get owners of name '" + name + "': no such name");
     }
     for (const core::ConnectionId id : *owners) {
-        if (daemon_.bus_.connection_info(peer.id, id).ok()) {  // an endpoint sees only whom it may see
+        if (daemon_.core().connection_info(peer.id, id).ok()) {  // an endpoint sees only whom it may see
             body.string(unique_name_of(id));
         }
     }
@@ -620,31 +614,32 @@ void Driver::start_service_by_name(Peer& peer, const transport::IncomingMessage&
     // As dbus-daemon: a name without a service file is unknown, even while someone owns it. Through a
     // container endpoint, so is a name it may not talk to (xdg-dbus-proxy asks for TALK): it learns nothing
     // of hidden names and starts nothing it could not call.
-    const core::Connection* self = daemon_.bus_.connection(peer.id);
-    if (!daemon_.activation_->has_service(name) || self == nullptr ||
-        !daemon_.bus_.may_talk_to_name(*self, name)) {
-        return error(peer, call, error_name::service_unknown,
+    const core::Connection* self = daemon_.core().connection(peer.id);
+    if (!daemon_.activation().has_service(name) || self == nullptr ||
+        !daemon_.core().may_talk_to_name(*self, name)) {
+        return error(peer, call, BusError::service_unknown,
                      "The name " + name + " was not provided by any .service files");
     }
-    if (daemon_.bus_.name_owner(peer.id, name).ok()) {
+    if (daemon_.core().name_owner(peer.id, name).ok()) {
         BodyWriter body;
         body.uint32(2);  // DBUS_START_REPLY_ALREADY_RUNNING
         return reply(peer, call, body);
     }
-    daemon_.activation_->start_requested(peer, call, name);  // the reply waits for the outcome
+    daemon_.activation().start_requested(peer, call, name);  // the reply waits for the outcome
 }
 
 void Driver::update_activation_environment(Peer& peer, const transport::IncomingMessage& call,
                                            BodyReader& reader) {
     // dbus-daemon only lets the bus's own user in, and never on a system bus.
-    const core::Connection* self = daemon_.bus_.connection(peer.id);
-    if (self && self->credentials().uid != daemon_.options_.bus_uid && self->credentials().uid != 0) {
+    const core::Connection* self = daemon_.core().connection(peer.id);
+    if (self && self->credentials().uid != daemon_.options().bus_uid && self->credentials().uid != 0) {
         return error(
-            peer, call, error_name::access_denied,
+            peer, call, BusError::access_denied,
             "Connection \"" + peer.unique_name + "\" is not allowed to call UpdateActivationEnvironment");
     }
-    if (daemon_.options_.servicehelper) {  // dbus-daemon: a bus with a launch helper, not <type>system</type>
-        return error(peer, call, error_name::access_denied,
+    if (daemon_.options()
+            .servicehelper) {  // dbus-daemon: a bus with a launch helper, not <type>system</type>
+        return error(peer, call, BusError::access_denied,
                      "Cannot change activation environment on a system bus.");
     }
     std::vector<std::pair<std::string, std::string>> variables;
@@ -658,297 +653,32 @@ void Driver::update_activation_environment(Peer& peer, const transport::Incoming
         }
         variables.emplace_back(*key, *value);
     }
-    daemon_.activation_->update_environment(variables);
+    daemon_.activation().update_environment(variables);
     reply(peer, call, BodyWriter());
-}
-
-void Driver::get_connection_unix_user(Peer& peer, const transport::IncomingMessage& call,
-                                      BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (const core::Connection* connection = connection_for(peer, call, name, "UID", true)) {
-        BodyWriter body;
-        body.uint32(connection->credentials().uid);
-        reply(peer, call, body);
-    }
-}
-
-void Driver::get_connection_unix_process_id(Peer& peer, const transport::IncomingMessage& call,
-                                            BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (const core::Connection* connection = connection_for(peer, call, name, "PID", true)) {
-        BodyWriter body;
-        body.uint32(static_cast<std::uint32_t>(connection->credentials().pid));
-        reply(peer, call, body);
-    }
-}
-
-void Driver::get_connection_credentials(Peer& peer, const transport::IncomingMessage& call,
-                                        BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    const core::Connection* connection = connection_for(peer, call, name, "credentials", true);
-    if (connection == nullptr) {
-        return;
-    }
-    const core::Credentials& credentials = connection->credentials();
-    BodyWriter body;
-    body.open_array("{sv}");
-    body.open_dict_entry()
-        .string("UnixUserID")
-        .open_variant("u")
-        .uint32(credentials.uid)
-        .close_variant()
-        .close_dict_entry();
-    // As dbus-daemon: the primary group and the supplementary ones (SO_PEERGROUPS leaves the primary out).
-    std::vector<std::uint32_t> groups = credentials.groups;
-    if (credentials.gid != ~0u) {
-        groups.push_back(credentials.gid);
-    }
-    std::sort(groups.begin(), groups.end());
-    groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
-    if (!groups.empty() && connection->id() != daemon_.driver_id_) {
-        body.open_dict_entry().string("UnixGroupIDs").open_variant("au").open_array("u");
-        for (const std::uint32_t gid : groups) {
-            body.uint32(gid);
-        }
-        body.close_array().close_variant().close_dict_entry();
-    }
-    if (credentials.pid > 0) {
-        body.open_dict_entry()
-            .string("ProcessID")
-            .open_variant("u")
-            .uint32(static_cast<std::uint32_t>(credentials.pid));
-        body.close_variant().close_dict_entry();
-    }
-    // busgate: which container endpoint the connection came through (absent for the bus's own sockets).
-    if (const Endpoints::Endpoint* endpoint = daemon_.endpoints_->find(connection->endpoint())) {
-        body.open_dict_entry().string("EndpointName").open_variant("s").string(endpoint->spec.name);
-        body.close_variant().close_dict_entry();
-        if (!endpoint->spec.type.empty()) {
-            body.open_dict_entry().string("EndpointType").open_variant("s").string(endpoint->spec.type);
-            body.close_variant().close_dict_entry();
-        }
-    }
-    // ProcessFD (dbus-daemon 1.15): a pidfd of the process, for callers that can receive fds.
-    std::vector<util::UniqueFd> fds;
-    // Taken from the socket only now (the kernel keeps the process as it was when it connected, so the pidfd
-    // cannot name a later process with the same pid): a connection costs the bus one descriptor, not two.
-    const auto target = daemon_.registered_.find(connection->id());
-    if (target != daemon_.registered_.end() && peer.client->unix_fds_allowed()) {
-        const int peer_socket = target->second->client->fd();
-        int pidfd = -1;
-        socklen_t pidfd_length = sizeof pidfd;
-        if (::getsockopt(peer_socket, SOL_SOCKET, so_peerpidfd, &pidfd, &pidfd_length) != 0) {
-            pidfd = -1;
-        }
-        if (util::UniqueFd copy(pidfd); copy) {
-            body.open_dict_entry()
-                .string("ProcessFD")
-                .open_variant("h")
-                .unix_fd(0)
-                .close_variant()
-                .close_dict_entry();
-            fds.push_back(std::move(copy));
-        }
-    }
-    if (!credentials.security_label.empty()) {
-        // dbus-daemon sends the label with its trailing nul, as an array of bytes.
-        body.open_dict_entry().string("LinuxSecurityLabel").open_variant("ay").open_array("y");
-        for (const char c : credentials.security_label) {
-            body.byte(static_cast<std::uint8_t>(c));
-        }
-        body.byte(0).close_array().close_variant().close_dict_entry();
-    }
-    body.close_array();
-    daemon_.send_from_bus({.type = marshal::MessageType::method_return,
-                           .destination = peer.unique_name,
-                           .reply_serial = call.header.serial},
-                          body, std::move(fds));
-}
-
-void Driver::get_adt_audit_session_data(Peer& peer, const transport::IncomingMessage& call,
-                                        BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (name == bus_name || connection_for(peer, call, name, "audit session data")) {
-        error(peer, call, error_name::adt_audit_data_unknown,
-              "Could not determine audit session data for '" + name + "'");
-    }
-}
-
-void Driver::get_connection_selinux_security_context(Peer& peer, const transport::IncomingMessage& call,
-                                                     BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (name == bus_name || connection_for(peer, call, name, "security context")) {
-        error(peer, call, error_name::selinux_context_unknown,
-              "Could not determine security context for '" + name + "'");
-    }
 }
 
 void Driver::get_id(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
-    body.string(daemon_.guid_);
+    body.string(daemon_.guid());
     reply(peer, call, body);
 }
 
 void Driver::reload_config(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
-    if (!daemon_.options_.reload) {
+    if (!daemon_.options().reload) {
         return reply(peer, call, BodyWriter());
     }
     // Reloading may remove endpoints and disconnect their connections: the caller is looked up again
     // afterwards, never used through a reference that may dangle.
     const core::ConnectionId caller = peer.id;
-    const std::optional<std::string> failure = daemon_.options_.reload();
+    const std::optional<std::string> failure = daemon_.options().reload();
     Peer* still = daemon_.find_peer(caller);
     if (still == nullptr) {
         return;
     }
     if (failure) {
-        return error(*still, call, error_name::failed, *failure);
+        return error(*still, call, BusError::failed, *failure);
     }
     reply(*still, call, BodyWriter());
-}
-
-void Driver::add_match(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
-    if (!parsed.ok()) {
-        return error(peer, call, parsed.error_name, parsed.error_message);
-    }
-    // Eavesdropping takes privilege whatever the policy says, as in dbus-daemon 1.14; and nobody eavesdrops
-    // through a container endpoint (xdg-dbus-proxy refuses the rule too).
-    if (parsed.rule->eavesdrop && !refuse_unless_privileged(peer, call, "AddMatch")) {
-        return;
-    }
-    if (peer.matches.size() >= daemon_.options_.max_match_rules_per_connection) {
-        ++daemon_.counters().quota_hits[BusCounters::match_rules];
-        return error(
-            peer, call, error_name::limits_exceeded,
-            "Connection \"" + peer.unique_name +
-                "\" is not allowed to add more match rules (increase limits in configuration file if "
-                "required; max_match_rules_per_connection=" +
-                std::to_string(daemon_.options_.max_match_rules_per_connection) + ")");
-    }
-    const std::uint64_t cookie = peer.next_match_cookie++;
-    CoreMatch core_match = to_core_match(*parsed.rule, cookie, daemon_.driver_id_);
-    if (core_match.matches_broadcasts && !daemon_.bus_.add_match(peer.id, std::move(core_match.match))) {
-        return error(peer, call, error_name::limits_exceeded,
-                     "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules");
-    }
-    if (parsed.rule->eavesdrop && peer.eavesdrop_rules++ == 0) {
-        ++daemon_.eavesdroppers_;
-    }
-    peer.matches.push_back({cookie, *parsed.rule, core_match.matches_broadcasts});
-    reply(peer, call, BodyWriter());
-}
-
-void Driver::remove_match(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
-    if (!parsed.ok()) {
-        return error(peer, call, parsed.error_name, parsed.error_message);
-    }
-    // dbus-daemon removes the most recently added equal rule.
-    for (auto it = peer.matches.rbegin(); it != peer.matches.rend(); ++it) {
-        if (it->rule == *parsed.rule) {
-            if (it->in_core) {
-                (void)daemon_.bus_.remove_match(peer.id, it->cookie);
-            }
-            if (it->rule.eavesdrop && --peer.eavesdrop_rules == 0) {
-                --daemon_.eavesdroppers_;
-            }
-            peer.matches.erase(std::next(it).base());
-            return reply(peer, call, BodyWriter());
-        }
-    }
-    error(peer, call, error_name::match_rule_not_found,
-          "The given match rule wasn't found and can't be removed");
-}
-
-void Driver::become_monitor(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    std::vector<std::string_view> texts;
-    reader.enter();
-    while (!reader.at_end()) {
-        texts.push_back(*reader.read_string());
-    }
-    reader.leave();
-    if (*reader.read_uint32() != 0) {
-        return error(peer, call, error_name::invalid_args, "BecomeMonitor does not support any flags yet");
-    }
-    if (texts.empty()) {
-        texts.push_back("");  // no rules: everything
-    }
-    std::vector<MatchRule> rules;
-    for (const std::string_view text : texts) {
-        ParsedMatchRule parsed = parse_match_rule(text);
-        if (!parsed.ok()) {
-            return error(peer, call, parsed.error_name, parsed.error_message);
-        }
-        rules.push_back(std::move(*parsed.rule));
-    }
-    reply(peer, call, BodyWriter());
-    daemon_.become_monitor(peer, std::move(rules));
-}
-
-namespace {
-
-void add_uint32(BodyWriter& body, std::string_view key, std::uint32_t value) {
-    body.open_dict_entry().string(key).open_variant("u").uint32(value).close_variant().close_dict_entry();
-}
-
-}  // namespace
-
-void Driver::get_stats(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
-    std::uint32_t match_rules = 0;
-    for (const auto& [id, other] : daemon_.registered_) {
-        match_rules += static_cast<std::uint32_t>(other->matches.size());
-    }
-    BodyWriter body;
-    body.open_array("{sv}");
-    add_uint32(body, "Serial", daemon_.serial_);
-    add_uint32(body, "ActiveConnections", static_cast<std::uint32_t>(daemon_.registered_.size()));
-    add_uint32(body, "IncompleteConnections", static_cast<std::uint32_t>(daemon_.incomplete_));
-    add_uint32(body, "MatchRules", match_rules);
-    add_uint32(body, "BusNames",
-               static_cast<std::uint32_t>(daemon_.bus_.list(peer.id, core::list_flag::names).size()));
-    body.close_array();
-    reply(peer, call, body);
-}
-
-void Driver::get_connection_stats(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (name == bus_name) {
-        return error(peer, call, error_name::invalid_args,
-                     "GetConnectionStats is not meaningful for the message bus \"" + name + "\" itself");
-    }
-    const core::Connection* connection = connection_for(peer, call, name, "statistics");
-    if (connection == nullptr) {
-        return;
-    }
-    const Peer* target = daemon_.find_peer(connection->id());
-    if (target == nullptr) {
-        return error(peer, call, error_name::name_has_no_owner,
-                     "Could not get statistics of name '" + name + "': no such name");
-    }
-    BodyWriter body;
-    body.open_array("{sv}");
-    add_uint32(body, "Serial", daemon_.serial_);
-    body.open_dict_entry().string("UniqueName").open_variant("s").string(target->unique_name);
-    body.close_variant().close_dict_entry();
-    add_uint32(body, "MatchRules", static_cast<std::uint32_t>(target->matches.size()));
-    add_uint32(body, "OutgoingBytes", static_cast<std::uint32_t>(target->client->queued_bytes()));
-    body.close_array();
-    reply(peer, call, body);
-}
-
-void Driver::get_all_match_rules(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
-    BodyWriter body;
-    body.open_array("{sas}");
-    for (const auto& [id, other] : daemon_.registered_) {
-        body.open_dict_entry().string(other->unique_name).open_array("s");
-        for (const auto& installed : other->matches) {
-            body.string(installed.rule.to_string());
-        }
-        body.close_array().close_dict_entry();
-    }
-    body.close_array();
-    reply(peer, call, body);
 }
 
 void Driver::introspect(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
@@ -964,276 +694,11 @@ void Driver::ping(Peer& peer, const transport::IncomingMessage& call, BodyReader
 void Driver::get_machine_id(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     const std::string id = machine_id();
     if (id.empty()) {
-        return error(peer, call, error_name::failed, "Failed to read the machine ID");
+        return error(peer, call, BusError::failed, "Failed to read the machine ID");
     }
     BodyWriter body;
     body.string(id);
     reply(peer, call, body);
-}
-
-std::vector<std::string_view> Driver::daemon_features() const {
-    std::vector<std::string_view> features = {"ActivatableServicesChanged", "HeaderFiltering"};
-    if (daemon_.options_.systemd_activation) {
-        features.push_back("SystemdActivation");
-    }
-    return features;
-}
-
-namespace {
-
-std::string interface_not_found(std::string_view interface) {
-    return "Interface \"" + std::string(interface) + "\" not found";
-}
-
-}  // namespace
-
-bool Driver::has_interface(std::string_view name) {
-    return std::any_of(std::begin(interfaces), std::end(interfaces),
-                       [name](const Interface& interface) { return interface.name == name; });
-}
-
-std::optional<std::vector<std::string_view>> Driver::property(std::string_view interface,
-                                                              std::string_view name) const {
-    if (interface != bus_interface) {
-        return std::nullopt;
-    }
-    if (name == "Features") {
-        return daemon_features();
-    }
-    if (name == "Interfaces") {
-        return extra_interfaces;
-    }
-    return std::nullopt;
-}
-
-void Driver::properties_get(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const std::string interface(*reader.read_string());
-    const std::string name(*reader.read_string());
-    if (!has_interface(interface)) {
-        return error(peer, call, error_name::unknown_interface, interface_not_found(interface));
-    }
-    const auto values = property(interface, name);
-    if (!values) {
-        return error(peer, call, error_name::unknown_property,
-                     "Property \"" + interface + "." + name + "\" not found");
-    }
-    BodyWriter body;
-    body.open_variant("as").open_array("s");
-    for (std::string_view value : *values) {
-        body.string(value);
-    }
-    body.close_array().close_variant();
-    reply(peer, call, body);
-}
-
-void Driver::properties_get_all(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const std::string interface(*reader.read_string());
-    if (!has_interface(interface)) {
-        return error(peer, call, error_name::unknown_interface, interface_not_found(interface));
-    }
-    BodyWriter body;
-    body.open_array("{sv}");
-    for (const std::string_view name : {"Features", "Interfaces"}) {
-        const auto values = property(interface, name);
-        if (!values) {
-            continue;
-        }
-        body.open_dict_entry().string(name).open_variant("as").open_array("s");
-        for (std::string_view value : *values) {
-            body.string(value);
-        }
-        body.close_array().close_variant().close_dict_entry();
-    }
-    body.close_array();
-    reply(peer, call, body);
-}
-
-void Driver::properties_set(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const std::string interface(*reader.read_string());
-    const std::string name(*reader.read_string());
-    if (!has_interface(interface)) {
-        return error(peer, call, error_name::unknown_interface, interface_not_found(interface));
-    }
-    if (property(interface, name)) {
-        return error(peer, call, error_name::property_read_only,
-                     "Property \"" + interface + "." + name + "\" is read-only");
-    }
-    error(peer, call, error_name::unknown_property, "Property \"" + interface + "." + name + "\" not found");
-}
-
-std::string Driver::introspection_xml(std::string_view path) {
-    const bool canonical_path = path == bus_path;
-    std::string xml =
-        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n"
-        "\"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n"
-        "<node>\n";
-    const auto arguments = [&xml](std::string_view signature, const char* direction) {
-        for (std::size_t at = 0; at < signature.size();) {
-            const std::size_t end = marshal::complete_type_end(signature, at);
-            xml += "      <arg direction=\"" + std::string(direction) + "\" type=\"" +
-                   std::string(signature.substr(at, end - at)) + "\"/>\n";
-            at = end;
-        }
-    };
-    for (const Interface& interface : interfaces) {
-        if (!canonical_path && !interface.any_path) {
-            continue;
-        }
-        xml += "  <interface name=\"" + std::string(interface.name) + "\">\n";
-        for (const Method& method : methods) {
-            if (method.interface != &interface) {
-                continue;
-            }
-            xml += "    <method name=\"" + std::string(method.member) + "\">\n";
-            arguments(method.in_signature, "in");
-            arguments(method.out_signature, "out");
-            xml += "    </method>\n";
-        }
-        xml += interface.introspection;
-        xml += "  </interface>\n";
-    }
-    // Make the driver's object path discoverable from its ancestors.
-    if (path == "/") {
-        xml += "  <node name=\"org/freedesktop/DBus\"/>\n";
-    } else if (path == "/org") {
-        xml += "  <node name=\"freedesktop/DBus\"/>\n";
-    } else if (path == "/org/freedesktop") {
-        xml += "  <node name=\"DBus\"/>\n";
-    }
-    xml += "</node>\n";
-    return xml;
-}
-
-}  // namespace busgate::bus
-
-namespace busgate::bus {
-
-void Driver::add_endpoint(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    EndpointSpec spec;
-    std::string problem;
-    util::UniqueFd socket;
-    const auto strings = [&reader](std::vector<std::string>& into) {
-        if (reader.peek_signature() != "as" || !reader.enter()) {
-            return false;
-        }
-        while (!reader.at_end()) {
-            const auto value = reader.read_string();
-            if (!value) {
-                return false;
-            }
-            into.emplace_back(*value);
-        }
-        return reader.leave();
-    };
-    const auto rules = [&](std::vector<MethodRule>& into) {
-        std::vector<std::string> texts;
-        if (!strings(texts)) {
-            return false;
-        }
-        for (const std::string& text : texts) {
-            auto rule = parse_method_rule(text, problem);
-            if (!rule) {
-                return false;
-            }
-            into.push_back(std::move(*rule));
-        }
-        return true;
-    };
-    reader.enter();
-    while (!reader.at_end() && problem.empty()) {
-        reader.enter();
-        const std::string key(reader.read_string().value_or(""));
-        reader.enter();
-        bool ok = true;
-        if (key == "Name" || key == "Type" || key == "Path") {
-            const auto value = reader.read_string();
-            ok = value.has_value();
-            (key == "Name"   ? spec.name
-             : key == "Type" ? spec.type
-                             : spec.path) = std::string(value.value_or(""));
-        } else if (key == "See") {
-            ok = strings(spec.see);
-        } else if (key == "Talk") {
-            ok = strings(spec.talk);
-        } else if (key == "Own") {
-            ok = strings(spec.own);
-        } else if (key == "Call") {
-            ok = rules(spec.calls);
-        } else if (key == "Broadcast") {
-            ok = rules(spec.broadcasts);
-        } else if (key == "MaxConnections") {
-            const auto value = reader.read_uint32();
-            ok = value.has_value();
-            spec.max_connections = value.value_or(0);
-        } else if (key == "Socket") {
-            // A listening socket the caller bound (busgate-dbus-proxy): the bus accepts on its own copy.
-            const auto index = reader.read_unix_fd();
-            ok = index.has_value() && *index < call.fds.size();
-            if (ok) {
-                socket = util::UniqueFd(::fcntl(call.fds[*index].get(), F_DUPFD_CLOEXEC, 3));
-                ok = static_cast<bool>(socket);
-            }
-        } else if (key == "RemoveWithCreator") {
-            const auto value = reader.read_boolean();
-            ok = value.has_value();
-            spec.remove_with_creator = value.value_or(false);
-        } else {
-            problem = "unknown option \"" + key + "\"";
-        }
-        if (!ok && problem.empty()) {
-            problem = "option \"" + key + "\" has the wrong type";
-        }
-        reader.leave();
-        reader.leave();
-    }
-    if (!problem.empty()) {
-        return error(peer, call, error_name::invalid_args, "Cannot add the endpoint: " + problem);
-    }
-    const core::Connection* creator = daemon_.bus_.connection(peer.id);
-    const auto address = daemon_.endpoints_->add(std::move(spec), creator ? creator->credentials().uid : ~0u,
-                                                 peer.id, problem, std::move(socket));
-    if (!address) {
-        return error(peer, call,
-                     problem.find("most endpoints") != std::string::npos ? error_name::limits_exceeded
-                                                                         : error_name::invalid_args,
-                     "Cannot add the endpoint: " + problem);
-    }
-    BodyWriter body;
-    body.string(*address);
-    reply(peer, call, body);
-}
-
-void Driver::list_endpoints(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
-    BodyWriter body;
-    body.open_array("(sssbuu)");
-    for (const auto& [name, endpoint] : daemon_.endpoints_->all()) {
-        body.open_struct()
-            .string(name)
-            .string(endpoint.spec.type)
-            .string(endpoint.address)
-            .boolean(endpoint.listener.has_value())
-            .uint32(static_cast<std::uint32_t>(endpoint.connections))
-            .uint32(static_cast<std::uint32_t>(endpoint.spec.max_connections))
-            .close_struct();
-    }
-    body.close_array();
-    reply(peer, call, body);
-}
-
-void Driver::stop_listening(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (!daemon_.endpoints_->stop_listening(name)) {
-        return error(peer, call, error_name::invalid_args, "No endpoint named \"" + name + "\"");
-    }
-    reply(peer, call, BodyWriter());
-}
-
-void Driver::remove_endpoint(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (!daemon_.endpoints_->remove(name)) {
-        return error(peer, call, error_name::invalid_args, "No endpoint named \"" + name + "\"");
-    }
-    reply(peer, call, BodyWriter());
 }
 
 }  // namespace busgate::bus

@@ -1,23 +1,26 @@
-// Driver: the org.freedesktop.DBus service. Methods are a table (interface, member, input
-// signature, whether Hello must come first, handler); a new method is one row and one function.
+// Driver: the org.freedesktop.DBus service. Methods are a table keyed by interface (each interface
+// lists its members with their signatures, flags and handler); a new method is one row and one function.
+// busgate's own org.busgate.Endpoints1 is a table of its own beside the endpoints (endpoints_interface.h).
 // Errors use dbus-daemon's names and texts. The driver also turns the core's NAME_* and ID_*
 // notifications into NameLost, NameOwnerChanged and NameAcquired, in that order, as dbus-daemon
 // emits them.
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "bus/bus_daemon.h"
+#include "bus/errors.h"
 #include "busgate/marshal/reader.h"
 
 namespace busgate::bus {
 
 class Driver {
   public:
-    using Peer = BusDaemon::Peer;
+    using Peer = bus::Peer;
 
     explicit Driver(BusDaemon& daemon) : daemon_(daemon) {}
 
@@ -33,25 +36,56 @@ class Driver {
     // What Introspect returns at `path` (the canonical path lists every interface).
     static std::string introspection_xml(std::string_view path = "/org/freedesktop/DBus");
 
-  private:
-    // Where a method may be called and by whom (dbus-daemon's METHOD_FLAG_*).
-    // from_endpoint: a connection of a container endpoint may call it (others get AccessDenied).
-    enum MethodFlags : unsigned { none = 0, any_path = 1, privileged = 2, from_endpoint = 4 };
-    struct Interface {
-        std::string_view name;
-        bool any_path;                   // reachable at every object path, not only /org/freedesktop/DBus
-        std::string_view introspection;  // signals and properties, appended after the methods
+    // Where a method may be called and by whom (dbus-daemon's METHOD_FLAG_*), a column of the table.
+    // from_endpoint: a connection of a container endpoint may call it (others get AccessDenied);
+    // before_hello: a connection may call it before Hello (only Hello itself).
+    enum MethodFlags : unsigned {
+        none = 0,
+        any_path = 1,
+        privileged = 2,
+        from_endpoint = 4,
+        before_hello = 8
     };
+    using Handler = void (*)(Driver&, Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     struct Method {
-        const Interface* interface;
         std::string_view member;
         std::string_view in_signature;
         std::string_view out_signature;
         unsigned flags;
-        void (Driver::*handler)(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+        Handler handler;
     };
-    static const Interface interfaces[];
-    static const Method methods[];
+    // One interface of the bus, with its methods: the table is keyed by interface name.
+    struct Interface {
+        std::string_view name;
+        bool any_path;                   // reachable at every object path, not only /org/freedesktop/DBus
+        std::string_view introspection;  // signals and properties, appended after the methods
+        std::span<const Method> methods;
+    };
+
+    BusDaemon& daemon() { return daemon_; }
+    void reply(Peer& peer, const transport::IncomingMessage& call, const marshal::BodyWriter& body);
+    void error(Peer& peer, const transport::IncomingMessage& call, BusError name, std::string text);
+
+  private:
+    template <void (Driver::*member)(Peer&, const transport::IncomingMessage&, marshal::BodyReader&)>
+    static void call(Driver& driver, Peer& peer, const transport::IncomingMessage& message,
+                     marshal::BodyReader& reader) {
+        (driver.*member)(peer, message, reader);
+    }
+    static const Method bus_methods[];
+    static const Method properties_methods[];
+    static const Method introspectable_methods[];
+    static const Method monitoring_methods[];
+    static const Method stats_methods[];
+    static const Method peer_methods[];
+    static const Interface bus_interface_table;
+    static const Interface properties_interface_table;
+    static const Interface introspectable_interface_table;
+    static const Interface monitoring_interface_table;
+    static const Interface stats_interface_table;
+    static const Interface peer_interface_table;
+    // In lookup order.
+    static const Interface* const interfaces[7];
 
     void hello(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void request_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
@@ -77,10 +111,6 @@ class Driver {
     void get_stats(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void get_connection_stats(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void get_all_match_rules(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void add_endpoint(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void list_endpoints(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void stop_listening(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void remove_endpoint(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void introspect(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void ping(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     void get_machine_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
@@ -99,8 +129,6 @@ class Driver {
     // dbus-daemon's words and returns false.
     bool refuse_unless_privileged(Peer& peer, const transport::IncomingMessage& call,
                                   std::string_view member);
-    void reply(Peer& peer, const transport::IncomingMessage& call, const marshal::BodyWriter& body);
-    void error(Peer& peer, const transport::IncomingMessage& call, std::string_view name, std::string text);
     // The connection owning `name` (a unique or well-known name), or null after replying
     // NameHasNoOwner with "Could not get <what> of name '<name>': no such name". With `bus_itself`,
     // org.freedesktop.DBus names the driver's own connection (the bus's uid and pid).

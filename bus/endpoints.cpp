@@ -214,7 +214,7 @@ std::optional<std::string> Endpoints::configure(const std::vector<policy::Endpoi
             continue;  // unchanged, or made at run time under this name (which wins)
         }
         std::string error;
-        if (!add(std::move(spec), daemon_.options_.bus_uid, 0, error) && !first_problem) {
+        if (!add(std::move(spec), daemon_.options().bus_uid, 0, error) && !first_problem) {
             for (const policy::EndpointConfig& config : configs) {
                 if (config.name == name) {
                     first_problem = config.where.file + ":" + std::to_string(config.where.line) +
@@ -242,7 +242,7 @@ bool Endpoints::same_spec(const EndpointSpec& a, const EndpointSpec& b) {
 Endpoints::~Endpoints() {
     for (auto& [name, endpoint] : endpoints_) {
         if (endpoint.listener) {
-            daemon_.loop_.remove(endpoint.listener->fd.get());
+            daemon_.loop().remove(endpoint.listener->fd.get());
             ::unlink(endpoint.listener->unlink_path.c_str());
         }
     }
@@ -334,7 +334,7 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
             return std::nullopt;
         }
     } else if (spec.path.empty()) {
-        const auto base = endpoint_socket_directory(daemon_.options_.runtime_directory, error);
+        const auto base = endpoint_socket_directory(daemon_.options().runtime_directory, error);
         if (!base) {
             return std::nullopt;
         }
@@ -344,7 +344,7 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
     if (!given && std::filesystem::is_socket(spec.path, ignored)) {
         std::filesystem::remove(spec.path, ignored);  // a leftover from a bus that died
     }
-    const auto made = daemon_.bus_.make_endpoint(spec.name, core_policy(spec));
+    const auto made = daemon_.core().make_endpoint(spec.name, core_policy(spec));
     if (!made) {
         error = std::string(core::describe(made.error()));
         return std::nullopt;
@@ -356,7 +356,7 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
         listening = transport::listen_on({.transport = "unix", .parameters = {{"path", spec.path}}}, {});
     }
     if (!listening.error.empty() || listening.listeners.empty()) {
-        (void)daemon_.bus_.remove_endpoint(*made);
+        (void)daemon_.core().remove_endpoint(*made);
         error = listening.error;
         return std::nullopt;
     }
@@ -371,8 +371,8 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
     endpoint.spec = std::move(spec);
     auto& stored = endpoints_.emplace(name, std::move(endpoint)).first->second;
     const transport::Listener* listener = &*stored.listener;
-    daemon_.loop_.add(listener->fd.get(), EPOLLIN,
-                      [this, listener](std::uint32_t) { daemon_.accept(*listener); });
+    daemon_.loop().add(listener->fd.get(), EPOLLIN,
+                       [this, listener](std::uint32_t) { daemon_.accept(*listener); });
     return stored.address;
 }
 
@@ -382,7 +382,7 @@ bool Endpoints::stop_listening(std::string_view name) {
         return false;
     }
     if (auto& listener = found->second.listener) {
-        daemon_.loop_.remove(listener->fd.get());
+        daemon_.loop().remove(listener->fd.get());
         ::unlink(listener->unlink_path.c_str());
         listener.reset();
     }
@@ -397,18 +397,8 @@ bool Endpoints::remove(std::string_view name) {
     stop_listening(name);
     const core::EndpointId id = found->second.id;
     // Its connections go first, each as if it hung up, then the core forgets the endpoint.
-    std::vector<int> members;
-    for (const auto& [fd, peer] : daemon_.peers_) {
-        if (peer->endpoint == id) {
-            members.push_back(fd);
-        }
-    }
-    for (const int fd : members) {
-        if (const auto peer = daemon_.peers_.find(fd); peer != daemon_.peers_.end()) {
-            daemon_.disconnect(*peer->second, "its endpoint was removed");
-        }
-    }
-    (void)daemon_.bus_.remove_endpoint(id);
+    daemon_.disconnect_endpoint_members(id, "its endpoint was removed");
+    (void)daemon_.core().remove_endpoint(id);
     endpoints_.erase(found);
     return true;
 }

@@ -29,7 +29,7 @@ bool is_rule_space(char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-ParsedMatchRule failure(std::string_view name, std::string message) {
+ParsedMatchRule failure(BusError name, std::string message) {
     return ParsedMatchRule{std::nullopt, name, std::move(message)};
 }
 

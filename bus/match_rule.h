@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bus/errors.h"
 #include "busgate/core/match_index.h"
 #include "busgate/core/types.h"
 #include "busgate/marshal/message.h"
@@ -22,8 +23,8 @@
 namespace busgate::bus {
 
 namespace match_error {
-inline constexpr std::string_view invalid = "org.freedesktop.DBus.Error.MatchRuleInvalid";
-inline constexpr std::string_view limits_exceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
+inline constexpr BusError invalid = BusError::match_rule_invalid;
+inline constexpr BusError limits_exceeded = BusError::limits_exceeded;
 }  // namespace match_error
 
 // dbus-daemon's DBUS_MAXIMUM_MATCH_RULE_LENGTH and DBUS_MAXIMUM_MATCH_RULE_ARG_NUMBER.
@@ -70,7 +71,7 @@ struct MatchRule {
 // match_error::limits_exceeded, error_message its text (including dbus-daemon's trailing newlines).
 struct ParsedMatchRule {
     std::optional<MatchRule> rule;
-    std::string_view error_name;
+    BusError error_name = BusError::failed;
     std::string error_message;
 
     bool ok() const { return rule.has_value(); }

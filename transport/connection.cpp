@@ -121,7 +121,7 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
         return false;
     }
     if (received == 0) {
-        reason = "connection closed by peer";
+        reason = peer_hung_up;
         return false;
     }
     if (!received_fds_.empty() && !sasl_.unix_fd_negotiated()) {

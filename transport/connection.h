@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct IncomingMessage {
     marshal::MessageHeader header;  // views into `bytes`
     std::vector<util::UniqueFd> fds;
 };
+
+// The reason read() gives when the peer closed its end: the normal end of a connection.
+inline constexpr std::string_view peer_hung_up = "connection closed by peer";
 
 struct ConnectionLimits {
     std::size_t max_message_size = 128u * 1024 * 1024;

@@ -1,0 +1,266 @@
+// Egress: the one place that decides whether a queued item reaches a receiver (the exact match re-check
+// bloom filters need, receive policy, endpoint visibility) and schedules the flush.
+#include <sys/epoll.h>
+
+#include <cerrno>
+
+#include "bus/activation.h"
+#include "bus/bus_daemon.h"
+#include "bus/driver.h"
+#include "bus/endpoints.h"
+#include "bus/errors.h"
+#include "busgate/marshal/names.h"
+#include "busgate/marshal/protocol.h"
+#include "busgate/marshal/reader.h"
+
+namespace busgate::bus {
+namespace {
+
+using marshal::bus_name;
+
+}  // namespace
+
+void BusDaemon::deliver() {
+    // Delivering can queue more (errors, the driver's signals), so go on until nothing is readable.
+    // A disconnect during delivery calls back here; the running loop picks up what it queued.
+    if (delivering_) {
+        return;
+    }
+    delivering_ = true;
+    for (;;) {
+        driver_->process_notifications();
+        readable_.clear();
+        bus_.take_readable(readable_);
+        if (readable_.empty()) {
+            break;
+        }
+        for (const core::ConnectionId id : readable_) {
+            if (activation_->is_activator(id)) {
+                activation_->queued(id);  // its messages wait there for the service
+            } else if (id != driver_id_) {
+                deliver_to(id);
+            }
+        }
+    }
+    delivering_ = false;
+}
+
+void BusDaemon::deliver_to(core::ConnectionId id) {
+    Peer* peer = find_peer(id);
+    for (;;) {
+        // A receiver that does not read is never cut off for it (dbus-daemon refuses the senders instead):
+        // what does not fit its socket's output stays in the core's queue, whose limit refuses more.
+        const core::QueueItem* next = bus_.peek(id);
+        if (next == nullptr) {
+            break;
+        }
+        if (peer != nullptr && next->kind == core::QueueItem::Kind::message &&
+            !peer->client->can_take(*next->payload)) {
+            peer->stalled = true;
+            break;
+        }
+        auto item = bus_.receive(id);
+        if (peer == nullptr) {
+            continue;
+        }
+        if (item->kind == core::QueueItem::Kind::message) {
+            if (!awaiting_activation_.empty() && awaiting_activation_.erase(item->payload.get()) > 0 &&
+                !allowed_after_activation(*peer, *item)) {
+                continue;
+            }
+            if (!wanted(*peer, *item)) {
+                continue;  // a bloom false positive
+            }
+            if (!peer->client->send(item->payload)) {
+                // Room was checked before the item was taken and nothing here writes to this client since;
+                // should that ever change, a lost message must not pass in silence.
+                ++counters_.quota_hits[BusCounters::outgoing_queue];
+                disconnect(*peer, "outgoing queue full after its room was checked");
+                return;
+            }
+            continue;
+        }
+        const core::NotificationType type = item->notification.type;
+        if (type == core::NotificationType::reply_timeout || type == core::NotificationType::reply_dead) {
+            marshal::BodyWriter body;
+            body.string(type == core::NotificationType::reply_dead
+                            ? "Message recipient disconnected from message bus without replying"
+                            : "Message did not receive a reply (timeout by message bus)");
+            send_from_bus({.type = marshal::MessageType::error,
+                           .error_name = "org.freedesktop.DBus.Error.NoReply",
+                           .destination = peer->unique_name,
+                           .reply_serial = static_cast<std::uint32_t>(item->reply_cookie)},
+                          body);
+        }
+    }
+    if (peer != nullptr && peer->client->has_output()) {
+        dirty_.push_back(peer->client->fd());
+    }
+}
+
+void BusDaemon::flush(Peer& peer) {
+    if (!peer.client->flush()) {
+        // A peer that closed its end while the bus still wrote to it hung up; anything else is worth a log.
+        const int error = errno;
+        disconnect(peer, error == EPIPE || error == ECONNRESET ? transport::peer_hung_up : "write failed");
+        return;
+    }
+    if (peer.stalled && peer.registered()) {
+        // Room again: what waited in the core comes now (and may fill the socket again).
+        peer.stalled = false;
+        const int fd = peer.client->fd();
+        deliver_to(peer.id);
+        deliver();
+        const auto still = peers_.find(fd);
+        if (still == peers_.end()) {
+            return;
+        }
+        (void)still->second->client->flush();
+    }
+    loop_.modify(peer.client->fd(), peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
+}
+
+bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
+    const bool broadcast = item.destination == core::broadcast_destination;
+    const bool from_driver = item.sender == driver_id_;
+    if (peer.endpoint != core::default_endpoint && broadcast && !endpoint_may_hear(peer, item)) {
+        return false;
+    }
+    if (!broadcast && !(policy_ && from_driver)) {
+        return true;  // addressed to this peer, and the policy was checked when it was sent
+    }
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    // Validated when it arrived; this runs once per receiver of one shared message.
+    if (marshal::parse_validated_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    if (policy_) {
+        Peer* sender = from_driver ? nullptr : find_peer(item.sender);
+        const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
+        policy::Route route;
+        if (sender != nullptr) {
+            route.sender = &sender->policy;
+            route.sender_names = &names_of(*sender);
+        }
+        route.recipient = &peer.policy;
+        route.recipient_names = &names_of(peer);
+        if (!from_driver && sender == nullptr) {
+            return false;  // the sender left before its broadcast was delivered: its send rules are unknown
+        }
+        const policy::RouteDecision decision = policy_->check_route(prepared, route);
+        if (decision.verdict != policy::Verdict::allowed) {
+            ++counters_
+                  .denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
+                                                                            : BusCounters::receive_denied];
+            if (!broadcast && from_driver && !monitors_.empty()) {
+                // A driver message the receiver may not have: dbus-daemon shows monitors the error it
+                // addresses to itself.
+                marshal::BodyWriter body;
+                body.string(rejection_text(decision, header, bus_name));
+                capture(marshal::build_message({.type = marshal::MessageType::error,
+                                                .flags = marshal::flag::no_reply_expected,
+                                                .serial = next_serial(),
+                                                .error_name = "org.freedesktop.DBus.Error.AccessDenied",
+                                                .destination = bus_name,
+                                                .sender = bus_name,
+                                                .reply_serial = header.serial},
+                                               body),
+                        {}, {});
+            }
+            if (broadcast && sender != nullptr && !monitors_.empty()) {
+                // dbus-daemon shows monitors the error a rejected broadcast would have caused; the sender,
+                // which expects no reply, gets nothing.
+                marshal::BodyWriter body;
+                body.string(rejection_text(decision, header, sender->unique_name));
+                marshal::MessageSpec spec{.type = marshal::MessageType::error,
+                                          .flags = marshal::flag::no_reply_expected,
+                                          .serial = next_serial(),
+                                          .error_name = "org.freedesktop.DBus.Error.AccessDenied",
+                                          .destination = sender->unique_name,
+                                          .sender = bus_name,
+                                          .reply_serial = header.serial};
+                capture(marshal::build_message(spec, body), {}, sender->unique_name);
+            }
+            return false;
+        }
+        if (!broadcast) {
+            return true;
+        }
+    }
+    const MessageView view(bytes, header);
+    const std::string sender = item.sender == driver_id_ ? std::string() : unique_name_of(item.sender);
+    const MessageParties parties{.sender = sender, .addressed_recipient = {}, .names = &names_};
+    for (const std::uint64_t cookie : item.matched.view()) {
+        const InstalledMatch* installed = peer.match(cookie);
+        if (installed != nullptr && matches(installed->rule, view, parties)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    const core::Connection* self = bus_.connection(peer.id);
+    if (self == nullptr) {
+        return false;
+    }
+    if (item.sender == peer.id) {
+        return true;  // its own broadcast, looped back as dbus1 does
+    }
+    if (item.sender != driver_id_) {
+        return endpoints_->may_receive(peer.endpoint, names_owned_by(item.sender), header);
+    }
+    if (header.member != "NameOwnerChanged") {
+        return true;
+    }
+    // Names the endpoint cannot see do not exist for it: neither do their owner changes.
+    marshal::BodyReader reader(bytes, header);
+    const auto name = reader.read_string();
+    if (!name) {
+        return false;
+    }
+    if (!marshal::is_unique_name(*name)) {
+        return bus_.can_see_name(*self, *name);
+    }
+    const core::Connection* subject = bus_.connection(id_of_unique_name(*name));
+    return subject != nullptr && (subject == self || bus_.can_see_connection(*self, *subject));
+}
+
+bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem& item) {
+    if (!policy_) {
+        return true;
+    }
+    Peer* sender = find_peer(item.sender);
+    if (sender == nullptr) {
+        return item.sender == driver_id_;
+    }
+    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
+    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return false;
+    }
+    const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
+    policy::Route route;
+    route.sender = &sender->policy;
+    route.sender_names = &names_of(*sender);
+    route.recipient = &recipient.policy;
+    route.recipient_names = &names_of(recipient);
+    const policy::RouteDecision decision = policy_->check_route(prepared, route);
+    if (decision.verdict == policy::Verdict::allowed) {
+        return true;
+    }
+    refuse_queued(recipient.id, item, "org.freedesktop.DBus.Error.AccessDenied",
+                  rejection_text(decision, header, sender->unique_name));
+    return false;
+}
+
+}  // namespace busgate::bus

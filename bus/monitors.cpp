@@ -1,0 +1,122 @@
+// Monitors (BecomeMonitor) and eavesdroppers: copies of what is routed, as dbus-daemon makes them.
+#include "bus/bus_daemon.h"
+#include "bus/payload.h"
+
+namespace busgate::bus {
+
+void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view sender,
+                        std::string_view recipient, std::span<const util::UniqueFd> fds) {
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return;
+    }
+    const MessageView view(bytes, header);
+    const MessageParties parties{.sender = sender, .addressed_recipient = recipient, .names = &names_};
+    core::PayloadRef copy;
+    for (const int fd : monitors_) {
+        const auto found = peers_.find(fd);
+        if (found == peers_.end()) {
+            continue;
+        }
+        Peer& monitor = *found->second;
+        if (!fds.empty() && !monitor.client->unix_fds_allowed()) {
+            continue;
+        }
+        for (const MatchRule& rule : monitor.monitor_rules) {
+            if (matches(rule, view, parties)) {
+                if (!copy) {
+                    copy = copy_of(bytes, fds);
+                }
+                monitor.client->send(copy);
+                dirty_.push_back(fd);
+                break;
+            }
+        }
+    }
+}
+
+void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Peer* recipient,
+                          std::span<const util::UniqueFd> fds) {
+    marshal::MessageHeader header;
+    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+        return;
+    }
+    const MessageView view(bytes, header);
+    const MessageParties parties{
+        .sender = sender.unique_name,
+        .addressed_recipient = recipient ? std::string_view(recipient->unique_name) : "",
+        .names = &names_};
+    core::PayloadRef copy;
+    for (auto& [fd, other] : peers_) {
+        Peer& listener = *other;
+        // A container endpoint hears only what is addressed to it or broadcast: never eavesdrops.
+        if (!listener.eavesdrops() || &listener == recipient || !listener.registered() ||
+            listener.endpoint != core::default_endpoint ||
+            (!fds.empty() && !listener.client->unix_fds_allowed())) {
+            continue;
+        }
+        bool wanted_here = false;
+        for (const InstalledMatch& installed : listener.matches) {
+            if (installed.rule.eavesdrop && matches(installed.rule, view, parties)) {
+                wanted_here = true;
+                break;
+            }
+        }
+        if (!wanted_here) {
+            continue;
+        }
+        if (policy_) {
+            policy::Route route;
+            route.sender = &sender.policy;
+            route.sender_names = &names_of(sender);
+            route.recipient = &listener.policy;
+            route.recipient_names = &names_of(listener);
+            route.eavesdropping = true;
+            if (policy_->check_route(policy_->prepare(policy_view(header)), route).verdict !=
+                policy::Verdict::allowed) {
+                continue;
+            }
+        }
+        if (!copy) {
+            copy = copy_of(bytes, fds);
+        }
+        listener.client->send(copy);
+        dirty_.push_back(fd);
+    }
+}
+
+void BusDaemon::become_monitor(Peer& peer, std::vector<MatchRule> rules) {
+    deliver();  // the BecomeMonitor reply goes out first
+    // dbus-daemon releases the unique name first, then the well-known names, each with NameLost to the
+    // monitor; the others learn it from NameOwnerChanged.
+    std::vector<std::string> lost = {peer.unique_name};
+    for (std::string& name : bus_.owned_names(peer.id)) {
+        lost.push_back(std::move(name));
+    }
+    for (const std::string& name : lost) {
+        marshal::BodyWriter body;
+        body.string(name);
+        send_directly(peer,
+                      {.type = marshal::MessageType::signal,
+                       .path = "/org/freedesktop/DBus",
+                       .interface = "org.freedesktop.DBus",
+                       .member = "NameLost",
+                       .destination = peer.unique_name},
+                      body);
+    }
+    registered_.erase(peer.id);
+    eavesdroppers_ -= peer.eavesdrops() ? 1 : 0;
+    peer.eavesdrop_rules = 0;
+    peer.matches.clear();
+    (void)bus_.bye(peer.id);
+    peer.id = 0;
+    deliver();
+    for (MatchRule& rule : rules) {
+        rule.eavesdrop = true;  // monitors always eavesdrop
+    }
+    peer.monitor_rules = std::move(rules);
+    peer.monitor = true;
+    monitors_.push_back(peer.client->fd());
+}
+
+}  // namespace busgate::bus

@@ -1,5 +1,5 @@
-// The daemon end to end, in-process: a BusDaemon on a temporary socket, its loop on a thread, and
-// sd-bus (libsystemd) as a real client.
+// The daemon end to end, in process (test_harness.h): a BusDaemon on a temporary socket and sd-bus as a
+// real client.
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <systemd/sd-bus.h>
@@ -15,92 +15,12 @@
 #include <vector>
 
 #include "bus/bus_daemon.h"
+#include "bus/test_harness.h"
 #include "busgate/policy/configuration.h"
 
 using namespace busgate;
 using namespace busgate::bus;
-
-namespace {
-
-class RunningBus {
-  public:
-    explicit RunningBus(std::function<void(DaemonOptions&, const std::filesystem::path&)> configure = {}) {
-        std::string pattern = (std::filesystem::temp_directory_path() / "busgate-daemon-XXXXXX").string();
-        directory_ = mkdtemp(pattern.data());
-        DaemonOptions options;
-        options.listen = {"unix:path=" + (directory_ / "bus").string()};
-        options.bus_uid = getuid();
-        options.auth_mechanisms = {"EXTERNAL"};
-        if (configure) {
-            configure(options, directory_);
-        }
-        daemon_ = std::make_unique<BusDaemon>(loop_, options);
-        std::string error;
-        started_ = daemon_->start(error);
-        EXPECT_TRUE(started_) << error;
-        address_ = daemon_->address();
-        thread_ = std::thread([this] {
-            while (!stop_) {
-                loop_.run_once(20);
-            }
-        });
-    }
-    ~RunningBus() {
-        stop_ = true;
-        thread_.join();
-        daemon_.reset();
-        std::filesystem::remove_all(directory_);
-    }
-    const std::string& address() const { return address_; }
-
-  private:
-    std::filesystem::path directory_;
-    transport::EventLoop loop_;
-    std::unique_ptr<BusDaemon> daemon_;
-    bool started_ = false;
-    std::string address_;
-    std::atomic<bool> stop_{false};
-    std::thread thread_;
-};
-
-struct BusClient {
-    sd_bus* bus = nullptr;
-    explicit BusClient(const std::string& address) {
-        EXPECT_GE(sd_bus_new(&bus), 0);
-        sd_bus_set_address(bus, address.c_str());
-        sd_bus_set_bus_client(bus, 1);
-        sd_bus_negotiate_fds(bus, 1);
-        const int started = sd_bus_start(bus);
-        EXPECT_GE(started, 0) << strerror(-started);
-    }
-    ~BusClient() { sd_bus_flush_close_unref(bus); }
-    std::string unique_name() const {
-        const char* name = nullptr;
-        sd_bus_get_unique_name(bus, &name);
-        return name ? name : "";
-    }
-};
-
-// Calls a driver method returning one string; returns the string or "error:<name>".
-std::string call_string(BusClient& client, const char* member, const char* argument) {
-    sd_bus_error error = SD_BUS_ERROR_NULL;
-    sd_bus_message* reply = nullptr;
-    const int result = sd_bus_call_method(client.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                          "org.freedesktop.DBus", member, &error, &reply, "s", argument);
-    std::string text;
-    if (result < 0) {
-        text = std::string("error:") + (error.name ? error.name : "?");
-    } else {
-        const char* value = nullptr;
-        sd_bus_message_read(reply, "s", &value);
-        text = value ? value : "";
-    }
-    sd_bus_error_free(&error);
-    sd_bus_message_unref(reply);
-    return text;
-}
-
-}  // namespace
+using namespace busgate::bus::testing;
 
 TEST(BusDaemon, HelloGivesEachClientAUniqueName) {
     RunningBus bus;
@@ -218,51 +138,6 @@ TEST(BusDaemon, UnknownDriverMethodsAreRejected) {
     EXPECT_EQ(call_string(client, "GetConnectionUnixUser", ":1.999"),
               "error:org.freedesktop.DBus.Error.NameHasNoOwner");
 }
-
-namespace {
-
-// Adds a match rule through the driver; returns "" or the error name.
-std::string add_match(BusClient& client, const char* rule, const char* method = "AddMatch") {
-    sd_bus_error error = SD_BUS_ERROR_NULL;
-    const int result = sd_bus_call_method(client.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                          "org.freedesktop.DBus", method, &error, nullptr, "s", rule);
-    std::string name = result < 0 && error.name ? error.name : "";
-    sd_bus_error_free(&error);
-    return name;
-}
-
-// The next signal the bus delivers to `client` (other than the driver's), as "member:arg0"; "" on timeout.
-std::string next_signal(BusClient& client) {
-    for (int attempt = 0; attempt < 200; ++attempt) {
-        sd_bus_message* message = nullptr;
-        const int processed = sd_bus_process(client.bus, &message);
-        if (processed > 0 && message != nullptr) {
-            std::string text;
-            uint8_t type = 0;
-            sd_bus_message_get_type(message, &type);
-            if (type == SD_BUS_MESSAGE_SIGNAL &&
-                std::string(sd_bus_message_get_sender(message)) != "org.freedesktop.DBus") {
-                text = sd_bus_message_get_member(message);
-                const char* argument = nullptr;
-                if (sd_bus_message_peek_type(message, nullptr, nullptr) > 0 &&
-                    sd_bus_message_read_basic(message, 's', &argument) > 0) {
-                    text += std::string(":") + argument;
-                }
-            }
-            sd_bus_message_unref(message);
-            if (!text.empty()) {
-                return text;
-            }
-            continue;
-        }
-        if (processed == 0) {
-            sd_bus_wait(client.bus, 10000);
-        }
-    }
-    return "";
-}
-
-}  // namespace
 
 TEST(BusDaemon, BroadcastsReachOnlyConnectionsWhoseRulesMatchExactly) {
     RunningBus bus;

@@ -1,0 +1,419 @@
+// Container endpoints: first the pure rule parsing and matching (endpoints.h), then the
+// org.busgate.Endpoints1 methods of a bus in process, spoken to over the wire.
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bus/endpoints.h"
+#include "bus/test_harness.h"
+
+using namespace busgate;
+using namespace busgate::bus;
+using namespace busgate::bus::testing;
+
+namespace {
+
+MethodRule parsed(std::string_view text) {
+    std::string error;
+    auto rule = parse_method_rule(text, error);
+    EXPECT_TRUE(rule.has_value()) << text << ": " << error;
+    return rule.value_or(MethodRule{});
+}
+
+std::string parse_error(std::string_view text) {
+    std::string error;
+    EXPECT_FALSE(parse_method_rule(text, error).has_value()) << text;
+    return error;
+}
+
+marshal::MessageHeader call_header(std::string_view path, std::string_view interface,
+                                   std::string_view member) {
+    marshal::MessageHeader header;
+    header.type = marshal::MessageType::method_call;
+    header.path = path;
+    header.interface = interface;
+    header.member = member;
+    return header;
+}
+
+}  // namespace
+
+TEST(EndpointNames, APatternMatchesItselfOrExactlyOneMoreElement) {
+    EXPECT_TRUE(name_matches("org.example.Foo", "org.example.Foo"));
+    EXPECT_FALSE(name_matches("org.example.Foo", "org.example.Foo.Bar"));
+    EXPECT_FALSE(name_matches("org.example.Foo", "org.example.Fo"));
+    EXPECT_TRUE(name_matches("org.example.*", "org.example.Foo"));
+    EXPECT_FALSE(name_matches("org.example.*", "org.example.Foo.Bar"));  // two more elements
+    EXPECT_FALSE(name_matches("org.example.*", "org.example"));          // the namespace itself
+    EXPECT_FALSE(name_matches("org.example.*", "org.example."));
+    EXPECT_FALSE(name_matches("org.example.*", "org.examples.Foo"));
+}
+
+TEST(EndpointMethodRules, ANameAloneAllowsEveryMethodOnEveryPath) {
+    const MethodRule rule = parsed("org.example.Service");
+    EXPECT_EQ(rule.name, "org.example.Service");
+    EXPECT_EQ(rule.interface, "");
+    EXPECT_EQ(rule.member, "");
+    EXPECT_EQ(rule.path, "");
+    EXPECT_TRUE(rule.matches(call_header("/any/where", "org.example.Any", "Thing")));
+    const MethodRule star = parsed("org.example.*=*");
+    EXPECT_EQ(star.name, "org.example.*");
+    EXPECT_EQ(star.interface, "");
+    EXPECT_TRUE(star.matches(call_header("/", "a.b", "C")));
+}
+
+TEST(EndpointMethodRules, InterfaceMemberAndPathAreSplit) {
+    const MethodRule rule = parsed("org.example.Service=org.example.Iface.Method@/org/example/Object");
+    EXPECT_EQ(rule.name, "org.example.Service");
+    EXPECT_EQ(rule.interface, "org.example.Iface");
+    EXPECT_EQ(rule.member, "Method");
+    EXPECT_EQ(rule.path, "/org/example/Object");
+    EXPECT_FALSE(rule.path_subtree);
+    EXPECT_TRUE(rule.matches(call_header("/org/example/Object", "org.example.Iface", "Method")));
+    EXPECT_FALSE(rule.matches(call_header("/org/example/Object", "org.example.Iface", "Other")));
+    EXPECT_FALSE(rule.matches(call_header("/org/example/Object", "org.example.Other", "Method")));
+    EXPECT_FALSE(rule.matches(call_header("/org/example/Object/Child", "org.example.Iface", "Method")));
+    EXPECT_FALSE(rule.matches(call_header("/org/example", "org.example.Iface", "Method")));
+}
+
+TEST(EndpointMethodRules, InterfaceStarAllowsEveryMemberOfTheInterface) {
+    const MethodRule rule = parsed("org.example.Service=org.example.Iface.*");
+    EXPECT_EQ(rule.interface, "org.example.Iface");
+    EXPECT_EQ(rule.member, "");
+    EXPECT_TRUE(rule.matches(call_header("/x", "org.example.Iface", "Anything")));
+    EXPECT_FALSE(rule.matches(call_header("/x", "org.example.Iface2", "Anything")));
+    // A call without an interface does not satisfy a rule that names one.
+    EXPECT_FALSE(rule.matches(call_header("/x", "", "Anything")));
+}
+
+TEST(EndpointMethodRules, PathSubtreesMatchTheirRootAndEverythingBelowOnElementBoundaries) {
+    const MethodRule rule = parsed("org.example.Service=*@/org/example/*");
+    EXPECT_EQ(rule.path, "/org/example");
+    EXPECT_TRUE(rule.path_subtree);
+    EXPECT_TRUE(rule.matches(call_header("/org/example", "i.f", "M")));
+    EXPECT_TRUE(rule.matches(call_header("/org/example/a/b", "i.f", "M")));
+    EXPECT_FALSE(rule.matches(call_header("/org/examples", "i.f", "M")));
+    EXPECT_FALSE(rule.matches(call_header("/org", "i.f", "M")));
+    const MethodRule root = parsed("org.example.Service=@/*");
+    EXPECT_EQ(root.path, "/");
+    EXPECT_TRUE(root.path_subtree);
+    EXPECT_TRUE(root.matches(call_header("/", "i.f", "M")));
+    EXPECT_TRUE(root.matches(call_header("/any/thing", "i.f", "M")));
+}
+
+TEST(EndpointMethodRules, MalformedRulesSayWhatIsWrong) {
+    EXPECT_EQ(parse_error(":1.5=org.example.Iface.M"), "\":1.5\" is not a bus name or a name.* pattern");
+    EXPECT_EQ(parse_error("org.example.**"), "\"org.example.**\" is not a bus name or a name.* pattern");
+    EXPECT_EQ(parse_error("=org.example.Iface.M"), "\"\" is not a bus name or a name.* pattern");
+    EXPECT_EQ(parse_error("org.example.Service=Method"), "\"Method\" is not INTERFACE.MEMBER or INTERFACE.*");
+    EXPECT_EQ(parse_error("org.example.Service=org.example.Iface.9bad"),
+              "\"org.example.Iface.9bad\" is not INTERFACE.MEMBER or INTERFACE.*");
+    EXPECT_EQ(parse_error("org.example.Service=*@relative/path"), "\"relative/path\" is not an object path");
+    EXPECT_EQ(parse_error("org.example.Service=*@/trailing/"), "\"/trailing/\" is not an object path");
+}
+
+TEST(EndpointSpecs, ValidationNamesTheFirstProblem) {
+    EndpointSpec spec{.name = "sandbox-1_a"};
+    EXPECT_EQ(validate_endpoint(spec), "");
+    spec.name = "";
+    EXPECT_EQ(validate_endpoint(spec), "an endpoint name is 1 to 64 letters, digits, '-' or '_'");
+    spec.name = std::string(65, 'a');
+    EXPECT_EQ(validate_endpoint(spec), "an endpoint name is 1 to 64 letters, digits, '-' or '_'");
+    spec.name = std::string(64, 'a');
+    EXPECT_EQ(validate_endpoint(spec), "");
+    spec.name = "has/slash";
+    EXPECT_EQ(validate_endpoint(spec), "an endpoint name is 1 to 64 letters, digits, '-' or '_'");
+    spec.name = "ok";
+    spec.talk = {"org.example.*", ":1.4"};
+    EXPECT_EQ(validate_endpoint(spec), "\":1.4\" is not a bus name or a name.* pattern");
+    spec.talk = {};
+    spec.own = {"org.example.*.Foo"};
+    EXPECT_EQ(validate_endpoint(spec), "\"org.example.*.Foo\" is not a bus name or a name.* pattern");
+    spec.own = {};
+    spec.path = "relative/socket";
+    EXPECT_EQ(validate_endpoint(spec), "the socket path must be absolute");
+    spec.path = "/run/x";
+    spec.max_connections = 0;
+    EXPECT_EQ(validate_endpoint(spec), "MaxConnections must be at least 1");
+}
+
+TEST(EndpointSpecs, AConfiguredEndpointBecomesASpecOrAnErrorWithItsPlace) {
+    policy::EndpointConfig config{.name = "flatpak-app",
+                                  .type = "flatpak",
+                                  .path = "/run/app/bus",
+                                  .see = {"org.example.Seen"},
+                                  .talk = {"org.example.*"},
+                                  .own = {"org.example.App"},
+                                  .calls = {"org.example.Portal=org.example.Portal.Open@/org/example/*"},
+                                  .broadcasts = {"org.example.Portal=org.example.Portal.Changed"},
+                                  .max_connections = 7,
+                                  .where = {.file = "/etc/busgate.conf", .line = 12}};
+    std::string error;
+    const auto spec = endpoint_spec_of(config, error);
+    ASSERT_TRUE(spec.has_value()) << error;
+    EXPECT_EQ(spec->name, "flatpak-app");
+    EXPECT_EQ(spec->type, "flatpak");
+    EXPECT_EQ(spec->path, "/run/app/bus");
+    EXPECT_EQ(spec->see, std::vector<std::string>{"org.example.Seen"});
+    EXPECT_EQ(spec->talk, std::vector<std::string>{"org.example.*"});
+    EXPECT_EQ(spec->own, std::vector<std::string>{"org.example.App"});
+    ASSERT_EQ(spec->calls.size(), 1u);
+    EXPECT_EQ(spec->calls[0].interface, "org.example.Portal");
+    EXPECT_EQ(spec->calls[0].member, "Open");
+    EXPECT_TRUE(spec->calls[0].path_subtree);
+    ASSERT_EQ(spec->broadcasts.size(), 1u);
+    EXPECT_EQ(spec->broadcasts[0].member, "Changed");
+    EXPECT_EQ(spec->max_connections, 7u);
+    EXPECT_FALSE(spec->remove_with_creator);
+
+    config.broadcasts = {"org.example.Portal=Changed"};
+    EXPECT_FALSE(endpoint_spec_of(config, error).has_value());
+    EXPECT_EQ(error,
+              "/etc/busgate.conf:12: <endpoint name=\"flatpak-app\">: \"Changed\" is not INTERFACE.MEMBER "
+              "or INTERFACE.*");
+    config.broadcasts = {};
+    config.max_connections = 0;
+    EXPECT_FALSE(endpoint_spec_of(config, error).has_value());
+    EXPECT_EQ(error,
+              "/etc/busgate.conf:12: <endpoint name=\"flatpak-app\">: MaxConnections must be at least 1");
+}
+
+// The driver methods, in process.
+namespace {
+
+struct EndpointRow {
+    std::string name, type, address;
+    bool listening = false;
+    std::uint32_t connections = 0, max_connections = 0;
+    bool operator==(const EndpointRow&) const = default;
+};
+
+std::ostream& operator<<(std::ostream& out, const EndpointRow& row) {
+    return out << "(" << row.name << ", " << row.type << ", " << row.address << ", " << row.listening << ", "
+               << row.connections << ", " << row.max_connections << ")";
+}
+
+Reply call_endpoints(BusClient& client, const char* member, const char* types, auto... arguments) {
+    return call_method(client, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.busgate.Endpoints1",
+                       member, types, arguments...);
+}
+
+// AddEndpoint with a name, a socket path and, when given, one more string-array option.
+Reply add_endpoint(BusClient& client, const std::string& name, const std::string& path,
+                   const char* list_key = nullptr, const char* list_value = nullptr) {
+    sd_bus_message* call = nullptr;
+    EXPECT_GE(
+        sd_bus_message_new_method_call(client.bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.busgate.Endpoints1", "AddEndpoint"),
+        0);
+    sd_bus_message_open_container(call, 'a', "{sv}");
+    sd_bus_message_append(call, "{sv}", "Name", "s", name.c_str());
+    sd_bus_message_append(call, "{sv}", "Type", "s", "test");
+    sd_bus_message_append(call, "{sv}", "Path", "s", path.c_str());
+    if (list_key != nullptr) {
+        sd_bus_message_append(call, "{sv}", list_key, "as", 1, list_value);
+    }
+    sd_bus_message_close_container(call);
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    sd_bus_message* reply = nullptr;
+    const int result = sd_bus_call(client.bus, call, 0, &error, &reply);
+    sd_bus_message_unref(call);
+    return take_reply(result, error, reply);
+}
+
+std::vector<EndpointRow> list_endpoints(BusClient& client) {
+    Reply reply = call_endpoints(client, "ListEndpoints", "");
+    EXPECT_TRUE(reply.ok()) << reply.error();
+    std::vector<EndpointRow> rows;
+    if (!reply.ok() || sd_bus_message_enter_container(reply.message, 'a', "(sssbuu)") < 0) {
+        return rows;
+    }
+    const char *name = nullptr, *type = nullptr, *address = nullptr;
+    int listening = 0;
+    std::uint32_t connections = 0, max_connections = 0;
+    while (sd_bus_message_read(reply.message, "(sssbuu)", &name, &type, &address, &listening, &connections,
+                               &max_connections) > 0) {
+        rows.push_back({name, type, address, listening != 0, connections, max_connections});
+    }
+    return rows;
+}
+
+}  // namespace
+
+TEST(EndpointsDriver, AddListAndRemoveAnEndpoint) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    const std::string path = (bus.directory() / "sandbox.socket").string();
+    Reply added = add_endpoint(admin, "sandbox", path);
+    ASSERT_TRUE(added.ok()) << added.error();
+    const std::string address = read_string(added);
+    EXPECT_TRUE(address.starts_with("unix:path=" + path + ",guid=")) << address;
+    EXPECT_EQ(list_endpoints(admin), (std::vector<EndpointRow>{{"sandbox", "test", address, true, 0, 256}}));
+    {
+        BusClient inside(address);
+        EXPECT_EQ(inside.unique_name().substr(0, 3), ":1.");
+        EXPECT_TRUE(eventually([&] { return list_endpoints(admin).at(0).connections == 1; }));
+    }
+    Reply removed = call_endpoints(admin, "RemoveEndpoint", "s", "sandbox");
+    EXPECT_TRUE(removed.ok()) << removed.error();
+    EXPECT_EQ(list_endpoints(admin), std::vector<EndpointRow>{});
+    EXPECT_EQ(call_endpoints(admin, "RemoveEndpoint", "s", "sandbox").error(),
+              "org.freedesktop.DBus.Error.InvalidArgs: No endpoint named \"sandbox\"");
+}
+
+TEST(EndpointsDriver, StopListeningKeepsTheEndpointButRefusesNewConnections) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    const std::string path = (bus.directory() / "e.socket").string();
+    ASSERT_TRUE(add_endpoint(admin, "e", path).ok());
+    Reply stopped = call_endpoints(admin, "StopListening", "s", "e");
+    EXPECT_TRUE(stopped.ok()) << stopped.error();
+    ASSERT_EQ(list_endpoints(admin).size(), 1u);
+    EXPECT_FALSE(list_endpoints(admin)[0].listening);
+    EXPECT_EQ(call_endpoints(admin, "StopListening", "s", "other").error(),
+              "org.freedesktop.DBus.Error.InvalidArgs: No endpoint named \"other\"");
+}
+
+TEST(EndpointsDriver, BadSpecsAreRefusedWithTheReason) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    const std::string path = (bus.directory() / "x.socket").string();
+    EXPECT_EQ(add_endpoint(admin, "bad name", path).error(),
+              "org.freedesktop.DBus.Error.InvalidArgs: Cannot add the endpoint: an endpoint name is 1 to 64 "
+              "letters, digits, '-' or '_'");
+    EXPECT_EQ(add_endpoint(admin, "x", path, "Bogus", "y").error(),
+              "org.freedesktop.DBus.Error.InvalidArgs: Cannot add the endpoint: unknown option \"Bogus\"");
+    EXPECT_EQ(
+        add_endpoint(admin, "x", path, "Call", "org.example.S=Method").error(),
+        "org.freedesktop.DBus.Error.InvalidArgs: Cannot add the endpoint: \"Method\" is not INTERFACE.MEMBER "
+        "or INTERFACE.*");
+    EXPECT_EQ(
+        add_endpoint(admin, "x", path, "Talk", ":1.1").error(),
+        "org.freedesktop.DBus.Error.InvalidArgs: Cannot add the endpoint: \":1.1\" is not a bus name or a "
+        "name.* pattern");
+    ASSERT_TRUE(add_endpoint(admin, "x", path).ok());
+    EXPECT_EQ(
+        add_endpoint(admin, "x", path + "2").error(),
+        "org.freedesktop.DBus.Error.InvalidArgs: Cannot add the endpoint: an endpoint named \"x\" exists");
+    // The wrong signature is the driver's usual refusal.
+    EXPECT_EQ(
+        call_endpoints(admin, "AddEndpoint", "s", "x").error(),
+        "org.freedesktop.DBus.Error.InvalidArgs: Call to AddEndpoint has wrong args (s, expected a{sv})\n");
+}
+
+TEST(EndpointsDriver, AUserMayCreateOnlySoManyEndpoints) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    // 16 per uid (Endpoints::max_endpoints_per_user); the literal keeps the test off the class.
+    for (std::size_t index = 0; index < 16; ++index) {
+        const std::string name = "e" + std::to_string(index);
+        ASSERT_TRUE(add_endpoint(admin, name, (bus.directory() / name).string()).ok()) << index;
+    }
+    EXPECT_EQ(add_endpoint(admin, "one-more", (bus.directory() / "one-more").string()).error(),
+              "org.freedesktop.DBus.Error.LimitsExceeded: Cannot add the endpoint: uid " +
+                  std::to_string(getuid()) + " has created the most endpoints allowed (16)");
+}
+
+TEST(EndpointsDriver, ClientsOfAnEndpointMayNotManageEndpoints) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    Reply added = add_endpoint(admin, "sandbox", (bus.directory() / "s.socket").string());
+    ASSERT_TRUE(added.ok()) << added.error();
+    BusClient inside(read_string(added));
+    for (const char* member : {"ListEndpoints", "RemoveEndpoint"}) {
+        Reply refused = std::string(member) == "ListEndpoints"
+                            ? call_endpoints(inside, member, "")
+                            : call_endpoints(inside, member, "s", "sandbox");
+        EXPECT_EQ(refused.error(), "org.freedesktop.DBus.Error.AccessDenied: Connection \"" +
+                                       inside.unique_name() + "\" is not allowed to call " + member +
+                                       " from a container endpoint");
+    }
+    EXPECT_EQ(add_endpoint(inside, "nested", (bus.directory() / "n.socket").string()).error(),
+              "org.freedesktop.DBus.Error.AccessDenied: Connection \"" + inside.unique_name() +
+                  "\" is not allowed to call AddEndpoint from a container endpoint");
+    EXPECT_EQ(list_endpoints(admin).size(), 1u);
+}
+
+TEST(EndpointsDriver, OtherUsersMayNotManageEndpoints) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    // The bus belongs to a uid that is neither root nor us when we are not root; as root, a child that
+    // becomes nobody is the other user.
+    const uid_t other = 65534;
+    const bool as_root = getuid() == 0;
+    RunningBus bus(
+        [&](DaemonOptions& options, const std::filesystem::path&) {
+            if (!as_root) {
+                options.bus_uid = getuid() + 1;
+            }
+        },
+        // Another uid may connect only where the policy says so, as with dbus-daemon.
+        std::string(session_policy) + "<policy context=\"default\"><allow user=\"*\"/></policy>");
+    chmod(bus.directory().c_str(), 0755);
+    chmod((bus.directory() / "bus").c_str(), 0777);
+    int pipe_ends[2];
+    ASSERT_EQ(pipe(pipe_ends), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        close(pipe_ends[0]);
+        if (as_root && (setgid(other) != 0 || setuid(other) != 0)) {
+            _exit(2);
+        }
+        std::string text;
+        {
+            BusClient stranger(bus.address());
+            text = call_endpoints(stranger, "ListEndpoints", "").error() + "|" + stranger.unique_name();
+        }
+        (void)!write(pipe_ends[1], text.data(), text.size());
+        _exit(0);
+    }
+    close(pipe_ends[1]);
+    std::string text;
+    char buffer[512];
+    for (ssize_t length; (length = read(pipe_ends[0], buffer, sizeof buffer)) > 0;) {
+        text.append(buffer, static_cast<std::size_t>(length));
+    }
+    close(pipe_ends[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    const std::string unique_name = text.substr(text.find('|') + 1);
+    const std::string uid = std::to_string(as_root ? other : getuid());
+    EXPECT_TRUE(
+        text.starts_with("org.freedesktop.DBus.Error.AccessDenied: rejected attempt to call ListEndpoints "
+                         "by connection " +
+                         unique_name + " (uid=" + uid + " pid="))
+        << text;
+    EXPECT_TRUE(text.find(") with uid " + uid + "|") != std::string::npos) << text;
+}
+
+TEST(EndpointsDriver, AnEndpointSeesOnlyTheNamesItsSpecAllows) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    BusClient seen(bus.address());
+    BusClient hidden(bus.address());
+    ASSERT_GE(sd_bus_request_name(seen.bus, "org.example.Seen", 0), 0);
+    ASSERT_GE(sd_bus_request_name(hidden.bus, "org.example.Hidden", 0), 0);
+    Reply added =
+        add_endpoint(admin, "sandbox", (bus.directory() / "s.socket").string(), "See", "org.example.Seen");
+    ASSERT_TRUE(added.ok()) << added.error();
+    BusClient inside(read_string(added));
+    EXPECT_EQ(call_string(inside, "GetNameOwner", "org.example.Seen"), seen.unique_name());
+    EXPECT_EQ(call_string(inside, "GetNameOwner", "org.example.Hidden"),
+              "error:org.freedesktop.DBus.Error.NameHasNoOwner");
+    // Outside the endpoint both exist.
+    EXPECT_EQ(call_string(admin, "GetNameOwner", "org.example.Hidden"), hidden.unique_name());
+}

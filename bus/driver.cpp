@@ -366,7 +366,8 @@ void Driver::process_notifications() {
                 break;
             }
             case core::NotificationType::id_add:
-                if (notification.id != daemon_.driver_id()) {
+                // The bus's own connections (the driver, activators, policy holders) are no dbus1 peers.
+                if (notification.id < core::first_internal_connection_id) {
                     const std::string name = unique_name_of(notification.id);
                     name_owner_changed(name, "", name);
                     BodyWriter acquired;
@@ -375,6 +376,9 @@ void Driver::process_notifications() {
                 }
                 break;
             case core::NotificationType::id_remove: {
+                if (notification.id >= core::first_internal_connection_id) {
+                    break;
+                }
                 const std::string name = unique_name_of(notification.id);
                 BodyWriter unique;
                 unique.string(name);
@@ -502,7 +506,7 @@ void Driver::release_name(Peer& peer, const transport::IncomingMessage& call, Bo
     }
     if (name == bus_name) {
         return error(peer, call, BusError::invalid_args,
-                     "Cannot release the D-Bus service because it is owned by the bus");
+                     "Cannot release the org.freedesktop.DBus service because it is owned by the bus");
     }
     const auto result = daemon_.core().release_name(peer.id, name);
     if (!result) {

@@ -101,7 +101,7 @@ void Driver::properties_set(Peer& peer, const transport::IncomingMessage& call, 
     }
     if (property(interface, name)) {
         return error(peer, call, BusError::property_read_only,
-                     "Property \"" + interface + "." + name + "\" is read-only");
+                     "Property '" + interface + "." + name + "' cannot be set");
     }
     error(peer, call, BusError::unknown_property, "Property \"" + interface + "." + name + "\" not found");
 }

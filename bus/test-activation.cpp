@@ -1,8 +1,8 @@
 // Activation, what a bus in process can show: service files make names activatable, StartServiceByName
 // and auto-start run the Exec= line, and its failures come back as dbus-daemon's Spawn.* errors. The
 // activated service is this executable itself, started with BUSGATE_TEST_SERVE=NAME in its environment
-// (see serve_if_activated). Checked against dbus-daemon 1.14 with
-// BUSGATE_TEST_REFERENCE_DAEMON=/usr/bin/dbus-daemon.
+// (see serve_if_activated). It starts services with launch/'s spawner, so it is built in launch/meson.build.
+// Checked against dbus-daemon 1.14 with BUSGATE_TEST_REFERENCE_DAEMON=/usr/bin/dbus-daemon.
 #include <gtest/gtest.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -14,6 +14,7 @@
 #include <string>
 
 #include "bus/test_harness.h"
+#include "launch/spawner.h"
 
 using namespace busgate;
 using namespace busgate::bus;
@@ -65,7 +66,9 @@ void write_service(const std::filesystem::path& directory, const std::string& na
 
 // A bus whose service directory has `name` started by `exec`.
 RunningBus::Configure with_service(const std::string& name, const std::string& exec) {
-    return [name, exec](DaemonOptions&, const std::filesystem::path& directory) {
+    return [name, exec](DaemonOptions& options, const std::filesystem::path& directory) {
+        // The bus only decides what to start; the process that runs it (launch/) gives it the spawner.
+        options.spawner = std::make_shared<launch::Spawner>();
         write_service(directory / "services", name, exec);
     };
 }

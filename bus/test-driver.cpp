@@ -146,8 +146,6 @@ TEST(Driver, ReleaseNameAnswersReleasedNonExistentOrNotOwner) {
 }
 
 TEST(Driver, ReleaseNameOfTheBusNamesTheBus) {
-    BUSGATE_KNOWN_DIFFERENCE(
-        "says \"Cannot release the D-Bus service\" where dbus-daemon names org.freedesktop.DBus");
     RunningBus bus;
     BusClient owner(bus.address());
     EXPECT_EQ(
@@ -410,7 +408,6 @@ TEST(Driver, PropertiesRefuseUnknownPropertiesAndInterfaces) {
 }
 
 TEST(Driver, PropertiesSetRefusesWithDbusDaemonsText) {
-    BUSGATE_KNOWN_DIFFERENCE("says Property \"org.freedesktop.DBus.Features\" is read-only");
     RunningBus bus;
     BusClient client(bus.address());
     EXPECT_EQ(call_method(client, bus_name, bus_path, "org.freedesktop.DBus.Properties", "Set", "ssv",

@@ -201,4 +201,69 @@ json::object message_to_json(std::span<const std::uint8_t> message, const marsha
     return object;
 }
 
+boost::json::value snapshot_route(const bus::BusSnapshot& snapshot, std::string_view route) {
+    if (route == "names") {
+        boost::json::array names;
+        for (const bus::BusSnapshot::Name& name : snapshot.names) {
+            boost::json::array queue;
+            for (const std::string& waiting : name.queue) {
+                queue.emplace_back(waiting);
+            }
+            boost::json::object entry{
+                {"name", name.name}, {"queue", std::move(queue)}, {"activatable", name.activatable}};
+            entry["owner"] =
+                name.owner.empty() ? boost::json::value(nullptr) : boost::json::value(name.owner);
+            names.push_back(std::move(entry));
+        }
+        return names;
+    }
+    if (route == "connections") {
+        boost::json::array connections;
+        for (const bus::BusSnapshot::Connection& connection : snapshot.connections) {
+            boost::json::array names(connection.names.begin(), connection.names.end());
+            boost::json::array rules(connection.match_rules.begin(), connection.match_rules.end());
+            connections.push_back(boost::json::object{{"unique_name", connection.unique_name},
+                                                      {"endpoint", connection.endpoint},
+                                                      {"uid", connection.uid},
+                                                      {"gid", connection.gid},
+                                                      {"pid", connection.pid},
+                                                      {"security_label", connection.security_label},
+                                                      {"names", std::move(names)},
+                                                      {"match_rules", std::move(rules)},
+                                                      {"queued_bytes", connection.queued_bytes},
+                                                      {"monitor", connection.monitor}});
+        }
+        return connections;
+    }
+    if (route == "endpoints") {
+        boost::json::array policy;
+        for (const bus::BusSnapshot::Rule& rule : snapshot.policy) {
+            policy.push_back(
+                boost::json::object{{"context", rule.context}, {"rule", rule.text}, {"where", rule.where}});
+        }
+        boost::json::array endpoints;
+        for (const bus::BusSnapshot::Endpoint& endpoint : snapshot.endpoints) {
+            endpoints.push_back(boost::json::object{
+                {"address", endpoint.address}, {"connections", endpoint.connections}, {"policy", policy}});
+        }
+        return endpoints;
+    }
+    if (route == "match-rules") {
+        boost::json::object rules;
+        for (const bus::BusSnapshot::Connection& connection : snapshot.connections) {
+            rules[connection.unique_name] =
+                boost::json::array(connection.match_rules.begin(), connection.match_rules.end());
+        }
+        return rules;
+    }
+    if (route == "limits") {
+        boost::json::object limits;
+        for (const auto& [name, value] : snapshot.limits) {
+            limits[name] = value;
+        }
+        return limits;
+    }
+    return nullptr;
+}
+
 }  // namespace busgate::web

@@ -6,7 +6,9 @@
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <span>
+#include <string_view>
 
+#include "bus/observer.h"
 #include "busgate/marshal/message.h"
 
 namespace busgate::web {
@@ -18,5 +20,8 @@ boost::json::value body_to_json(std::span<const std::uint8_t> message, const mar
 //  "reply_serial", "signature", and "body" if `with_body`}; fields the message lacks are left out.
 boost::json::object message_to_json(std::span<const std::uint8_t> message,
                                     const marshal::MessageHeader& header, bool with_body);
+
+// GET /api/<route>: the part of a bus snapshot the route names (names, connections, ...), or null.
+boost::json::value snapshot_route(const bus::BusSnapshot& snapshot, std::string_view route);
 
 }  // namespace busgate::web

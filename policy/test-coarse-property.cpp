@@ -129,7 +129,8 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
         }
     }
 
-    auto pick = [&](const auto& pool) {
+    // By reference: MessageInfo holds views, which must point into the pools, not into a copy.
+    auto pick = [&](const auto& pool) -> const auto& {
         return pool[std::uniform_int_distribution<size_t>(0, pool.size() - 1)(random)];
     };
     auto message_to = [&](std::string destination) {
@@ -138,8 +139,9 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
         info.path = pick(pools.paths);
         info.interface = pick(pools.interfaces);
         info.member = pick(pools.members);
-        info.destination = destination;
         info.unix_fds = std::uniform_int_distribution<uint32_t>(0, 2)(random);
+        // info.destination is set by the caller: a view into `destination` would dangle once the pair moves
+        // (short strings live inside the string object).
         return std::pair{info, std::move(destination)};
     };
     auto call = [](core::Bus& on, core::ConnectionId from, core::ConnectionId to, std::string name) {
@@ -178,6 +180,7 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
             for (int i = 0; i < messages_per_pair; ++i) {
                 auto [info, destination] =
                     message_to(receiver.by_name ? receiver.name : unique_name_of(receiver.id));
+                info.destination = destination;
                 const PreparedMessage prepared = policy.prepare(info);
                 ++tally.talk_checked;
                 const bool allowed = exact.check_can_send(prepared, &receiver.names, false).allowed;
@@ -199,6 +202,7 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
         for (const std::string& name : valid_names) {
             for (int i = 0; i < messages_per_pair; ++i) {
                 auto [info, destination] = message_to(name);
+                info.destination = destination;
                 ++tally.talk_checked;
                 // No receiver yet: dbus-daemon checks the send rules against the destination name.
                 const bool allowed = exact.check_can_send(policy.prepare(info), nullptr, false).allowed;

@@ -13,7 +13,7 @@
 #include "bus/driver.h"
 #include "bus/endpoints.h"
 #include "bus/errors.h"
-#include "bus/payload.h"
+#include "bus/routed_message.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/protocol.h"
 #include "busgate/marshal/reader.h"
@@ -89,10 +89,16 @@ BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
     activation_ = std::make_unique<Activation>(*this);
     (void)activation_->load(options_.service_dirs);
     loop_.set_idle([this] {
-        for (const int fd : std::exchange(dirty_, {})) {
-            if (const auto found = peers_.find(fd); found != peers_.end()) {
-                flush(*found->second);
+        // Before each wait: write out what was queued. A flush can disconnect its peer (a write error) or
+        // let a stalled one take what waited in the core, and delivering that makes other sockets dirty:
+        // go on until nothing is left unwritten that could be written now.
+        while (!dirty_.empty()) {
+            for (const int fd : std::exchange(dirty_, {})) {
+                if (const auto found = peers_.find(fd); found != peers_.end()) {
+                    flush(*found->second);
+                }
             }
+            deliver();
         }
     });
 }
@@ -175,7 +181,11 @@ void BusDaemon::accepted(const transport::Listener& listener,
     peer->listener_address = listener.connectable;
     ++counters_.connections_accepted;
     const int fd = peer->client->fd();
-    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) { on_client_event(fd, events); });
+    // Every event ends in one delivery of what it caused (deliver() is never called from inside itself).
+    loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) {
+        on_client_event(fd, events);
+        deliver();
+    });
     peers_[fd] = std::move(peer);
     arm_timer();
 }
@@ -191,6 +201,7 @@ transport::Acceptor::Handlers BusDaemon::acceptor_handlers() {
             [this](const transport::Listener& listener, std::unique_ptr<transport::Connection> connection) {
                 accepted(listener, std::move(connection));
             },
+        // Only connections that never said Hello are dropped here: nothing in the core to deliver.
         .drop =
             [this](int fd, std::string_view reason) {
                 if (const auto found = peers_.find(fd); found != peers_.end()) {
@@ -249,7 +260,6 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
             deliver();  // monitors see each message's consequences before the next message
         }
     }
-    deliver();
     if (options_.reply_timeout_ns || (!had_pending_fds && peer.client->pending_fds_since() != 0)) {
         arm_timer();
     }
@@ -332,7 +342,6 @@ void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
     (void)peer.client->flush();
     peers_.erase(fd);
     acceptor_.closed(fd);  // no longer incomplete, and an fd is free again
-    deliver();
 }
 
 void BusDaemon::disconnect_endpoint_members(core::EndpointId id, std::string_view reason) {

@@ -22,6 +22,7 @@
 #include "bus/match_rule.h"
 #include "bus/observer.h"
 #include "bus/peer.h"
+#include "bus/routed_message.h"
 #include "bus/service_spawner.h"
 #include "bus/unique_name.h"
 #include "busgate/core/bus.h"
@@ -138,12 +139,16 @@ class BusDaemon {
     std::size_t incomplete_count() const { return acceptor_.incomplete_count(); }
     std::uint32_t next_serial();
     void assign_policy(Peer& peer);
-    // Disconnects `peer` (logging `reason` unless it hung up itself) and delivers what that caused.
+    // Disconnects `peer`, logging `reason` unless it hung up itself. What that causes (NameOwnerChanged,
+    // NoReply errors) is delivered by the caller's deliver(): every event handler ends with one.
     void disconnect(Peer& peer, std::string_view reason);
     // Disconnects every connection that came through endpoint `id`.
     void disconnect_endpoint_members(core::EndpointId id, std::string_view reason);
     // Watches the listeners (the bus's own, and an endpoint's while it listens).
     transport::Acceptor& acceptor() { return acceptor_; }
+    // Egress: hands every queued item to its receiver (or drops it there) until nothing is readable.
+    // Called at the end of every event, and where a handler needs what it caused to go out first (the
+    // driver's signals before its reply); never from inside itself.
     void deliver();
     void arm_timer();
     // Monitors: a copy of `bytes` (a message as routed, SENDER stamped) to every monitor whose rules
@@ -153,6 +158,10 @@ class BusDaemon {
                  std::span<const util::UniqueFd> fds = {});
     // Turns `peer` into a monitor (after the BecomeMonitor reply went out).
     void become_monitor(Peer& peer, std::vector<MatchRule> rules);
+    // The one builder of the messages the bus sends itself: the next serial, SENDER the bus (or none,
+    // `from_bus` false), the fds, and no reply expected unless it is a call.
+    RoutedMessage::Ref bus_message(marshal::MessageSpec spec, const marshal::BodyWriter& body,
+                                   std::vector<util::UniqueFd> fds = {}, bool from_bus = true);
     // Writes a message straight to `peer`'s socket, bypassing the core: from the bus, or (`from_bus` false)
     // with no sender at all, as the answers of the socket's other end to calls addressed to nobody.
     void send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
@@ -241,7 +250,6 @@ class BusDaemon {
     boost::unordered_flat_map<core::ConnectionId, Peer*> registered_;
     std::vector<int> dirty_;                    // peers with output to flush
     std::vector<core::ConnectionId> readable_;  // scratch for deliver()
-    bool delivering_ = false;
     Names names_{*this};
     std::optional<policy::Policy> policy_;
     std::vector<int> monitors_;      // fds of monitor peers

@@ -9,6 +9,7 @@
 #include "bus/driver.h"
 #include "bus/endpoints.h"
 #include "bus/errors.h"
+#include "bus/routed_message.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/protocol.h"
 #include "busgate/marshal/reader.h"
@@ -21,12 +22,9 @@ using marshal::bus_name;
 }  // namespace
 
 void BusDaemon::deliver() {
-    // Delivering can queue more (errors, the driver's signals), so go on until nothing is readable.
-    // A disconnect during delivery calls back here; the running loop picks up what it queued.
-    if (delivering_) {
-        return;
-    }
-    delivering_ = true;
+    // Delivering can queue more (errors, the driver's signals, what a disconnect causes), so go on until
+    // nothing is readable. Nothing called from here delivers on its own: a disconnect here leaves what it
+    // queued to the next round of this loop.
     for (;;) {
         driver_->process_notifications();
         readable_.clear();
@@ -42,11 +40,11 @@ void BusDaemon::deliver() {
             }
         }
     }
-    delivering_ = false;
 }
 
 void BusDaemon::deliver_to(core::ConnectionId id) {
     Peer* peer = find_peer(id);
+    bool wrote = false;
     for (;;) {
         // A receiver that does not read is never cut off for it (dbus-daemon refuses the senders instead):
         // what does not fit its socket's output stays in the core's queue, whose limit refuses more.
@@ -78,6 +76,7 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
                 disconnect(*peer, "outgoing queue full after its room was checked");
                 return;
             }
+            wrote = true;
             continue;
         }
         const core::NotificationType type = item->notification.type;
@@ -93,7 +92,8 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
                           body);
         }
     }
-    if (peer != nullptr && peer->client->has_output()) {
+    // Only when this added output: a socket that is full waits for EPOLLOUT, not for another flush now.
+    if (wrote) {
         dirty_.push_back(peer->client->fd());
     }
 }
@@ -106,16 +106,9 @@ void BusDaemon::flush(Peer& peer) {
         return;
     }
     if (peer.stalled && peer.registered()) {
-        // Room again: what waited in the core comes now (and may fill the socket again).
+        // Room again: what waited in the core comes now (and is flushed next, by the caller's loop).
         peer.stalled = false;
-        const int fd = peer.client->fd();
         deliver_to(peer.id);
-        deliver();
-        const auto still = peers_.find(fd);
-        if (still == peers_.end()) {
-            return;
-        }
-        (void)still->second->client->flush();
     }
     loop_.modify(peer.client->fd(), peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
@@ -129,13 +122,12 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     if (!broadcast && !(policy_ && from_driver)) {
         return true;  // addressed to this peer, and the policy was checked when it was sent
     }
-    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
-    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
-    marshal::MessageHeader header;
-    // Validated when it arrived; this runs once per receiver of one shared message.
-    if (marshal::parse_validated_header(bytes, header) != marshal::Validity::valid) {
+    const RoutedMessage& message = routed(*item.payload);
+    const marshal::MessageHeader* parsed = message.header();  // once per message, not per receiver
+    if (parsed == nullptr) {
         return false;
     }
+    const marshal::MessageHeader& header = *parsed;
     if (policy_) {
         Peer* sender = from_driver ? nullptr : find_peer(item.sender);
         const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
@@ -159,14 +151,12 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
                 // addresses to itself.
                 marshal::BodyWriter body;
                 body.string(rejection_text(decision, header, bus_name));
-                capture(marshal::build_message({.type = marshal::MessageType::error,
-                                                .flags = marshal::flag::no_reply_expected,
-                                                .serial = next_serial(),
-                                                .error_name = "org.freedesktop.DBus.Error.AccessDenied",
-                                                .destination = bus_name,
-                                                .sender = bus_name,
-                                                .reply_serial = header.serial},
-                                               body),
+                capture(bus_message({.type = marshal::MessageType::error,
+                                     .error_name = name_of(BusError::access_denied),
+                                     .destination = bus_name,
+                                     .reply_serial = header.serial},
+                                    body)
+                            ->wire(),
                         {}, {});
             }
             if (broadcast && sender != nullptr && !monitors_.empty()) {
@@ -174,14 +164,13 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
                 // which expects no reply, gets nothing.
                 marshal::BodyWriter body;
                 body.string(rejection_text(decision, header, sender->unique_name));
-                marshal::MessageSpec spec{.type = marshal::MessageType::error,
-                                          .flags = marshal::flag::no_reply_expected,
-                                          .serial = next_serial(),
-                                          .error_name = "org.freedesktop.DBus.Error.AccessDenied",
-                                          .destination = sender->unique_name,
-                                          .sender = bus_name,
-                                          .reply_serial = header.serial};
-                capture(marshal::build_message(spec, body), {}, sender->unique_name);
+                capture(bus_message({.type = marshal::MessageType::error,
+                                     .error_name = name_of(BusError::access_denied),
+                                     .destination = sender->unique_name,
+                                     .reply_serial = header.serial},
+                                    body)
+                            ->wire(),
+                        {}, sender->unique_name);
             }
             return false;
         }
@@ -189,7 +178,7 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
             return true;
         }
     }
-    const MessageView view(bytes, header);
+    const MessageView view(message.wire(), header);
     const std::string sender = item.sender == driver_id_ ? std::string() : unique_name_of(item.sender);
     const MessageParties parties{.sender = sender, .addressed_recipient = {}, .names = &names_};
     for (const std::uint64_t cookie : item.matched.view()) {
@@ -202,12 +191,12 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
 }
 
 bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
-    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
-    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
-    marshal::MessageHeader header;
-    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+    const RoutedMessage& message = routed(*item.payload);
+    const marshal::MessageHeader* parsed = message.header();
+    if (parsed == nullptr) {
         return false;
     }
+    const marshal::MessageHeader& header = *parsed;
     const core::Connection* self = bus_.connection(peer.id);
     if (self == nullptr) {
         return false;
@@ -222,7 +211,7 @@ bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
         return true;
     }
     // Names the endpoint cannot see do not exist for it: neither do their owner changes.
-    marshal::BodyReader reader(bytes, header);
+    marshal::BodyReader reader(message.wire(), header);
     const auto name = reader.read_string();
     if (!name) {
         return false;
@@ -242,13 +231,11 @@ bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem&
     if (sender == nullptr) {
         return item.sender == driver_id_;
     }
-    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
-    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
-    marshal::MessageHeader header;
-    if (marshal::parse_header(bytes, header) != marshal::Validity::valid) {
+    const marshal::MessageHeader* header = routed(*item.payload).header();
+    if (header == nullptr) {
         return false;
     }
-    const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
+    const policy::PreparedMessage prepared = policy_->prepare(policy_view(*header));
     policy::Route route;
     route.sender = &sender->policy;
     route.sender_names = &names_of(*sender);
@@ -259,7 +246,7 @@ bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem&
         return true;
     }
     refuse_queued(recipient.id, item, "org.freedesktop.DBus.Error.AccessDenied",
-                  rejection_text(decision, header, sender->unique_name));
+                  rejection_text(decision, *header, sender->unique_name));
     return false;
 }
 

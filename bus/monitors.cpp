@@ -1,6 +1,6 @@
 // Monitors (BecomeMonitor) and eavesdroppers: copies of what is routed, as dbus-daemon makes them.
 #include "bus/bus_daemon.h"
-#include "bus/payload.h"
+#include "bus/routed_message.h"
 
 namespace busgate::bus {
 
@@ -25,7 +25,7 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
         for (const MatchRule& rule : monitor.monitor_rules) {
             if (matches(rule, view, parties)) {
                 if (!copy) {
-                    copy = copy_of(bytes, fds);
+                    copy = RoutedMessage::copy(bytes, fds);
                 }
                 monitor.client->send(copy);
                 dirty_.push_back(fd);
@@ -78,7 +78,7 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
             }
         }
         if (!copy) {
-            copy = copy_of(bytes, fds);
+            copy = RoutedMessage::copy(bytes, fds);
         }
         listener.client->send(copy);
         dirty_.push_back(fd);

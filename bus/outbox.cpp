@@ -3,7 +3,7 @@
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
 #include "bus/errors.h"
-#include "bus/payload.h"
+#include "bus/routed_message.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/protocol.h"
 
@@ -21,26 +21,28 @@ std::uint32_t BusDaemon::next_serial() {
     return serial_;
 }
 
+RoutedMessage::Ref BusDaemon::bus_message(marshal::MessageSpec spec, const marshal::BodyWriter& body,
+                                          std::vector<util::UniqueFd> fds, bool from_bus) {
+    spec.serial = next_serial();
+    spec.sender = from_bus ? bus_name : std::string_view();
+    spec.unix_fds = static_cast<std::uint32_t>(fds.size());
+    if (spec.type != marshal::MessageType::method_call) {
+        spec.flags |= marshal::flag::no_reply_expected;
+    }
+    return RoutedMessage::built(spec, body, std::move(fds));
+}
+
 bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
                               std::vector<util::UniqueFd> fds) {
-    marshal::MessageSpec stamped = spec;
-    stamped.serial = next_serial();
-    stamped.sender = bus_name;
-    stamped.unix_fds = static_cast<std::uint32_t>(fds.size());
-    if (stamped.type != marshal::MessageType::method_call) {
-        stamped.flags |= marshal::flag::no_reply_expected;
-    }
-    const std::vector<std::uint8_t> bytes = marshal::build_message(stamped, body);
+    const RoutedMessage::Ref message = bus_message(spec, body, std::move(fds));
     core::OutgoingMessage outgoing;
-    outgoing.cookie = stamped.serial;
+    outgoing.cookie = last_serial();  // the one bus_message just gave it
     if (spec.destination.empty()) {
         outgoing.destination_id = core::broadcast_destination;
         outgoing.flags = core::message_flag::signal;
         // NameOwnerChanged at every connect and disconnect: most often nobody listens.
-        if (bus_.matches().has_message_rules()) {
-            marshal::MessageHeader header;
-            (void)marshal::parse_validated_header(bytes, header);
-            outgoing.bloom = bloom_filter_of(bytes, header);
+        if (bus_.matches().has_message_rules() && message->header() != nullptr) {
+            outgoing.bloom = bloom_filter_of(message->wire(), *message->header());
         }
     } else {
         if (marshal::is_unique_name(spec.destination)) {
@@ -48,18 +50,17 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
         } else {
             outgoing.destination_name = spec.destination;
         }
-        if (stamped.type == marshal::MessageType::signal) {
+        if (spec.type == marshal::MessageType::signal) {
             outgoing.flags = core::message_flag::signal;
         }
     }
-    const core::PayloadRef payload = payload_of(bytes, std::move(fds));
-    outgoing.payload = payload;
+    outgoing.payload = message;
     const auto sent = bus_.send(driver_id_, std::move(outgoing));
     if (!monitors_.empty()) {
-        capture(bytes, {}, spec.destination, payload->fds);
+        capture(message->wire(), {}, spec.destination, message->fds);
     }
     if (sent) {
-        count_routed(stamped.type, bytes);
+        count_routed(spec.type, message->wire());
     }
     if (sent && activation_ && activation_->is_activator(sent->destination)) {
         activation_->queued(sent->destination);
@@ -74,11 +75,9 @@ void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& 
     if (sender == nullptr) {
         return;  // the driver, or a sender gone since: nobody to tell
     }
-    const auto* data = reinterpret_cast<const std::uint8_t*>(item.payload->bytes.data());
-    const std::span<const std::uint8_t> bytes(data, item.payload->bytes.size());
-    marshal::MessageHeader header;
-    if (marshal::parse_header(bytes, header) != marshal::Validity::valid ||
-        (header.type != marshal::MessageType::method_call && header.type != marshal::MessageType::signal)) {
+    const marshal::MessageHeader* header = routed(*item.payload).header();
+    if (header == nullptr ||
+        (header->type != marshal::MessageType::method_call && header->type != marshal::MessageType::signal)) {
         return;
     }
     marshal::BodyWriter body;
@@ -86,34 +85,26 @@ void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& 
     const marshal::MessageSpec spec{.type = marshal::MessageType::error,
                                     .error_name = error_name,
                                     .destination = sender->unique_name,
-                                    .reply_serial = header.serial};
+                                    .reply_serial = header->serial};
     if (!(item.flags & core::message_flag::expect_reply)) {
         send_from_bus(spec, body);  // dbus-daemon answers even what asked for no reply; clients ignore it
         return;
     }
-    marshal::MessageSpec stamped = spec;
-    stamped.serial = next_serial();
-    stamped.sender = bus_name;
-    stamped.flags = marshal::flag::no_reply_expected;
-    const std::vector<std::uint8_t> error = marshal::build_message(stamped, body);
+    const RoutedMessage::Ref error = bus_message(spec, body);
     core::OutgoingMessage outgoing;
-    outgoing.cookie = stamped.serial;
+    outgoing.cookie = last_serial();  // the one bus_message just gave it
     outgoing.destination_id = sender->id;
     outgoing.reply_cookie = item.cookie;
-    outgoing.payload = payload_of(error);
+    outgoing.payload = error;
     (void)bus_.send(holder, std::move(outgoing));
     if (!monitors_.empty()) {
-        capture(error, {}, sender->unique_name);
+        capture(error->wire(), {}, sender->unique_name);
     }
 }
 
 void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
                               bool from_bus) {
-    marshal::MessageSpec stamped = spec;
-    stamped.serial = next_serial();
-    stamped.sender = from_bus ? bus_name : std::string_view();
-    stamped.flags |= marshal::flag::no_reply_expected;
-    peer.client->send(payload_of(marshal::build_message(stamped, body)));
+    peer.client->send(bus_message(spec, body, {}, from_bus));
     dirty_.push_back(peer.client->fd());
 }
 
@@ -131,12 +122,9 @@ void BusDaemon::send_error(Peer& peer, const transport::IncomingMessage& to, Bus
         send_from_bus(spec, body);
         return;
     }
-    // Before Hello the peer has no core connection: write straight to its socket.
-    spec.serial = next_serial();
-    spec.sender = bus_name;
+    // Before Hello the peer has no core connection (and no name): straight to its socket.
     spec.destination = {};
-    peer.client->send(payload_of(marshal::build_message(spec, body)));
-    dirty_.push_back(peer.client->fd());
+    send_directly(peer, spec, body);
 }
 
 }  // namespace busgate::bus

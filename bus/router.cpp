@@ -4,7 +4,7 @@
 #include "bus/driver.h"
 #include "bus/endpoints.h"
 #include "bus/errors.h"
-#include "bus/payload.h"
+#include "bus/routed_message.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/protocol.h"
 #include "busgate/marshal/rewrite.h"
@@ -135,17 +135,7 @@ core::OutgoingMessage BusDaemon::translate(Peer& peer, transport::IncomingMessag
     }
 
     // One buffer for every receiver: the stamped header, then the body as the client sent it.
-    static thread_local std::vector<std::uint8_t> stamped_header;
-    marshal::rewrite_header_with_sender(message.bytes, header, peer.unique_name, stamped_header);
-    const auto body = marshal::body_of(message.bytes, header);
-    auto payload = std::make_shared<core::MessagePayload>();
-    // reserve and append rather than resize and copy: a zero fill first would touch a large body twice.
-    payload->bytes.reserve(stamped_header.size() + body.size());
-    const auto* header_bytes = reinterpret_cast<const std::byte*>(stamped_header.data());
-    const auto* body_bytes = reinterpret_cast<const std::byte*>(body.data());
-    payload->bytes.insert(payload->bytes.end(), header_bytes, header_bytes + stamped_header.size());
-    payload->bytes.insert(payload->bytes.end(), body_bytes, body_bytes + body.size());
-    payload->fds = std::move(message.fds);
+    RoutedMessage::Ref payload = RoutedMessage::stamped(message, peer.unique_name);
     outgoing.payload = std::move(payload);
     return outgoing;
 }
@@ -207,7 +197,7 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
         return;
     }
     const core::PayloadRef payload = outgoing.payload;
-    const std::span<const std::uint8_t> bytes = bytes_of(*payload);
+    const std::span<const std::uint8_t> bytes = payload->bytes;
     const bool unicast = outgoing.destination_id != core::broadcast_destination;
     const auto sent = outgoing.destination_id == 0 && outgoing.destination_name.empty()
                           ? core::Result<core::SendReceipt>(core::Error::no_such_connection)

@@ -18,7 +18,7 @@ ConnectionId hello(Bus& bus, uint32_t uid) {
 }
 
 PayloadRef bench_payload(size_t size) {
-    return MessagePayload::make(std::vector<std::byte>(size, std::byte{1}));
+    return MessagePayload::make(std::vector<std::uint8_t>(size, std::uint8_t{1}));
 }
 
 void BM_UnicastSendReceive(benchmark::State& state) {

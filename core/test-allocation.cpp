@@ -52,7 +52,7 @@ TEST(Allocation, UnicastSendReceiveAndCallReplyAllocateNothingInSteadyState) {
     ASSERT_TRUE(bus.acquire_name(service, "org.example.Service", 0).ok());
     while (bus.receive(service)) {  // the NAME_ADD telling it that it owns the name
     }
-    const PayloadRef body = MessagePayload::make(std::vector<std::byte>(128));
+    const PayloadRef body = MessagePayload::make(std::vector<std::uint8_t>(128));
     uint64_t cookie = 0;
     std::vector<ConnectionId> ready;
     auto round = [&] {
@@ -103,7 +103,7 @@ TEST(Allocation, BroadcastToMatchingReceiversAllocatesNothingInSteadyState) {
     BloomFilter filter;
     filter.add_message_type("signal");
     filter.add_member("Even");
-    const PayloadRef body = MessagePayload::make(std::vector<std::byte>(128));
+    const PayloadRef body = MessagePayload::make(std::vector<std::uint8_t>(128));
     uint64_t cookie = 0;
     auto round = [&] {
         OutgoingMessage message;

@@ -98,7 +98,7 @@ class BusModel {
     void call() {
         const ConnectionId caller = callers_[rng_() % callers_.size()];
         OutgoingMessage message;
-        message.payload = MessagePayload::make(std::vector<std::byte>(64 + rng_() % 2048));
+        message.payload = MessagePayload::make(std::vector<std::uint8_t>(64 + rng_() % 2048));
         message.cookie = ++cookies_[caller];
         message.flags = message_flag::expect_reply;
         message.timeout = rng_() % 2 ? 0 : now_ + 1 + rng_() % 300;
@@ -133,7 +133,7 @@ class BusModel {
         const size_t index = rng_() % queue.size();
         const auto [caller, cookie] = queue[index];
         OutgoingMessage reply;
-        reply.payload = MessagePayload::make(std::vector<std::byte>(32));
+        reply.payload = MessagePayload::make(std::vector<std::uint8_t>(32));
         reply.destination_id = caller;
         reply.cookie = ++cookies_[service];
         reply.reply_cookie = cookie;

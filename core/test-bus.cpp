@@ -23,7 +23,7 @@ PayloadRef payload(size_t size = 16, size_t fds = 0) {
     std::vector<util::UniqueFd> descriptors;
     for (size_t i = 0; i < fds; ++i)
         descriptors.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    return MessagePayload::make(std::vector<std::byte>(size, std::byte{0x5a}), std::move(descriptors));
+    return MessagePayload::make(std::vector<std::uint8_t>(size, std::uint8_t{0x5a}), std::move(descriptors));
 }
 
 OutgoingMessage call_to(ConnectionId destination, uint64_t cookie, Timestamp timeout = 0) {

@@ -11,7 +11,7 @@ namespace {
 QueuedEntry entry(uint64_t sequence, size_t bytes = 10, uint64_t name_id = 0) {
     QueuedEntry e;
     e.item.sequence = sequence;
-    e.item.payload = MessagePayload::make(std::vector<std::byte>(bytes));
+    e.item.payload = MessagePayload::make(std::vector<std::uint8_t>(bytes));
     e.name_id = name_id;
     return e;
 }

@@ -146,7 +146,7 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
     };
     auto call = [](core::Bus& on, core::ConnectionId from, core::ConnectionId to, std::string name) {
         core::OutgoingMessage message;
-        message.payload = core::MessagePayload::make(std::vector<std::byte>(8), {});
+        message.payload = core::MessagePayload::make(std::vector<std::uint8_t>(8), {});
         message.destination_id = name.empty() ? to : 0;
         message.destination_name = std::move(name);
         message.cookie = 1;

@@ -245,7 +245,7 @@ bool Connection::flush() {
                 (count > 0 && (head_has_fds || (frame.payload && !frame.payload->fds.empty())))) {
                 break;
             }
-            vectors[count].iov_base = const_cast<std::byte*>(frame.data() + frame.offset);
+            vectors[count].iov_base = const_cast<void*>(frame.rest());
             vectors[count].iov_len = frame.size() - frame.offset;
             ++count;
         }

@@ -86,8 +86,10 @@ class Connection {
         std::string text;  // authentication lines, when payload is null
         std::size_t offset = 0;
         std::size_t size() const { return payload ? payload->bytes.size() : text.size(); }
-        const std::byte* data() const {
-            return payload ? payload->bytes.data() : reinterpret_cast<const std::byte*>(text.data());
+        // The bytes still to write.
+        const void* rest() const {
+            return payload ? static_cast<const void*>(payload->bytes.data() + offset)
+                           : static_cast<const void*>(text.data() + offset);
         }
     };
 

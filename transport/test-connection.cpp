@@ -125,9 +125,7 @@ TEST(Connection, QueuedFdsCountAgainstTheOutgoingLimit) {
         std::vector<util::UniqueFd> fds;
         fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
         fds.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-        return busgate::core::MessagePayload::make(
-            std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()),
-            std::move(fds));
+        return busgate::core::MessagePayload::make(std::span<const std::uint8_t>(bytes), std::move(fds));
     };
     EXPECT_TRUE(authenticated.client->send(payload()));
     EXPECT_FALSE(authenticated.client->send(payload()));  // 4 fds queued > 3

@@ -20,18 +20,19 @@
 
 namespace busgate::core {
 
+// The bus's gateway may derive from it to keep what it parsed of the bytes beside them (bus::RoutedMessage).
 struct MessagePayload {
-    std::vector<std::byte> bytes;
+    std::vector<std::uint8_t> bytes;
     std::vector<util::UniqueFd> fds;
 
-    static std::shared_ptr<const MessagePayload> make(std::span<const std::byte> bytes,
+    static std::shared_ptr<const MessagePayload> make(std::span<const std::uint8_t> bytes,
                                                       std::vector<util::UniqueFd> fds = {}) {
         auto payload = std::make_shared<MessagePayload>();
         payload->bytes.assign(bytes.begin(), bytes.end());
         payload->fds = std::move(fds);
         return payload;
     }
-    static std::shared_ptr<const MessagePayload> make(std::vector<std::byte> bytes,
+    static std::shared_ptr<const MessagePayload> make(std::vector<std::uint8_t> bytes,
                                                       std::vector<util::UniqueFd> fds = {}) {
         auto payload = std::make_shared<MessagePayload>();
         payload->bytes = std::move(bytes);

@@ -94,8 +94,8 @@ BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
         // go on until nothing is left unwritten that could be written now.
         while (!dirty_.empty()) {
             for (const int fd : std::exchange(dirty_, {})) {
-                if (const auto found = peers_.find(fd); found != peers_.end()) {
-                    flush(*found->second);
+                if (Peer* peer = peers_.at_socket(fd)) {
+                    flush(*peer);
                 }
             }
             deliver();
@@ -186,7 +186,7 @@ void BusDaemon::accepted(const transport::Listener& listener,
         on_client_event(fd, events);
         deliver();
     });
-    peers_[fd] = std::move(peer);
+    peers_.add(std::move(peer));
     arm_timer();
 }
 
@@ -204,8 +204,8 @@ transport::Acceptor::Handlers BusDaemon::acceptor_handlers() {
         // Only connections that never said Hello are dropped here: nothing in the core to deliver.
         .drop =
             [this](int fd, std::string_view reason) {
-                if (const auto found = peers_.find(fd); found != peers_.end()) {
-                    disconnect(*found->second, reason);
+                if (Peer* peer = peers_.at_socket(fd)) {
+                    disconnect(*peer, reason);
                 }
             },
         .deadline_changed = [this] { arm_timer(); },
@@ -213,14 +213,14 @@ transport::Acceptor::Handlers BusDaemon::acceptor_handlers() {
 }
 
 void BusDaemon::on_client_event(int fd, std::uint32_t events) {
-    const auto found = peers_.find(fd);
-    if (found == peers_.end()) {
+    Peer* found = peers_.at_socket(fd);
+    if (found == nullptr) {
         return;
     }
-    Peer& peer = *found->second;
+    Peer& peer = *found;
     if (events & EPOLLOUT) {
         flush(peer);
-        if (peers_.find(fd) == peers_.end()) {
+        if (peers_.at_socket(fd) == nullptr) {
             return;
         }
     }
@@ -252,11 +252,11 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
     }
     for (transport::IncomingMessage& message : messages) {
         handle_message(peer, std::move(message));
-        if (peers_.find(fd) == peers_.end()) {
+        if (peers_.at_socket(fd) == nullptr) {
             return;  // the message got its sender disconnected
         }
         settle(peer);
-        if (!monitors_.empty()) {
+        if (peers_.has_monitors()) {
             deliver();  // monitors see each message's consequences before the next message
         }
     }
@@ -264,8 +264,8 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         arm_timer();
     }
     if (!alive) {
-        if (const auto still = peers_.find(fd); still != peers_.end()) {
-            disconnect(*still->second, reason);
+        if (Peer* still = peers_.at_socket(fd)) {
+            disconnect(*still, reason);
         }
     }
 }
@@ -297,15 +297,10 @@ std::optional<std::string> BusDaemon::apply_policy(const policy::PolicyRules& ru
     }
     policy_.emplace(rules);
     options_.policy = rules;  // what the web interface shows
-    for (auto& [id, peer] : registered_) {
+    for (auto& [id, peer] : peers_.by_id()) {
         assign_policy(*peer);
     }
     return std::nullopt;
-}
-
-BusDaemon::Peer* BusDaemon::find_peer(core::ConnectionId id) {
-    const auto found = registered_.find(id);
-    return found == registered_.end() ? nullptr : found->second;
 }
 
 void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
@@ -325,35 +320,24 @@ void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
     if (peer.registered()) {
         const core::ConnectionId id = peer.id;
         endpoints_->creator_left(id);
-        if (peers_.find(fd) == peers_.end()) {
+        if (peers_.at_socket(fd) == nullptr) {
             return;  // it was a member of an endpoint it created, and went with it
         }
-        registered_.erase(id);
         (void)bus_.bye(id);
-    }
-    if (peer.eavesdrops()) {
-        --eavesdroppers_;
-    }
-    if (peer.monitor) {
-        std::erase(monitors_, fd);
     }
     loop_.remove(fd);
     // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.
     (void)peer.client->flush();
-    peers_.erase(fd);
+    peers_.remove(peer);
     acceptor_.closed(fd);  // no longer incomplete, and an fd is free again
 }
 
 void BusDaemon::disconnect_endpoint_members(core::EndpointId id, std::string_view reason) {
-    std::vector<int> members;
-    for (const auto& [fd, peer] : peers_) {
-        if (peer->endpoint == id) {
-            members.push_back(fd);
-        }
-    }
+    const std::vector<int> members =
+        peers_.sockets_where([id](const Peer& peer) { return peer.endpoint == id; });
     for (const int fd : members) {
-        if (const auto peer = peers_.find(fd); peer != peers_.end()) {
-            disconnect(*peer->second, reason);
+        if (Peer* peer = peers_.at_socket(fd)) {
+            disconnect(*peer, reason);
         }
     }
 }
@@ -378,11 +362,11 @@ void BusDaemon::arm_timer() {
     if (const auto accepting = acceptor_.next_deadline()) {
         earlier(*accepting);
     }
-    for (const auto& [fd, peer] : peers_) {
-        if (const std::uint64_t since = peer->client->pending_fds_since(); since != 0) {
-            earlier(since + peer->client->limits().pending_fd_timeout_ns);
+    peers_.for_each([&earlier](const Peer& peer) {
+        if (const std::uint64_t since = peer.client->pending_fds_since(); since != 0) {
+            earlier(since + peer.client->limits().pending_fd_timeout_ns);
         }
-    }
+    });
     loop_.set_timer(deadline, [this] { on_timer(); });
 }
 
@@ -391,16 +375,13 @@ void BusDaemon::on_timer() {
     bus_.expire(now);
     activation_->expire(now);
     acceptor_.expire(now);  // resumes a pause that is over, drops who took too long to authenticate
-    std::vector<int> late;
-    for (const auto& [fd, peer] : peers_) {
-        if (const std::uint64_t since = peer->client->pending_fds_since();
-            since != 0 && since + peer->client->limits().pending_fd_timeout_ns <= now) {
-            late.push_back(fd);
-        }
-    }
+    const std::vector<int> late = peers_.sockets_where([now](const Peer& peer) {
+        const std::uint64_t since = peer.client->pending_fds_since();
+        return since != 0 && since + peer.client->limits().pending_fd_timeout_ns <= now;
+    });
     for (const int fd : late) {
-        if (const auto found = peers_.find(fd); found != peers_.end()) {
-            disconnect(*found->second, "file descriptors pending too long for their message");
+        if (Peer* peer = peers_.at_socket(fd)) {
+            disconnect(*peer, "file descriptors pending too long for their message");
         }
     }
     deliver();

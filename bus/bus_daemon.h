@@ -116,7 +116,7 @@ class BusDaemon {
 
     // The bus's own parts (driver.cpp, activation.cpp, endpoints.cpp) work through what follows.
     using Peer = bus::Peer;
-    using Registered = boost::unordered_flat_map<core::ConnectionId, Peer*>;
+    using Registered = PeerRegistry::ById;
     transport::EventLoop& loop() { return loop_; }
     core::Bus& core() { return bus_; }
     const core::Bus& core() const { return bus_; }
@@ -125,16 +125,13 @@ class BusDaemon {
     Driver& driver() { return *driver_; }
     Activation& activation() { return *activation_; }
     Endpoints& endpoints() { return *endpoints_; }
+    // Every client, by socket and (past Hello) by core id.
+    PeerRegistry& peers() { return peers_; }
     // Connections past Hello, by core id.
-    const Registered& registered() const { return registered_; }
-    Peer* find_peer(core::ConnectionId id);
-    // Hello made `peer` a bus connection (its id is set).
-    void add_registered(Peer& peer) { registered_[peer.id] = &peer; }
+    const Registered& registered() const { return peers_.by_id(); }
+    Peer* find_peer(core::ConnectionId id) const { return peers_.find(id); }
     bool has_policy() const { return policy_.has_value(); }
-    bool has_monitors() const { return !monitors_.empty(); }
-    // A connection's first eavesdrop='true' rule came, or its last went.
-    void eavesdropper_added() { ++eavesdroppers_; }
-    void eavesdropper_removed() { --eavesdroppers_; }
+    bool has_monitors() const { return peers_.has_monitors(); }
     std::uint32_t last_serial() const { return serial_; }
     std::size_t incomplete_count() const { return acceptor_.incomplete_count(); }
     std::uint32_t next_serial();
@@ -246,14 +243,11 @@ class BusDaemon {
     std::unique_ptr<Endpoints> endpoints_;
     // Messages queued on an activator: their policy is checked again when the service takes them.
     boost::unordered_flat_set<const core::MessagePayload*> awaiting_activation_;
-    boost::unordered_flat_map<int, std::unique_ptr<Peer>> peers_;  // by socket fd
-    boost::unordered_flat_map<core::ConnectionId, Peer*> registered_;
+    PeerRegistry peers_;
     std::vector<int> dirty_;                    // peers with output to flush
     std::vector<core::ConnectionId> readable_;  // scratch for deliver()
     Names names_{*this};
     std::optional<policy::Policy> policy_;
-    std::vector<int> monitors_;      // fds of monitor peers
-    std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
     std::uint32_t serial_ = 0;
     BusCounters counters_;
     std::shared_ptr<BusObserver> observer_;  // null unless the web interface is on

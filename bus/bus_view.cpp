@@ -150,38 +150,38 @@ BusSnapshot BusDaemon::snapshot() {
         snapshot.names.push_back(std::move(name));
     }
     std::map<std::string, std::size_t> per_endpoint;
-    for (const auto& [fd, peer] : peers_) {
-        if (!peer->registered() && !peer->monitor) {
-            continue;
+    peers_.for_each([&](const Peer& peer) {
+        if (!peer.registered() && !peer.monitor) {
+            return;
         }
-        ++per_endpoint[peer->listener_address];
+        ++per_endpoint[peer.listener_address];
         BusSnapshot::Connection connection;
-        connection.unique_name = peer->unique_name;
-        connection.endpoint = peer->listener_address;
-        connection.monitor = peer->monitor;
-        connection.queued_bytes = peer->client->queued_bytes();
+        connection.unique_name = peer.unique_name;
+        connection.endpoint = peer.listener_address;
+        connection.monitor = peer.monitor;
+        connection.queued_bytes = peer.client->queued_bytes();
         if (const core::Connection* core_connection =
-                peer->registered() ? bus_.connection(peer->id) : nullptr) {
+                peer.registered() ? bus_.connection(peer.id) : nullptr) {
             const core::Credentials& credentials = core_connection->credentials();
             connection.uid = credentials.uid;
             connection.gid = credentials.gid;
             connection.pid = credentials.pid;
             connection.security_label = credentials.security_label;
-            connection.names = bus_.owned_names(peer->id);
+            connection.names = bus_.owned_names(peer.id);
         } else {
-            const transport::PeerCredentials& credentials = peer->client->credentials();
+            const transport::PeerCredentials& credentials = peer.client->credentials();
             connection.uid = credentials.uid.value_or(~0u);
             connection.gid = credentials.gid.value_or(~0u);
             connection.pid = credentials.pid;
         }
-        for (const InstalledMatch& installed : peer->matches) {
+        for (const InstalledMatch& installed : peer.matches) {
             connection.match_rules.push_back(installed.rule.to_string());
         }
-        for (const MatchRule& rule : peer->monitor_rules) {
+        for (const MatchRule& rule : peer.monitor_rules) {
             connection.match_rules.push_back(rule.to_string());
         }
         snapshot.connections.push_back(std::move(connection));
-    }
+    });
     std::ranges::sort(snapshot.connections, [](const auto& a, const auto& b) {
         return id_of_unique_name(a.unique_name) < id_of_unique_name(b.unique_name);
     });

@@ -146,7 +146,7 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
             ++counters_
                   .denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
                                                                             : BusCounters::receive_denied];
-            if (!broadcast && from_driver && !monitors_.empty()) {
+            if (!broadcast && from_driver && peers_.has_monitors()) {
                 // A driver message the receiver may not have: dbus-daemon shows monitors the error it
                 // addresses to itself.
                 marshal::BodyWriter body;
@@ -159,7 +159,7 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
                             ->wire(),
                         {}, {});
             }
-            if (broadcast && sender != nullptr && !monitors_.empty()) {
+            if (broadcast && sender != nullptr && peers_.has_monitors()) {
                 // dbus-daemon shows monitors the error a rejected broadcast would have caused; the sender,
                 // which expects no reply, gets nothing.
                 marshal::BodyWriter body;

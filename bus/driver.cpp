@@ -431,7 +431,7 @@ void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReade
     }
     peer.id = *id;
     peer.unique_name = unique_name_of(peer.id);
-    daemon_.add_registered(peer);
+    daemon_.peers().registered(peer);
     daemon_.assign_policy(peer);
     if (daemon_.has_monitors()) {
         daemon_.capture(stamped_message(call, peer.unique_name), peer.unique_name, {});

@@ -160,8 +160,8 @@ void Driver::add_match(Peer& peer, const transport::IncomingMessage& call, BodyR
         return error(peer, call, BusError::limits_exceeded,
                      "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules");
     }
-    if (parsed.rule->eavesdrop && peer.eavesdrop_rules++ == 0) {
-        daemon_.eavesdropper_added();
+    if (parsed.rule->eavesdrop) {
+        daemon_.peers().eavesdrop_rule_added(peer);
     }
     peer.matches.push_back({cookie, *parsed.rule, core_match.matches_broadcasts});
     reply(peer, call, BodyWriter());
@@ -178,8 +178,8 @@ void Driver::remove_match(Peer& peer, const transport::IncomingMessage& call, Bo
             if (it->in_core) {
                 (void)daemon_.core().remove_match(peer.id, it->cookie);
             }
-            if (it->rule.eavesdrop && --peer.eavesdrop_rules == 0) {
-                daemon_.eavesdropper_removed();
+            if (it->rule.eavesdrop) {
+                daemon_.peers().eavesdrop_rule_removed(peer);
             }
             peer.matches.erase(std::next(it).base());
             return reply(peer, call, BodyWriter());

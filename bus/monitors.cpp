@@ -13,12 +13,12 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
     const MessageView view(bytes, header);
     const MessageParties parties{.sender = sender, .addressed_recipient = recipient, .names = &names_};
     core::PayloadRef copy;
-    for (const int fd : monitors_) {
-        const auto found = peers_.find(fd);
-        if (found == peers_.end()) {
+    for (const int fd : peers_.monitors()) {
+        Peer* found = peers_.at_socket(fd);
+        if (found == nullptr) {
             continue;
         }
-        Peer& monitor = *found->second;
+        Peer& monitor = *found;
         if (!fds.empty() && !monitor.client->unix_fds_allowed()) {
             continue;
         }
@@ -47,13 +47,12 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
         .addressed_recipient = recipient ? std::string_view(recipient->unique_name) : "",
         .names = &names_};
     core::PayloadRef copy;
-    for (auto& [fd, other] : peers_) {
-        Peer& listener = *other;
+    peers_.for_each([&](Peer& listener) {
         // A container endpoint hears only what is addressed to it or broadcast: never eavesdrops.
         if (!listener.eavesdrops() || &listener == recipient || !listener.registered() ||
             listener.endpoint != core::default_endpoint ||
             (!fds.empty() && !listener.client->unix_fds_allowed())) {
-            continue;
+            return;
         }
         bool wanted_here = false;
         for (const InstalledMatch& installed : listener.matches) {
@@ -63,7 +62,7 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
             }
         }
         if (!wanted_here) {
-            continue;
+            return;
         }
         if (policy_) {
             policy::Route route;
@@ -74,15 +73,15 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
             route.eavesdropping = true;
             if (policy_->check_route(policy_->prepare(policy_view(header)), route).verdict !=
                 policy::Verdict::allowed) {
-                continue;
+                return;
             }
         }
         if (!copy) {
             copy = RoutedMessage::copy(bytes, fds);
         }
         listener.client->send(copy);
-        dirty_.push_back(fd);
-    }
+        dirty_.push_back(listener.client->fd());
+    });
 }
 
 void BusDaemon::become_monitor(Peer& peer, std::vector<MatchRule> rules) {
@@ -104,19 +103,11 @@ void BusDaemon::become_monitor(Peer& peer, std::vector<MatchRule> rules) {
                        .destination = peer.unique_name},
                       body);
     }
-    registered_.erase(peer.id);
-    eavesdroppers_ -= peer.eavesdrops() ? 1 : 0;
-    peer.eavesdrop_rules = 0;
-    peer.matches.clear();
-    (void)bus_.bye(peer.id);
-    peer.id = 0;
-    deliver();
-    for (MatchRule& rule : rules) {
-        rule.eavesdrop = true;  // monitors always eavesdrop
-    }
-    peer.monitor_rules = std::move(rules);
-    peer.monitor = true;
-    monitors_.push_back(peer.client->fd());
+    const core::ConnectionId id = peer.id;
+    peers_.unregistered(peer);
+    (void)bus_.bye(id);
+    deliver();  // what its leaving causes is no copy for it: it is a monitor only from here
+    peers_.became_monitor(peer, std::move(rules));
 }
 
 }  // namespace busgate::bus

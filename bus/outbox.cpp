@@ -56,7 +56,7 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
     }
     outgoing.payload = message;
     const auto sent = bus_.send(driver_id_, std::move(outgoing));
-    if (!monitors_.empty()) {
+    if (peers_.has_monitors()) {
         capture(message->wire(), {}, spec.destination, message->fds);
     }
     if (sent) {
@@ -97,7 +97,7 @@ void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& 
     outgoing.reply_cookie = item.cookie;
     outgoing.payload = error;
     (void)bus_.send(holder, std::move(outgoing));
-    if (!monitors_.empty()) {
+    if (peers_.has_monitors()) {
         capture(error->wire(), {}, sender->unique_name);
     }
 }

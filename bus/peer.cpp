@@ -13,4 +13,69 @@ const InstalledMatch* Peer::match(std::uint64_t cookie) const {
     return nullptr;
 }
 
+Peer& PeerRegistry::add(std::unique_ptr<Peer> peer) {
+    Peer& added = *peer;
+    by_socket_[peer->client->fd()] = std::move(peer);
+    return added;
+}
+
+void PeerRegistry::remove(Peer& peer) {
+    const int fd = peer.client->fd();
+    if (peer.registered()) {
+        by_id_.erase(peer.id);
+    }
+    if (peer.eavesdrops()) {
+        --eavesdroppers_;
+    }
+    if (peer.monitor) {
+        std::erase(monitors_, fd);
+    }
+    by_socket_.erase(fd);
+}
+
+Peer* PeerRegistry::at_socket(int fd) {
+    const auto found = by_socket_.find(fd);
+    return found == by_socket_.end() ? nullptr : found->second.get();
+}
+
+Peer* PeerRegistry::find(core::ConnectionId id) const {
+    const auto found = by_id_.find(id);
+    return found == by_id_.end() ? nullptr : found->second;
+}
+
+void PeerRegistry::registered(Peer& peer) {
+    by_id_[peer.id] = &peer;
+}
+
+void PeerRegistry::unregistered(Peer& peer) {
+    by_id_.erase(peer.id);
+    if (peer.eavesdrops()) {
+        --eavesdroppers_;
+    }
+    peer.eavesdrop_rules = 0;
+    peer.matches.clear();
+    peer.id = 0;
+}
+
+void PeerRegistry::became_monitor(Peer& peer, std::vector<MatchRule> rules) {
+    for (MatchRule& rule : rules) {
+        rule.eavesdrop = true;  // monitors always eavesdrop
+    }
+    peer.monitor_rules = std::move(rules);
+    peer.monitor = true;
+    monitors_.push_back(peer.client->fd());
+}
+
+void PeerRegistry::eavesdrop_rule_added(Peer& peer) {
+    if (peer.eavesdrop_rules++ == 0) {
+        ++eavesdroppers_;
+    }
+}
+
+void PeerRegistry::eavesdrop_rule_removed(Peer& peer) {
+    if (--peer.eavesdrop_rules == 0) {
+        --eavesdroppers_;
+    }
+}
+
 }  // namespace busgate::bus

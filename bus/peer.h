@@ -3,8 +3,10 @@
 // it became a monitor.
 #pragma once
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,60 @@ struct Peer {
     bool eavesdrops() const { return eavesdrop_rules > 0; }
     bool registered() const { return id != 0; }
     const InstalledMatch* match(std::uint64_t cookie) const;
+};
+
+// Every client of the bus: by socket while it is connected, by core id once Hello made it a bus connection
+// (a monitor is none), and which of them are monitors and how many eavesdrop. The bookkeeping of who is
+// what lives here and nowhere else.
+class PeerRegistry {
+  public:
+    using ById = boost::unordered_flat_map<core::ConnectionId, Peer*>;
+
+    Peer& add(std::unique_ptr<Peer> peer);
+    // Forgets `peer` everywhere and destroys it.
+    void remove(Peer& peer);
+    Peer* at_socket(int fd);
+    // A connection past Hello (not a monitor), or null.
+    Peer* find(core::ConnectionId id) const;
+    // Hello gave `peer` its id.
+    void registered(Peer& peer);
+    // BecomeMonitor, first step: `peer` is no bus connection any more (no id, no rules).
+    void unregistered(Peer& peer);
+    // Then, once what its leaving caused is delivered: it hears copies of what `rules` match.
+    void became_monitor(Peer& peer, std::vector<MatchRule> rules);
+    // `peer`'s first eavesdrop='true' rule came, or its last went (rules counted on the peer).
+    void eavesdrop_rule_added(Peer& peer);
+    void eavesdrop_rule_removed(Peer& peer);
+
+    std::size_t size() const { return by_socket_.size(); }
+    const ById& by_id() const { return by_id_; }
+    std::span<const int> monitors() const { return monitors_; }
+    bool has_monitors() const { return !monitors_.empty(); }
+    bool has_eavesdroppers() const { return eavesdroppers_ > 0; }
+    // Every peer, connected or not yet past Hello. `visit` must not add or remove peers.
+    template <typename Visit>
+    void for_each(Visit&& visit) const {
+        for (const auto& [fd, peer] : by_socket_) {
+            visit(*peer);
+        }
+    }
+    // The sockets of the peers `select` picks, for work that may remove peers as it goes.
+    template <typename Select>
+    std::vector<int> sockets_where(Select&& select) const {
+        std::vector<int> sockets;
+        for (const auto& [fd, peer] : by_socket_) {
+            if (select(*peer)) {
+                sockets.push_back(fd);
+            }
+        }
+        return sockets;
+    }
+
+  private:
+    boost::unordered_flat_map<int, std::unique_ptr<Peer>> by_socket_;
+    ById by_id_;
+    std::vector<int> monitors_;      // sockets of monitors, in the order they became one
+    std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
 };
 
 }  // namespace busgate::bus

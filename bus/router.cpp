@@ -43,7 +43,7 @@ void BusDaemon::handle_message(Peer& peer, transport::IncomingMessage message) {
                            activation_->would_activate(message.header.destination);
     // dbus-daemon shows monitors only the method calls among what is addressed to the bus itself.
     const bool to_bus = message.header.destination == bus_name;
-    if (!monitors_.empty() && peer.registered() && !activates &&
+    if (peers_.has_monitors() && peer.registered() && !activates &&
         (!to_bus || message.header.type == marshal::MessageType::method_call)) {
         const std::vector<std::uint8_t> stamped = stamped_message(message, peer.unique_name);
         std::string recipient;
@@ -75,7 +75,7 @@ void BusDaemon::handle_message(Peer& peer, transport::IncomingMessage message) {
         } else {
             count_routed(message.header.type, message.bytes);
         }
-        if (eavesdroppers_ > 0 && peer.registered() &&
+        if (peers_.has_eavesdroppers() && peer.registered() &&
             message.header.type == marshal::MessageType::method_call) {
             eavesdrop(peer, stamped_message(message, peer.unique_name), nullptr, message.fds);
         }
@@ -206,7 +206,7 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
         awaiting_activation_.insert(payload.get());
         activation_->queued(sent->destination);
     }
-    if (capture_here && !monitors_.empty()) {
+    if (capture_here && peers_.has_monitors()) {
         capture(bytes, peer.unique_name, {}, payload->fds);
     }
     if (!sent) {
@@ -215,7 +215,7 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
         return send_error(peer, message, refusal.error, refusal.text);
     }
     count_routed(header.type, bytes);
-    if (eavesdroppers_ > 0 && unicast) {
+    if (peers_.has_eavesdroppers() && unicast) {
         Peer* recipient = find_peer(sent->destination);
         deliver();  // the eavesdroppers' earlier messages go first
         eavesdrop(peer, bytes, recipient, payload->fds);

@@ -22,47 +22,36 @@ namespace {
 
 constexpr std::string_view systemd_name = "org.freedesktop.systemd1";
 
-namespace spawn_error {
-constexpr std::string_view exec_failed = "org.freedesktop.DBus.Error.Spawn.ExecFailed";
-constexpr std::string_view fork_failed = "org.freedesktop.DBus.Error.Spawn.ForkFailed";
-constexpr std::string_view child_exited = "org.freedesktop.DBus.Error.Spawn.ChildExited";
-constexpr std::string_view child_signaled = "org.freedesktop.DBus.Error.Spawn.ChildSignaled";
-constexpr std::string_view file_invalid = "org.freedesktop.DBus.Error.Spawn.FileInvalid";
-constexpr std::string_view failed_to_setup = "org.freedesktop.DBus.Error.Spawn.FailedToSetup";
-constexpr std::string_view config_invalid = "org.freedesktop.DBus.Error.Spawn.ConfigInvalid";
-constexpr std::string_view service_not_valid = "org.freedesktop.DBus.Error.Spawn.ServiceNotValid";
-constexpr std::string_view service_not_found = "org.freedesktop.DBus.Error.Spawn.ServiceNotFound";
-constexpr std::string_view permissions_invalid = "org.freedesktop.DBus.Error.Spawn.PermissionsInvalid";
-}  // namespace spawn_error
-
 // What a failed launch helper's exit status means (dbus's bus/activation-exit-codes.h, the helper's side of
 // the contract), as dbus-daemon reports it: the error name and text of its handle_servicehelper_exit_error.
 // FILE_INVALID is reported as PermissionsInvalid there, and so here.
-std::pair<std::string_view, std::string_view> helper_failure(int status) {
+std::pair<BusError, std::string_view> helper_failure(int status) {
     switch (status) {
         case 2:
-            return {"org.freedesktop.DBus.Error.NoMemory", "Launcher could not run (out of memory)"};
+            return {BusError::no_memory, "Launcher could not run (out of memory)"};
         case 3:
-            return {spawn_error::config_invalid, "Invalid configuration (missing or empty <user>?)"};
+            return {BusError::spawn_config_invalid, "Invalid configuration (missing or empty <user>?)"};
         case 4:
-            return {spawn_error::failed_to_setup, "Failed to setup environment correctly"};
+            return {BusError::spawn_failed_to_setup, "Failed to setup environment correctly"};
         case 5:
-            return {spawn_error::service_not_valid, "Bus name is not valid or missing"};
+            return {BusError::spawn_service_not_valid, "Bus name is not valid or missing"};
         case 6:
-            return {spawn_error::service_not_found, "Bus name not found in system service directory"};
+            return {BusError::spawn_service_not_found, "Bus name not found in system service directory"};
         case 7:
-            return {spawn_error::permissions_invalid, "The permission of the setuid helper is not correct"};
+            return {BusError::spawn_permissions_invalid,
+                    "The permission of the setuid helper is not correct"};
         case 8:
-            return {spawn_error::permissions_invalid,
+            return {BusError::spawn_permissions_invalid,
                     "The service file is incorrect or does not have all required attributes"};
         case 9:
-            return {spawn_error::exec_failed, "Cannot launch daemon, file not found or permissions invalid"};
+            return {BusError::spawn_exec_failed,
+                    "Cannot launch daemon, file not found or permissions invalid"};
         case 10:
-            return {"org.freedesktop.DBus.Error.InvalidArgs", "Invalid arguments to command line"};
+            return {BusError::invalid_args, "Invalid arguments to command line"};
         case 11:
-            return {spawn_error::child_signaled, "Launched child was signaled, it probably crashed"};
+            return {BusError::spawn_child_signaled, "Launched child was signaled, it probably crashed"};
         default:
-            return {spawn_error::child_exited, {}};
+            return {BusError::spawn_child_exited, {}};
     }
 }
 
@@ -254,7 +243,7 @@ void Activation::start(Service& service) {
     service.deadline.reset();
     if (pending >= daemon_.options().max_pending_service_starts) {
         return fail(
-            service, "org.freedesktop.DBus.Error.LimitsExceeded",
+            service, BusError::limits_exceeded,
             "The maximum number of pending activations has been reached, max_pending_service_starts=" +
                 std::to_string(daemon_.options().max_pending_service_starts));
     }
@@ -284,7 +273,7 @@ void Activation::request_from_systemd(Service& service) {
                                              .destination = systemd_name},
                                             body);
     if (!sent) {
-        fail(service, "org.freedesktop.DBus.Error.ServiceUnknown",
+        fail(service, BusError::service_unknown,
              "The name " + std::string(systemd_name) + " was not provided by any .service files");
     }
 }
@@ -322,30 +311,31 @@ void Activation::spawn(Service& service) {
     std::vector<std::string> arguments;
     if (helper) {
         if (!service.file.user) {
-            return fail(service, spawn_error::file_invalid, "Cannot do system-bus activation with no user\n");
+            return fail(service, BusError::spawn_file_invalid,
+                        "Cannot do system-bus activation with no user\n");
         }
         arguments = {*helper, service.file.name};
     } else {
         std::string error;
         arguments = policy::split_command_line(service.file.exec, error);
         if (arguments.empty()) {
-            return fail(service, "org.freedesktop.DBus.Error.InvalidArgs", error);
+            return fail(service, BusError::invalid_args, error);
         }
     }
     ServiceSpawner* spawner = daemon_.options().spawner.get();
     if (spawner == nullptr) {
-        return fail(service, spawn_error::fork_failed, "Failed to fork: this bus does not start services");
+        return fail(service, BusError::spawn_fork_failed, "Failed to fork: this bus does not start services");
     }
     ServiceSpawner::Started started;
     if (const auto failure = spawner->spawn(arguments, environment(), started)) {
         const std::string reason = std::strerror(failure->error);
         switch (failure->stage) {
             case ServiceSpawner::Failure::Stage::pipe:
-                return fail(service, spawn_error::fork_failed, "Failed to create pipe: " + reason);
+                return fail(service, BusError::spawn_fork_failed, "Failed to create pipe: " + reason);
             case ServiceSpawner::Failure::Stage::fork:
-                return fail(service, spawn_error::fork_failed, "Failed to fork: " + reason);
+                return fail(service, BusError::spawn_fork_failed, "Failed to fork: " + reason);
             case ServiceSpawner::Failure::Stage::exec:
-                return fail(service, spawn_error::exec_failed,
+                return fail(service, BusError::spawn_exec_failed,
                             "Failed to execute program " + service.file.name + ": " + reason);
         }
     }
@@ -381,18 +371,18 @@ void Activation::child_exited(int exit_fd) {
     }
     if (!exit->signaled) {
         if (exit->status != 0 && child.through_helper) {
-            const auto [error_name, text] = helper_failure(exit->status);
-            fail(service->second, error_name,
+            const auto [error, text] = helper_failure(exit->status);
+            fail(service->second, error,
                  text.empty()
                      ? "Launch helper exited with unknown return code " + std::to_string(exit->status)
                      : std::string(text));
         } else if (exit->status != 0) {
-            fail(service->second, spawn_error::child_exited,
+            fail(service->second, BusError::spawn_child_exited,
                  "Process " + child.name + " exited with status " + std::to_string(exit->status));
         }
         // Exit status 0 before taking the name: it daemonized; wait for the name or the timeout.
     } else {
-        fail(service->second, spawn_error::child_signaled,
+        fail(service->second, BusError::spawn_child_signaled,
              "Process " + child.name + " received signal " + std::to_string(exit->status));
     }
     daemon_.deliver();
@@ -421,7 +411,11 @@ void Activation::succeed(Service& service) {
     }
 }
 
-void Activation::fail(Service& service, std::string_view error_name, std::string_view text) {
+void Activation::fail(Service& service, BusError error, std::string_view text) {
+    fail_named(service, name_of(error), text);
+}
+
+void Activation::fail_named(Service& service, std::string_view error_name, std::string_view text) {
     ++daemon_.counters().activation_failures;
     service.pending = false;
     service.deadline.reset();
@@ -452,7 +446,7 @@ void Activation::fail(Service& service, std::string_view error_name, std::string
 
 void Activation::remove(Service& service) {
     if (service.pending) {
-        fail(service, "org.freedesktop.DBus.Error.ServiceUnknown",
+        fail(service, BusError::service_unknown,
              "The name " + service.file.name + " was not provided by any .service files");
     }
     by_activator_.erase(service.activator);
@@ -473,11 +467,12 @@ void Activation::systemd_failure(Peer& sender, const transport::IncomingMessage&
     }
     for (auto& [name, service] : services_) {
         if (service.pending && service.file.systemd_service == *unit) {
-            fail(service,
-                 marshal::is_valid_error_name(*error_name)
-                     ? *error_name
-                     : std::string_view("org.freedesktop.DBus.Error.Failed"),
-                 *text);
+            // Not the bus's own error: systemd's name is passed on as it came.
+            if (marshal::is_valid_error_name(*error_name)) {
+                fail_named(service, *error_name, *text);
+            } else {
+                fail(service, BusError::failed, *text);
+            }
         }
     }
 }
@@ -521,7 +516,7 @@ std::optional<std::uint64_t> Activation::next_deadline() const {
 void Activation::expire(std::uint64_t now) {
     for (auto& [name, service] : services_) {
         if (service.pending && service.deadline && *service.deadline <= now) {
-            fail(service, "org.freedesktop.DBus.Error.TimedOut", "Activation of " + name + " timed out");
+            fail(service, BusError::timed_out, "Activation of " + name + " timed out");
         }
     }
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bus/bus_daemon.h"
+#include "bus/errors.h"
 #include "busgate/policy/service_file.h"
 
 namespace busgate::bus {
@@ -86,7 +87,10 @@ class Activation {
     void spawn(Service& service);
     void request_from_systemd(Service& service);
     void succeed(Service& service);
-    void fail(Service& service, std::string_view error_name, std::string_view text);
+    // Refuses everything waiting for the service (queued messages, StartServiceByName calls) with `error`.
+    void fail(Service& service, BusError error, std::string_view text);
+    // The same with an error name that is not the bus's own: the one systemd's ActivationFailure gave.
+    void fail_named(Service& service, std::string_view error_name, std::string_view text);
     void remove(Service& service);
     void child_exited(int exit_fd);
     void watch(const std::vector<policy::ServiceDir>& directories);

@@ -161,13 +161,23 @@ const Driver::Interface* const Driver::interfaces[7] = {
 };
 
 void Driver::handle(Peer& peer, const transport::IncomingMessage& message) {
+    // The one place where a refusal becomes the call's error. Nothing is sent between a handler's return
+    // and here, so the error goes out in the same order among the bus's other messages as when handlers
+    // sent it themselves (after the signals of a ReloadConfig that failed, say).
+    if (const Outcome refusal = dispatch(peer, message)) {
+        daemon_.send_error(peer, message, refusal->error, refusal->text);
+    }
+}
+
+Driver::Outcome Driver::dispatch(Peer& peer, const transport::IncomingMessage& message) {
     const marshal::MessageHeader& header = message.header;
     if (header.type == marshal::MessageType::signal && peer.registered() &&
         header.interface == "org.freedesktop.systemd1.Activator" && header.member == "ActivationFailure") {
-        return daemon_.activation().systemd_failure(peer, message);
+        daemon_.activation().systemd_failure(peer, message);
+        return handled;
     }
     if (header.type != marshal::MessageType::method_call) {
-        return;  // other signals and replies to the bus go nowhere
+        return handled;  // other signals and replies to the bus go nowhere
     }
     // As dbus-daemon: interfaces not reachable at this path are skipped, and the first interface (in
     // table order) with a method of that name wins when the call names no interface.
@@ -192,37 +202,38 @@ void Driver::handle(Peer& peer, const transport::IncomingMessage& message) {
     }
     if (!peer.registered() && (found == nullptr || !(found->flags & before_hello))) {
         // dbus-daemon refuses the call and keeps the connection: a later Hello still works.
-        return error(peer, message, BusError::access_denied,
-                     "Client tried to send a message other than Hello without being registered");
+        return Refusal{BusError::access_denied,
+                       "Client tried to send a message other than Hello without being registered"};
     }
     if (found == nullptr) {
-        return error(peer, message, interface_found ? BusError::unknown_method : BusError::unknown_interface,
-                     "org.freedesktop.DBus does not understand message " + std::string(header.member));
+        return Refusal{interface_found ? BusError::unknown_method : BusError::unknown_interface,
+                       "org.freedesktop.DBus does not understand message " + std::string(header.member)};
     }
     // Decided once, by the table: inside a container endpoint only the methods a sandboxed client needs,
     // each answering within what the endpoint lets it see (xdg-dbus-proxy's list, plus harmless reads).
     if (peer.endpoint != core::default_endpoint && !(found->flags & from_endpoint)) {
-        return error(peer, message, BusError::access_denied,
-                     "Connection \"" + peer.unique_name + "\" is not allowed to call " +
-                         std::string(found->member) + " from a container endpoint");
+        return Refusal{BusError::access_denied,
+                       "Connection \"" + peer.unique_name + "\" is not allowed to call " +
+                           std::string(found->member) + " from a container endpoint"};
     }
-    if ((found->flags & privileged) && !refuse_unless_privileged(peer, message, found->member)) {
-        return;
+    if (found->flags & privileged) {
+        if (Outcome refusal = privilege_refusal(peer, found->member)) {
+            return refusal;
+        }
     }
     if (!canonical_path && !(found->flags & any_path)) {
-        return error(peer, message, BusError::access_denied,
-                     "Method '" + std::string(header.member) +
-                         "' is only available at the canonical object path '" + std::string(bus_path) + "'");
+        return Refusal{BusError::access_denied, "Method '" + std::string(header.member) +
+                                                    "' is only available at the canonical object path '" +
+                                                    std::string(bus_path) + "'"};
     }
     if (header.signature != found->in_signature) {
         // dbus-daemon's text, trailing newline included.
-        return error(peer, message, BusError::invalid_args,
-                     "Call to " + std::string(found->member) + " has wrong args (" +
-                         std::string(header.signature) + ", expected " + std::string(found->in_signature) +
-                         ")\n");
+        return Refusal{BusError::invalid_args, "Call to " + std::string(found->member) + " has wrong args (" +
+                                                   std::string(header.signature) + ", expected " +
+                                                   std::string(found->in_signature) + ")\n"};
     }
     BodyReader reader(message.bytes, header);
-    found->handler(*this, peer, message, reader);
+    return found->handler(*this, peer, message, reader);
 }
 
 void Driver::answer_as_peer(Peer& peer, const transport::IncomingMessage& call) {
@@ -261,21 +272,18 @@ void Driver::answer_as_peer(Peer& peer, const transport::IncomingMessage& call) 
     answer(body, name_of(BusError::unknown_method));
 }
 
-bool Driver::refuse_unless_privileged(Peer& peer, const transport::IncomingMessage& call,
-                                      std::string_view member) {
+Driver::Outcome Driver::privilege_refusal(const Peer& peer, std::string_view member) const {
     const core::Connection* caller = daemon_.core().connection(peer.id);
     const std::uint32_t uid = caller ? caller->credentials().uid : ~0u;
-    // Inside a container endpoint nobody is privileged, root included.
     if ((uid == 0 || uid == daemon_.options().bus_uid) && peer.endpoint == core::default_endpoint) {
-        return true;
+        return handled;
     }
     const std::string process = caller != nullptr && caller->credentials().pid > 0
                                     ? " pid=" + std::to_string(caller->credentials().pid)
                                     : std::string();
-    error(peer, call, BusError::access_denied,
-          "rejected attempt to call " + std::string(member) + " by connection " + peer.unique_name +
-              " (uid=" + std::to_string(uid) + process + ") with uid " + std::to_string(uid));
-    return false;
+    return Refusal{BusError::access_denied,
+                   "rejected attempt to call " + std::string(member) + " by connection " + peer.unique_name +
+                       " (uid=" + std::to_string(uid) + process + ") with uid " + std::to_string(uid)};
 }
 
 void Driver::reply(Peer& peer, const transport::IncomingMessage& call, const BodyWriter& body) {
@@ -284,10 +292,6 @@ void Driver::reply(Peer& peer, const transport::IncomingMessage& call, const Bod
                            .destination = peer.unique_name,
                            .reply_serial = call.header.serial},
                           body);
-}
-
-void Driver::error(Peer& peer, const transport::IncomingMessage& call, BusError name, std::string text) {
-    daemon_.send_error(peer, call, name, text);
 }
 
 void Driver::signal(std::string_view destination, std::string_view member, const BodyWriter& body) {
@@ -392,13 +396,13 @@ void Driver::process_notifications() {
     }
 }
 
-void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     if (peer.registered()) {
-        return error(peer, call, BusError::failed, "Already handled an Hello message");
+        return Refusal{BusError::failed, "Already handled an Hello message"};
     }
     if (daemon_.registered().size() >= daemon_.options().max_completed_connections) {
-        return error(peer, call, BusError::limits_exceeded,
-                     "The maximum number of active connections has been reached");
+        return Refusal{BusError::limits_exceeded,
+                       "The maximum number of active connections has been reached"};
     }
     const transport::PeerCredentials& socket = peer.client->credentials();
     const std::uint32_t uid = peer.client->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
@@ -409,9 +413,8 @@ void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReade
     }
     if (same_user >= daemon_.options().max_connections_per_user) {
         ++daemon_.counters().quota_hits[BusCounters::connections_per_user];
-        return error(
-            peer, call, BusError::limits_exceeded,
-            "The maximum number of active connections for UID " + std::to_string(uid) + " has been reached");
+        return Refusal{BusError::limits_exceeded, "The maximum number of active connections for UID " +
+                                                      std::to_string(uid) + " has been reached"};
     }
     core::HelloParams params;
     params.credentials.uid = uid;
@@ -425,9 +428,9 @@ void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReade
     }
     auto id = daemon_.core().hello(std::move(params));
     if (!id) {
-        return error(peer, call, BusError::limits_exceeded,
-                     "The maximum number of active connections for UID " +
-                         std::to_string(socket.uid.value_or(0)) + " has been reached");
+        return Refusal{BusError::limits_exceeded, "The maximum number of active connections for UID " +
+                                                      std::to_string(socket.uid.value_or(0)) +
+                                                      " has been reached"};
     }
     peer.id = *id;
     peer.unique_name = unique_name_of(peer.id);
@@ -441,28 +444,29 @@ void Driver::hello(Peer& peer, const transport::IncomingMessage& call, BodyReade
     body.string(peer.unique_name);
     reply(peer, call, body);
     process_notifications();
+    return handled;
 }
 
-void Driver::request_name(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::request_name(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
     const std::uint32_t flags = *reader.read_uint32();
     if (!marshal::is_valid_bus_name(name)) {
-        return error(peer, call, BusError::invalid_args, "Requested bus name \"" + name + "\" is not valid");
+        return Refusal{BusError::invalid_args, "Requested bus name \"" + name + "\" is not valid"};
     }
     if (marshal::is_unique_name(name)) {
-        return error(peer, call, BusError::invalid_args,
-                     "Cannot acquire a service starting with ':' such as \"" + name + "\"");
+        return Refusal{BusError::invalid_args,
+                       "Cannot acquire a service starting with ':' such as \"" + name + "\""};
     }
     if (name == bus_name) {
         // dbus-daemon's text, without the space before "because".
-        return error(peer, call, BusError::invalid_args,
-                     "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
-                         "\"because it is reserved for D-Bus' use only");
+        return Refusal{BusError::invalid_args, "Connection \"" + peer.unique_name +
+                                                   "\" is not allowed to own the service \"" + name +
+                                                   "\"because it is reserved for D-Bus' use only"};
     }
     if (daemon_.has_policy() && !peer.policy.check_can_own(name)) {
-        return error(peer, call, BusError::access_denied,
-                     "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" + name +
-                         "\" due to security policies in the configuration file");
+        return Refusal{BusError::access_denied, "Connection \"" + peer.unique_name +
+                                                    "\" is not allowed to own the service \"" + name +
+                                                    "\" due to security policies in the configuration file"};
     }
     std::uint64_t core_flags = 0;
     if (flags & allow_replacement)
@@ -474,52 +478,54 @@ void Driver::request_name(Peer& peer, const transport::IncomingMessage& call, Bo
     const auto result = daemon_.core().acquire_name(peer.id, name, core_flags);
     if (!result) {
         if (result.error() == core::Error::permission_denied) {
-            return error(peer, call, BusError::access_denied,
-                         "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" +
-                             name + "\" due to security policies in the configuration file");
+            return Refusal{BusError::access_denied,
+                           "Connection \"" + peer.unique_name + "\" is not allowed to own the service \"" +
+                               name + "\" due to security policies in the configuration file"};
         }
         if (result.error() == core::Error::name_limit_reached) {
-            return error(peer, call, BusError::limits_exceeded,
-                         "Connection \"" + peer.unique_name +
-                             "\" is not allowed to own more services (increase limits in configuration file "
-                             "if required; max_names_per_connection=" +
-                             std::to_string(daemon_.options().core.limits.max_names_per_connection + 1) +
-                             ")");
+            return Refusal{
+                BusError::limits_exceeded,
+                "Connection \"" + peer.unique_name +
+                    "\" is not allowed to own more services (increase limits in configuration file "
+                    "if required; max_names_per_connection=" +
+                    std::to_string(daemon_.options().core.limits.max_names_per_connection + 1) + ")"};
         }
-        return error(peer, call, BusError::failed, std::string(core::describe(result.error())));
+        return Refusal{BusError::failed, std::string(core::describe(result.error()))};
     }
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
     body.uint32(request_name_reply(*result));
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::release_name(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::release_name(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
     const std::string name(*reader.read_string());
     if (!marshal::is_valid_bus_name(name)) {
-        return error(peer, call, BusError::invalid_args, "Given bus name \"" + name + "\" is not valid");
+        return Refusal{BusError::invalid_args, "Given bus name \"" + name + "\" is not valid"};
     }
     if (marshal::is_unique_name(name)) {
-        return error(peer, call, BusError::invalid_args,
-                     "Cannot release a service starting with ':' such as \"" + name + "\"");
+        return Refusal{BusError::invalid_args,
+                       "Cannot release a service starting with ':' such as \"" + name + "\""};
     }
     if (name == bus_name) {
-        return error(peer, call, BusError::invalid_args,
-                     "Cannot release the org.freedesktop.DBus service because it is owned by the bus");
+        return Refusal{BusError::invalid_args,
+                       "Cannot release the org.freedesktop.DBus service because it is owned by the bus"};
     }
     const auto result = daemon_.core().release_name(peer.id, name);
     if (!result) {
-        return error(peer, call, BusError::failed, std::string(core::describe(result.error())));
+        return Refusal{BusError::failed, std::string(core::describe(result.error()))};
     }
     peer.names_stale = true;  // queued ownership changes without a notification
     daemon_.deliver();        // NameLost/NameOwnerChanged/NameAcquired (and what they cause) come first
     BodyWriter body;
     body.uint32(release_name_reply(*result));
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::list_names(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::list_names(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.open_array("s").string(bus_name);
     std::optional<core::ConnectionId> previous_id;
@@ -540,9 +546,11 @@ void Driver::list_names(Peer& peer, const transport::IncomingMessage& call, Body
     }
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::list_activatable_names(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::list_activatable_names(Peer& peer, const transport::IncomingMessage& call,
+                                               BodyReader&) {
     BodyWriter body;
     body.open_array("s").string(bus_name);
     for (const core::ListEntry& entry : daemon_.core().list(peer.id, core::list_flag::activators)) {
@@ -552,11 +560,11 @@ void Driver::list_activatable_names(Peer& peer, const transport::IncomingMessage
     }
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
-const core::Connection* Driver::connection_for(Peer& peer, const transport::IncomingMessage& call,
-                                               std::string_view name, std::string_view what,
-                                               bool bus_itself) {
+const core::Connection* Driver::connection_for(const Peer& peer, std::string_view name,
+                                               bool bus_itself) const {
     core::ConnectionId id = 0;
     if (bus_itself && name == bus_name) {
         return daemon_.core().connection(
@@ -573,15 +581,16 @@ const core::Connection* Driver::connection_for(Peer& peer, const transport::Inco
     const auto visible = id ? daemon_.core().connection_info(peer.id, id)
                             : core::Result<const core::Connection*>(core::Error::no_such_connection);
     const core::Connection* connection = visible ? *visible : nullptr;
-    if (connection == nullptr || id == daemon_.driver_id()) {
-        error(peer, call, BusError::name_has_no_owner,
-              "Could not get " + std::string(what) + " of name '" + std::string(name) + "': no such name");
-        return nullptr;
-    }
-    return connection;
+    return id == daemon_.driver_id() ? nullptr : connection;
 }
 
-void Driver::name_has_owner(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Refusal Driver::no_such_name(std::string_view what, std::string_view name) {
+    return {BusError::name_has_no_owner,
+            "Could not get " + std::string(what) + " of name '" + std::string(name) + "': no such name"};
+}
+
+Driver::Outcome Driver::name_has_owner(Peer& peer, const transport::IncomingMessage& call,
+                                       BodyReader& reader) {
     const std::string_view name = *reader.read_string();
     bool has_owner = name == bus_name;
     if (!has_owner && marshal::is_unique_name(name)) {
@@ -594,42 +603,51 @@ void Driver::name_has_owner(Peer& peer, const transport::IncomingMessage& call, 
     BodyWriter body;
     body.boolean(has_owner);
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::get_name_owner(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::get_name_owner(Peer& peer, const transport::IncomingMessage& call,
+                                       BodyReader& reader) {
     const std::string name(*reader.read_string());
     BodyWriter body;
     if (name == bus_name) {
         body.string(bus_name);
-        return reply(peer, call, body);
-    }
-    if (const core::Connection* owner = connection_for(peer, call, name, "owner")) {
-        body.string(unique_name_of(owner->id()));
         reply(peer, call, body);
+        return handled;
     }
+    const core::Connection* owner = connection_for(peer, name);
+    if (owner == nullptr) {
+        return no_such_name("owner", name);
+    }
+    body.string(unique_name_of(owner->id()));
+    reply(peer, call, body);
+    return handled;
 }
 
-void Driver::list_queued_owners(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::list_queued_owners(Peer& peer, const transport::IncomingMessage& call,
+                                           BodyReader& reader) {
     const std::string name(*reader.read_string());
     BodyWriter body;
     body.open_array("s");
     if (name == bus_name) {
         body.string(bus_name).close_array();
-        return reply(peer, call, body);
+        reply(peer, call, body);
+        return handled;
     }
     if (marshal::is_unique_name(name)) {
-        if (const core::Connection* owner = connection_for(peer, call, name, "owners")) {
-            body.string(unique_name_of(owner->id())).close_array();
-            reply(peer, call, body);
+        const core::Connection* owner = connection_for(peer, name);
+        if (owner == nullptr) {
+            return no_such_name("owners", name);
         }
-        return;
+        body.string(unique_name_of(owner->id())).close_array();
+        reply(peer, call, body);
+        return handled;
     }
     const auto owners = marshal::is_valid_bus_name(name)
                             ? daemon_.core().queued_owners(peer.id, name)
                             : core::Result<std::vector<core::ConnectionId>>(core::Error::invalid_name);
     if (!owners || owners->empty()) {
-        return error(peer, call, BusError::name_has_no_owner,
-                     "Could not get owners of name '" + name + "': no such name");
+        return no_such_name("owners", name);
     }
     for (const core::ConnectionId id : *owners) {
         if (daemon_.core().connection_info(peer.id, id).ok()) {  // an endpoint sees only whom it may see
@@ -638,9 +656,11 @@ void Driver::list_queued_owners(Peer& peer, const transport::IncomingMessage& ca
     }
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::start_service_by_name(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::start_service_by_name(Peer& peer, const transport::IncomingMessage& call,
+                                              BodyReader& reader) {
     const std::string name(*reader.read_string());
     // As dbus-daemon: a name without a service file is unknown, even while someone owns it. Through a
     // container endpoint, so is a name it may not talk to (xdg-dbus-proxy asks for TALK): it learns nothing
@@ -648,30 +668,30 @@ void Driver::start_service_by_name(Peer& peer, const transport::IncomingMessage&
     const core::Connection* self = daemon_.core().connection(peer.id);
     if (!daemon_.activation().has_service(name) || self == nullptr ||
         !daemon_.core().may_talk_to_name(*self, name)) {
-        return error(peer, call, BusError::service_unknown,
-                     "The name " + name + " was not provided by any .service files");
+        return Refusal{BusError::service_unknown,
+                       "The name " + name + " was not provided by any .service files"};
     }
     if (daemon_.core().name_owner(peer.id, name).ok()) {
         BodyWriter body;
         body.uint32(2);  // DBUS_START_REPLY_ALREADY_RUNNING
-        return reply(peer, call, body);
+        reply(peer, call, body);
+        return handled;
     }
     daemon_.activation().start_requested(peer, call, name);  // the reply waits for the outcome
+    return handled;
 }
 
-void Driver::update_activation_environment(Peer& peer, const transport::IncomingMessage& call,
-                                           BodyReader& reader) {
+Driver::Outcome Driver::update_activation_environment(Peer& peer, const transport::IncomingMessage& call,
+                                                      BodyReader& reader) {
     // dbus-daemon only lets the bus's own user in, and never on a system bus.
     const core::Connection* self = daemon_.core().connection(peer.id);
     if (self && self->credentials().uid != daemon_.options().bus_uid && self->credentials().uid != 0) {
-        return error(
-            peer, call, BusError::access_denied,
-            "Connection \"" + peer.unique_name + "\" is not allowed to call UpdateActivationEnvironment");
+        return Refusal{BusError::access_denied, "Connection \"" + peer.unique_name +
+                                                    "\" is not allowed to call UpdateActivationEnvironment"};
     }
     if (daemon_.options()
             .servicehelper) {  // dbus-daemon: a bus with a launch helper, not <type>system</type>
-        return error(peer, call, BusError::access_denied,
-                     "Cannot change activation environment on a system bus.");
+        return Refusal{BusError::access_denied, "Cannot change activation environment on a system bus."};
     }
     std::vector<std::pair<std::string, std::string>> variables;
     reader.enter();  // the signature was checked against the table: a{ss}
@@ -686,17 +706,20 @@ void Driver::update_activation_environment(Peer& peer, const transport::Incoming
     }
     daemon_.activation().update_environment(variables);
     reply(peer, call, BodyWriter());
+    return handled;
 }
 
-void Driver::get_id(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::get_id(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.string(daemon_.guid());
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::reload_config(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::reload_config(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     if (!daemon_.options().reload) {
-        return reply(peer, call, BodyWriter());
+        reply(peer, call, BodyWriter());
+        return handled;
     }
     // Reloading may remove endpoints and disconnect their connections: the caller is looked up again
     // afterwards, never used through a reference that may dangle.
@@ -704,32 +727,36 @@ void Driver::reload_config(Peer& peer, const transport::IncomingMessage& call, B
     const std::optional<std::string> failure = daemon_.options().reload();
     Peer* still = daemon_.find_peer(caller);
     if (still == nullptr) {
-        return;
+        return handled;  // nobody is left to answer
     }
     if (failure) {
-        return error(*still, call, BusError::failed, *failure);
+        return Refusal{BusError::failed, *failure};  // `still` is `peer`: handle() may send to it
     }
     reply(*still, call, BodyWriter());
+    return handled;
 }
 
-void Driver::introspect(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::introspect(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.string(introspection_xml(call.header.path));
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::ping(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::ping(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     reply(peer, call, BodyWriter());
+    return handled;
 }
 
-void Driver::get_machine_id(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::get_machine_id(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     const std::string id = machine_id();
     if (id.empty()) {
-        return error(peer, call, BusError::failed, "Failed to read the machine ID");
+        return Refusal{BusError::failed, "Failed to read the machine ID"};
     }
     BodyWriter body;
     body.string(id);
     reply(peer, call, body);
+    return handled;
 }
 
 }  // namespace busgate::bus

@@ -1,9 +1,10 @@
 // Driver: the org.freedesktop.DBus service. Methods are a table keyed by interface (each interface
 // lists its members with their signatures, flags and handler); a new method is one row and one function.
 // busgate's own org.busgate.Endpoints1 is a table of its own beside the endpoints (endpoints_interface.h).
-// Errors use dbus-daemon's names and texts. The driver also turns the core's NAME_* and ID_*
-// notifications into NameLost, NameOwnerChanged and NameAcquired, in that order, as dbus-daemon
-// emits them.
+// A handler answers a call with reply() or returns a Refusal; handle() is the one place that sends a
+// refusal as the call's error, in dbus-daemon's names and texts. The driver also turns the core's NAME_* and
+// ID_* notifications into NameLost, NameOwnerChanged and NameAcquired, in that order, as dbus-daemon emits
+// them.
 #pragma once
 
 #include <optional>
@@ -46,7 +47,13 @@ class Driver {
         from_endpoint = 4,
         before_hello = 8
     };
-    using Handler = void (*)(Driver&, Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    // What a handler returns: nothing once it has answered the call (or arranged for the answer, as
+    // StartServiceByName does), else what went wrong, which handle() sends as the call's error. Success
+    // carries no value, so a Result type would only be std::optional under another name. A handler whose
+    // caller may leave the bus while it runs (ReloadConfig) returns nothing once the caller has gone.
+    using Outcome = std::optional<Refusal>;
+    static constexpr std::nullopt_t handled = std::nullopt;
+    using Handler = Outcome (*)(Driver&, Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
     struct Method {
         std::string_view member;
         std::string_view in_signature;
@@ -64,14 +71,15 @@ class Driver {
 
     BusDaemon& daemon() { return daemon_; }
     void reply(Peer& peer, const transport::IncomingMessage& call, const marshal::BodyWriter& body);
-    void error(Peer& peer, const transport::IncomingMessage& call, BusError name, std::string text);
 
   private:
-    template <void (Driver::*member)(Peer&, const transport::IncomingMessage&, marshal::BodyReader&)>
-    static void call(Driver& driver, Peer& peer, const transport::IncomingMessage& message,
-                     marshal::BodyReader& reader) {
-        (driver.*member)(peer, message, reader);
+    template <Outcome (Driver::*member)(Peer&, const transport::IncomingMessage&, marshal::BodyReader&)>
+    static Outcome call(Driver& driver, Peer& peer, const transport::IncomingMessage& message,
+                        marshal::BodyReader& reader) {
+        return (driver.*member)(peer, message, reader);
     }
+    // handle() without the sending: the table lookup, the table's checks and the handler.
+    Outcome dispatch(Peer& peer, const transport::IncomingMessage& message);
     static const Method bus_methods[];
     static const Method properties_methods[];
     static const Method introspectable_methods[];
@@ -87,36 +95,36 @@ class Driver {
     // In lookup order.
     static const Interface* const interfaces[7];
 
-    void hello(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void request_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void release_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void list_names(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void list_activatable_names(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void name_has_owner(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_name_owner(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void list_queued_owners(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void start_service_by_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void update_activation_environment(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_connection_unix_user(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_connection_unix_process_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_connection_credentials(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_adt_audit_session_data(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_connection_selinux_security_context(Peer&, const transport::IncomingMessage&,
-                                                 marshal::BodyReader&);
-    void get_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void reload_config(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void add_match(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void remove_match(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void become_monitor(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_stats(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_connection_stats(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_all_match_rules(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void introspect(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void ping(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void get_machine_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void properties_get(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void properties_get_all(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
-    void properties_set(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome hello(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome request_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome release_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome list_names(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome list_activatable_names(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome name_has_owner(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_name_owner(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome list_queued_owners(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome start_service_by_name(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome update_activation_environment(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_connection_unix_user(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_connection_unix_process_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_connection_credentials(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_adt_audit_session_data(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_connection_selinux_security_context(Peer&, const transport::IncomingMessage&,
+                                                    marshal::BodyReader&);
+    Outcome get_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome reload_config(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome add_match(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome remove_match(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome become_monitor(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_stats(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_connection_stats(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_all_match_rules(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome introspect(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome ping(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome get_machine_id(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome properties_get(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome properties_get_all(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
+    Outcome properties_set(Peer&, const transport::IncomingMessage&, marshal::BodyReader&);
 
     // The Features property: what this bus supports beyond the specification.
     std::vector<std::string_view> daemon_features() const;
@@ -125,16 +133,17 @@ class Driver {
     // The value of a property of the driver (every one is an array of strings), if it has it.
     std::optional<std::vector<std::string_view>> property(std::string_view interface,
                                                           std::string_view name) const;
-    // True for the bus's own uid and root on the bus's own sockets; otherwise answers AccessDenied in
-    // dbus-daemon's words and returns false.
-    bool refuse_unless_privileged(Peer& peer, const transport::IncomingMessage& call,
-                                  std::string_view member);
-    // The connection owning `name` (a unique or well-known name), or null after replying
-    // NameHasNoOwner with "Could not get <what> of name '<name>': no such name". With `bus_itself`,
-    // org.freedesktop.DBus names the driver's own connection (the bus's uid and pid).
-    const core::Connection* connection_for(Peer& peer, const transport::IncomingMessage& call,
-                                           std::string_view name, std::string_view what,
-                                           bool bus_itself = false);
+    // The refusal for a caller of a privileged `member` (dbus-daemon's AccessDenied text), or nothing for
+    // the bus's own uid and root on the bus's own sockets. Inside a container endpoint nobody is privileged.
+    Outcome privilege_refusal(const Peer& peer, std::string_view member) const;
+    // The connection owning `name` (a unique or well-known name), or null if there is none or the
+    // caller's endpoint cannot see it. With `bus_itself`, org.freedesktop.DBus names the driver's own
+    // connection (the bus's uid and pid).
+    const core::Connection* connection_for(const Peer& peer, std::string_view name,
+                                           bool bus_itself = false) const;
+    // dbus-daemon's NameHasNoOwner for a name connection_for() did not find:
+    // "Could not get <what> of name '<name>': no such name".
+    static Refusal no_such_name(std::string_view what, std::string_view name);
     void signal(std::string_view destination, std::string_view member, const marshal::BodyWriter& body);
     // NameLost to `owner` (connection `id`), which may have left the bus already.
     void lost(std::string_view owner, core::ConnectionId id, const marshal::BodyWriter& name);

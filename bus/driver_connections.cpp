@@ -20,32 +20,38 @@ void add_uint32(BodyWriter& body, std::string_view key, std::uint32_t value) {
 
 }  // namespace
 
-void Driver::get_connection_unix_user(Peer& peer, const transport::IncomingMessage& call,
-                                      BodyReader& reader) {
+Driver::Outcome Driver::get_connection_unix_user(Peer& peer, const transport::IncomingMessage& call,
+                                                 BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (const core::Connection* connection = connection_for(peer, call, name, "UID", true)) {
-        BodyWriter body;
-        body.uint32(connection->credentials().uid);
-        reply(peer, call, body);
-    }
-}
-
-void Driver::get_connection_unix_process_id(Peer& peer, const transport::IncomingMessage& call,
-                                            BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    if (const core::Connection* connection = connection_for(peer, call, name, "PID", true)) {
-        BodyWriter body;
-        body.uint32(static_cast<std::uint32_t>(connection->credentials().pid));
-        reply(peer, call, body);
-    }
-}
-
-void Driver::get_connection_credentials(Peer& peer, const transport::IncomingMessage& call,
-                                        BodyReader& reader) {
-    const std::string name(*reader.read_string());
-    const core::Connection* connection = connection_for(peer, call, name, "credentials", true);
+    const core::Connection* connection = connection_for(peer, name, true);
     if (connection == nullptr) {
-        return;
+        return no_such_name("UID", name);
+    }
+    BodyWriter body;
+    body.uint32(connection->credentials().uid);
+    reply(peer, call, body);
+    return handled;
+}
+
+Driver::Outcome Driver::get_connection_unix_process_id(Peer& peer, const transport::IncomingMessage& call,
+                                                       BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    const core::Connection* connection = connection_for(peer, name, true);
+    if (connection == nullptr) {
+        return no_such_name("PID", name);
+    }
+    BodyWriter body;
+    body.uint32(static_cast<std::uint32_t>(connection->credentials().pid));
+    reply(peer, call, body);
+    return handled;
+}
+
+Driver::Outcome Driver::get_connection_credentials(Peer& peer, const transport::IncomingMessage& call,
+                                                   BodyReader& reader) {
+    const std::string name(*reader.read_string());
+    const core::Connection* connection = connection_for(peer, name, true);
+    if (connection == nullptr) {
+        return no_such_name("credentials", name);
     }
     const core::Credentials& credentials = connection->credentials();
     BodyWriter body;
@@ -115,62 +121,68 @@ void Driver::get_connection_credentials(Peer& peer, const transport::IncomingMes
                            .destination = peer.unique_name,
                            .reply_serial = call.header.serial},
                           body, std::move(fds));
+    return handled;
 }
 
-void Driver::get_adt_audit_session_data(Peer& peer, const transport::IncomingMessage& call,
-                                        BodyReader& reader) {
+Driver::Outcome Driver::get_adt_audit_session_data(Peer& peer, const transport::IncomingMessage&,
+                                                   BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (name == bus_name || connection_for(peer, call, name, "audit session data")) {
-        error(peer, call, BusError::adt_audit_data_unknown,
-              "Could not determine audit session data for '" + name + "'");
+    if (name != bus_name && connection_for(peer, name) == nullptr) {
+        return no_such_name("audit session data", name);
     }
+    return Refusal{BusError::adt_audit_data_unknown,
+                   "Could not determine audit session data for '" + name + "'"};
 }
 
-void Driver::get_connection_selinux_security_context(Peer& peer, const transport::IncomingMessage& call,
-                                                     BodyReader& reader) {
+Driver::Outcome Driver::get_connection_selinux_security_context(Peer& peer, const transport::IncomingMessage&,
+                                                                BodyReader& reader) {
     const std::string name(*reader.read_string());
-    if (name == bus_name || connection_for(peer, call, name, "security context")) {
-        error(peer, call, BusError::selinux_context_unknown,
-              "Could not determine security context for '" + name + "'");
+    if (name != bus_name && connection_for(peer, name) == nullptr) {
+        return no_such_name("security context", name);
     }
+    return Refusal{BusError::selinux_context_unknown,
+                   "Could not determine security context for '" + name + "'"};
 }
 
-void Driver::add_match(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::add_match(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
     const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
     if (!parsed.ok()) {
-        return error(peer, call, parsed.error_name, parsed.error_message);
+        return Refusal{parsed.error_name, parsed.error_message};
     }
     // Eavesdropping takes privilege whatever the policy says, as in dbus-daemon 1.14; and nobody eavesdrops
     // through a container endpoint (xdg-dbus-proxy refuses the rule too).
-    if (parsed.rule->eavesdrop && !refuse_unless_privileged(peer, call, "AddMatch")) {
-        return;
+    if (parsed.rule->eavesdrop) {
+        if (Outcome refusal = privilege_refusal(peer, "AddMatch")) {
+            return refusal;
+        }
     }
     if (peer.matches.size() >= daemon_.options().max_match_rules_per_connection) {
         ++daemon_.counters().quota_hits[BusCounters::match_rules];
-        return error(
-            peer, call, BusError::limits_exceeded,
+        return Refusal{
+            BusError::limits_exceeded,
             "Connection \"" + peer.unique_name +
                 "\" is not allowed to add more match rules (increase limits in configuration file if "
                 "required; max_match_rules_per_connection=" +
-                std::to_string(daemon_.options().max_match_rules_per_connection) + ")");
+                std::to_string(daemon_.options().max_match_rules_per_connection) + ")"};
     }
     const std::uint64_t cookie = peer.next_match_cookie++;
     CoreMatch core_match = to_core_match(*parsed.rule, cookie, daemon_.driver_id());
     if (core_match.matches_broadcasts && !daemon_.core().add_match(peer.id, std::move(core_match.match))) {
-        return error(peer, call, BusError::limits_exceeded,
-                     "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules");
+        return Refusal{BusError::limits_exceeded,
+                       "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules"};
     }
     if (parsed.rule->eavesdrop) {
         daemon_.peers().eavesdrop_rule_added(peer);
     }
     peer.matches.push_back({cookie, *parsed.rule, core_match.matches_broadcasts});
     reply(peer, call, BodyWriter());
+    return handled;
 }
 
-void Driver::remove_match(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::remove_match(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
     const ParsedMatchRule parsed = parse_match_rule(*reader.read_string());
     if (!parsed.ok()) {
-        return error(peer, call, parsed.error_name, parsed.error_message);
+        return Refusal{parsed.error_name, parsed.error_message};
     }
     // dbus-daemon removes the most recently added equal rule.
     for (auto it = peer.matches.rbegin(); it != peer.matches.rend(); ++it) {
@@ -182,14 +194,15 @@ void Driver::remove_match(Peer& peer, const transport::IncomingMessage& call, Bo
                 daemon_.peers().eavesdrop_rule_removed(peer);
             }
             peer.matches.erase(std::next(it).base());
-            return reply(peer, call, BodyWriter());
+            reply(peer, call, BodyWriter());
+            return handled;
         }
     }
-    error(peer, call, BusError::match_rule_not_found,
-          "The given match rule wasn't found and can't be removed");
+    return Refusal{BusError::match_rule_not_found, "The given match rule wasn't found and can't be removed"};
 }
 
-void Driver::become_monitor(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::become_monitor(Peer& peer, const transport::IncomingMessage& call,
+                                       BodyReader& reader) {
     std::vector<std::string_view> texts;
     reader.enter();
     while (!reader.at_end()) {
@@ -197,7 +210,7 @@ void Driver::become_monitor(Peer& peer, const transport::IncomingMessage& call, 
     }
     reader.leave();
     if (*reader.read_uint32() != 0) {
-        return error(peer, call, BusError::invalid_args, "BecomeMonitor does not support any flags yet");
+        return Refusal{BusError::invalid_args, "BecomeMonitor does not support any flags yet"};
     }
     if (texts.empty()) {
         texts.push_back("");  // no rules: everything
@@ -206,15 +219,16 @@ void Driver::become_monitor(Peer& peer, const transport::IncomingMessage& call, 
     for (const std::string_view text : texts) {
         ParsedMatchRule parsed = parse_match_rule(text);
         if (!parsed.ok()) {
-            return error(peer, call, parsed.error_name, parsed.error_message);
+            return Refusal{parsed.error_name, parsed.error_message};
         }
         rules.push_back(std::move(*parsed.rule));
     }
     reply(peer, call, BodyWriter());
     daemon_.become_monitor(peer, std::move(rules));
+    return handled;
 }
 
-void Driver::get_stats(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::get_stats(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     std::uint32_t match_rules = 0;
     for (const auto& [id, other] : daemon_.registered()) {
         match_rules += static_cast<std::uint32_t>(other->matches.size());
@@ -229,22 +243,20 @@ void Driver::get_stats(Peer& peer, const transport::IncomingMessage& call, BodyR
                static_cast<std::uint32_t>(daemon_.core().list(peer.id, core::list_flag::names).size()));
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::get_connection_stats(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::get_connection_stats(Peer& peer, const transport::IncomingMessage& call,
+                                             BodyReader& reader) {
     const std::string name(*reader.read_string());
     if (name == bus_name) {
-        return error(peer, call, BusError::invalid_args,
-                     "GetConnectionStats is not meaningful for the message bus \"" + name + "\" itself");
+        return Refusal{BusError::invalid_args,
+                       "GetConnectionStats is not meaningful for the message bus \"" + name + "\" itself"};
     }
-    const core::Connection* connection = connection_for(peer, call, name, "statistics");
-    if (connection == nullptr) {
-        return;
-    }
-    const Peer* target = daemon_.find_peer(connection->id());
+    const core::Connection* connection = connection_for(peer, name);
+    const Peer* target = connection != nullptr ? daemon_.find_peer(connection->id()) : nullptr;
     if (target == nullptr) {
-        return error(peer, call, BusError::name_has_no_owner,
-                     "Could not get statistics of name '" + name + "': no such name");
+        return no_such_name("statistics", name);
     }
     BodyWriter body;
     body.open_array("{sv}");
@@ -255,9 +267,10 @@ void Driver::get_connection_stats(Peer& peer, const transport::IncomingMessage& 
     add_uint32(body, "OutgoingBytes", static_cast<std::uint32_t>(target->client->queued_bytes()));
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::get_all_match_rules(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome Driver::get_all_match_rules(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.open_array("{sas}");
     for (const auto& [id, other] : daemon_.registered()) {
@@ -269,6 +282,7 @@ void Driver::get_all_match_rules(Peer& peer, const transport::IncomingMessage& c
     }
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
 }  // namespace busgate::bus

@@ -51,16 +51,16 @@ std::optional<std::vector<std::string_view>> Driver::property(std::string_view i
     return std::nullopt;
 }
 
-void Driver::properties_get(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::properties_get(Peer& peer, const transport::IncomingMessage& call,
+                                       BodyReader& reader) {
     const std::string interface(*reader.read_string());
     const std::string name(*reader.read_string());
     if (!has_interface(interface)) {
-        return error(peer, call, BusError::unknown_interface, interface_not_found(interface));
+        return Refusal{BusError::unknown_interface, interface_not_found(interface)};
     }
     const auto values = property(interface, name);
     if (!values) {
-        return error(peer, call, BusError::unknown_property,
-                     "Property \"" + interface + "." + name + "\" not found");
+        return Refusal{BusError::unknown_property, "Property \"" + interface + "." + name + "\" not found"};
     }
     BodyWriter body;
     body.open_variant("as").open_array("s");
@@ -69,12 +69,14 @@ void Driver::properties_get(Peer& peer, const transport::IncomingMessage& call, 
     }
     body.close_array().close_variant();
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::properties_get_all(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::properties_get_all(Peer& peer, const transport::IncomingMessage& call,
+                                           BodyReader& reader) {
     const std::string interface(*reader.read_string());
     if (!has_interface(interface)) {
-        return error(peer, call, BusError::unknown_interface, interface_not_found(interface));
+        return Refusal{BusError::unknown_interface, interface_not_found(interface)};
     }
     BodyWriter body;
     body.open_array("{sv}");
@@ -91,19 +93,20 @@ void Driver::properties_get_all(Peer& peer, const transport::IncomingMessage& ca
     }
     body.close_array();
     reply(peer, call, body);
+    return handled;
 }
 
-void Driver::properties_set(Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome Driver::properties_set(Peer&, const transport::IncomingMessage&, BodyReader& reader) {
     const std::string interface(*reader.read_string());
     const std::string name(*reader.read_string());
     if (!has_interface(interface)) {
-        return error(peer, call, BusError::unknown_interface, interface_not_found(interface));
+        return Refusal{BusError::unknown_interface, interface_not_found(interface)};
     }
     if (property(interface, name)) {
-        return error(peer, call, BusError::property_read_only,
-                     "Property '" + interface + "." + name + "' cannot be set");
+        return Refusal{BusError::property_read_only,
+                       "Property '" + interface + "." + name + "' cannot be set"};
     }
-    error(peer, call, BusError::unknown_property, "Property \"" + interface + "." + name + "\" not found");
+    return Refusal{BusError::unknown_property, "Property \"" + interface + "." + name + "\" not found"};
 }
 
 std::string Driver::introspection_xml(std::string_view path) {

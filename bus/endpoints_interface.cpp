@@ -16,7 +16,8 @@ using marshal::BodyReader;
 using marshal::BodyWriter;
 using Peer = Driver::Peer;
 
-void add_endpoint(Driver& driver, Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome add_endpoint(Driver& driver, Peer& peer, const transport::IncomingMessage& call,
+                             BodyReader& reader) {
     EndpointSpec spec;
     std::string problem;
     util::UniqueFd socket;
@@ -95,23 +96,24 @@ void add_endpoint(Driver& driver, Peer& peer, const transport::IncomingMessage& 
         reader.leave();
     }
     if (!problem.empty()) {
-        return driver.error(peer, call, BusError::invalid_args, "Cannot add the endpoint: " + problem);
+        return Refusal{BusError::invalid_args, "Cannot add the endpoint: " + problem};
     }
     const core::Connection* creator = driver.daemon().core().connection(peer.id);
     const auto address = driver.daemon().endpoints().add(
         std::move(spec), creator ? creator->credentials().uid : ~0u, peer.id, problem, std::move(socket));
     if (!address) {
-        return driver.error(peer, call,
-                            problem.find("most endpoints") != std::string::npos ? BusError::limits_exceeded
-                                                                                : BusError::invalid_args,
-                            "Cannot add the endpoint: " + problem);
+        return Refusal{problem.find("most endpoints") != std::string::npos ? BusError::limits_exceeded
+                                                                           : BusError::invalid_args,
+                       "Cannot add the endpoint: " + problem};
     }
     BodyWriter body;
     body.string(*address);
     driver.reply(peer, call, body);
+    return Driver::handled;
 }
 
-void list_endpoints(Driver& driver, Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
+Driver::Outcome list_endpoints(Driver& driver, Peer& peer, const transport::IncomingMessage& call,
+                               BodyReader&) {
     BodyWriter body;
     body.open_array("(sssbuu)");
     for (const auto& [name, endpoint] : driver.daemon().endpoints().all()) {
@@ -126,22 +128,27 @@ void list_endpoints(Driver& driver, Peer& peer, const transport::IncomingMessage
     }
     body.close_array();
     driver.reply(peer, call, body);
+    return Driver::handled;
 }
 
-void stop_listening(Driver& driver, Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome stop_listening(Driver& driver, Peer& peer, const transport::IncomingMessage& call,
+                               BodyReader& reader) {
     const std::string name(*reader.read_string());
     if (!driver.daemon().endpoints().stop_listening(name)) {
-        return driver.error(peer, call, BusError::invalid_args, "No endpoint named \"" + name + "\"");
+        return Refusal{BusError::invalid_args, "No endpoint named \"" + name + "\""};
     }
     driver.reply(peer, call, BodyWriter());
+    return Driver::handled;
 }
 
-void remove_endpoint(Driver& driver, Peer& peer, const transport::IncomingMessage& call, BodyReader& reader) {
+Driver::Outcome remove_endpoint(Driver& driver, Peer& peer, const transport::IncomingMessage& call,
+                                BodyReader& reader) {
     const std::string name(*reader.read_string());
     if (!driver.daemon().endpoints().remove(name)) {
-        return driver.error(peer, call, BusError::invalid_args, "No endpoint named \"" + name + "\"");
+        return Refusal{BusError::invalid_args, "No endpoint named \"" + name + "\""};
     }
     driver.reply(peer, call, BodyWriter());
+    return Driver::handled;
 }
 
 constexpr Driver::Method endpoints_methods[] = {

@@ -1,37 +1,70 @@
 #include "bus/errors.h"
 
-#include <array>
-
 #include "bus/match_rule.h"
 
 namespace busgate::bus {
-namespace {
 
-constexpr std::array<std::string_view, static_cast<std::size_t>(BusError::selinux_context_unknown) + 1>
-    names = {
-        "org.freedesktop.DBus.Error.Failed",
-        "org.freedesktop.DBus.Error.NoMemory",
-        "org.freedesktop.DBus.Error.InvalidArgs",
-        "org.freedesktop.DBus.Error.AccessDenied",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.UnknownMethod",
-        "org.freedesktop.DBus.Error.UnknownInterface",
-        "org.freedesktop.DBus.Error.UnknownProperty",
-        "org.freedesktop.DBus.Error.PropertyReadOnly",
-        "org.freedesktop.DBus.Error.LimitsExceeded",
-        "org.freedesktop.DBus.Error.NotSupported",
-        "org.freedesktop.DBus.Error.NoReply",
-        "org.freedesktop.DBus.Error.MatchRuleNotFound",
-        "org.freedesktop.DBus.Error.MatchRuleInvalid",
-        "org.freedesktop.DBus.Error.AdtAuditDataUnknown",
-        "org.freedesktop.DBus.Error.SELinuxSecurityContextUnknown",
-};
-
-}  // namespace
-
+// A switch rather than an array: the compiler (-Wswitch) refuses a code added without its name.
 std::string_view name_of(BusError error) {
-    return names[static_cast<std::size_t>(error)];
+    switch (error) {
+        case BusError::failed:
+            return "org.freedesktop.DBus.Error.Failed";
+        case BusError::no_memory:
+            return "org.freedesktop.DBus.Error.NoMemory";
+        case BusError::invalid_args:
+            return "org.freedesktop.DBus.Error.InvalidArgs";
+        case BusError::access_denied:
+            return "org.freedesktop.DBus.Error.AccessDenied";
+        case BusError::name_has_no_owner:
+            return "org.freedesktop.DBus.Error.NameHasNoOwner";
+        case BusError::service_unknown:
+            return "org.freedesktop.DBus.Error.ServiceUnknown";
+        case BusError::unknown_method:
+            return "org.freedesktop.DBus.Error.UnknownMethod";
+        case BusError::unknown_interface:
+            return "org.freedesktop.DBus.Error.UnknownInterface";
+        case BusError::unknown_property:
+            return "org.freedesktop.DBus.Error.UnknownProperty";
+        case BusError::property_read_only:
+            return "org.freedesktop.DBus.Error.PropertyReadOnly";
+        case BusError::limits_exceeded:
+            return "org.freedesktop.DBus.Error.LimitsExceeded";
+        case BusError::not_supported:
+            return "org.freedesktop.DBus.Error.NotSupported";
+        case BusError::no_reply:
+            return "org.freedesktop.DBus.Error.NoReply";
+        case BusError::match_rule_not_found:
+            return "org.freedesktop.DBus.Error.MatchRuleNotFound";
+        case BusError::match_rule_invalid:
+            return "org.freedesktop.DBus.Error.MatchRuleInvalid";
+        case BusError::adt_audit_data_unknown:
+            return "org.freedesktop.DBus.Error.AdtAuditDataUnknown";
+        case BusError::selinux_context_unknown:
+            return "org.freedesktop.DBus.Error.SELinuxSecurityContextUnknown";
+        case BusError::timed_out:
+            return "org.freedesktop.DBus.Error.TimedOut";
+        case BusError::spawn_exec_failed:
+            return "org.freedesktop.DBus.Error.Spawn.ExecFailed";
+        case BusError::spawn_fork_failed:
+            return "org.freedesktop.DBus.Error.Spawn.ForkFailed";
+        case BusError::spawn_child_exited:
+            return "org.freedesktop.DBus.Error.Spawn.ChildExited";
+        case BusError::spawn_child_signaled:
+            return "org.freedesktop.DBus.Error.Spawn.ChildSignaled";
+        case BusError::spawn_file_invalid:
+            return "org.freedesktop.DBus.Error.Spawn.FileInvalid";
+        case BusError::spawn_failed_to_setup:
+            return "org.freedesktop.DBus.Error.Spawn.FailedToSetup";
+        case BusError::spawn_config_invalid:
+            return "org.freedesktop.DBus.Error.Spawn.ConfigInvalid";
+        case BusError::spawn_service_not_valid:
+            return "org.freedesktop.DBus.Error.Spawn.ServiceNotValid";
+        case BusError::spawn_service_not_found:
+            return "org.freedesktop.DBus.Error.Spawn.ServiceNotFound";
+        case BusError::spawn_permissions_invalid:
+            return "org.freedesktop.DBus.Error.Spawn.PermissionsInvalid";
+    }
+    return "org.freedesktop.DBus.Error.Failed";
 }
 
 // dbus-daemon's complaint about a message it will not deliver: "WHY, N matched rules; type=... ".

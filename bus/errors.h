@@ -30,10 +30,29 @@ enum class BusError : std::uint8_t {
     match_rule_invalid,
     adt_audit_data_unknown,
     selinux_context_unknown,
+    timed_out,
+    // Activation's failures to start a service (dbus-daemon's Spawn.* family).
+    spawn_exec_failed,
+    spawn_fork_failed,
+    spawn_child_exited,
+    spawn_child_signaled,
+    spawn_file_invalid,
+    spawn_failed_to_setup,
+    spawn_config_invalid,
+    spawn_service_not_valid,
+    spawn_service_not_found,
+    spawn_permissions_invalid,
 };
 
 // org.freedesktop.DBus.Error.*, as dbus-daemon names it.
 std::string_view name_of(BusError error);
+
+// What the bus answers instead of a method return: an error of the table and dbus-daemon's text for it.
+struct Refusal {
+    BusError error;
+    std::string text;
+    bool operator==(const Refusal&) const = default;
+};
 
 // dbus-daemon's complaint about a message it will not deliver: "WHY, N matched rules; type=... ".
 std::string complaint(std::string_view why, std::size_t matched_rules, const marshal::MessageHeader& header,
@@ -44,10 +63,7 @@ std::string rejection_text(const policy::RouteDecision& decision, const marshal:
                            std::string_view sender);
 
 // What the sender of `header` (unique name `sender`) is told when the core refused to send it.
-struct SendRefusal {
-    BusError error;
-    std::string text;
-};
+using SendRefusal = Refusal;  // router.cpp's older name for it
 SendRefusal refusal_of(core::Error error, const marshal::MessageHeader& header, std::string_view sender);
 
 }  // namespace busgate::bus

@@ -10,7 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "bus/driver.h"
+#include "bus/endpoints_interface.h"
+#include "bus/errors.h"
 #include "bus/test_harness.h"
+#include "busgate/marshal/message.h"
+#include "busgate/marshal/writer.h"
 
 using namespace busgate;
 using namespace busgate::bus;
@@ -473,4 +478,59 @@ TEST(Driver, DebugStatsAnswersAtTheCanonicalPath) {
     Reply rules =
         call_method(client, bus_name, bus_path, "org.freedesktop.DBus.Debug.Stats", "GetAllMatchRules", "");
     EXPECT_TRUE(rules.ok()) << rules.error();
+}
+
+// A handler sends no error itself: it returns what went wrong, and the driver's one dispatch point sends
+// that as the call's error, with the table's name and the handler's text.
+TEST(Driver, AHandlersRefusalIsTheErrorItsCallerGets) {
+    BUSGATE_SKIP_ON_REFERENCE("calls a handler of busgate's own org.busgate.Endpoints1 directly");
+    // In process, without a socket or a client: StopListening's handler, for an endpoint nobody added.
+    transport::EventLoop loop;
+    BusDaemon daemon(loop, DaemonOptions{});
+    const auto& methods = endpoints_interface_table.methods;
+    const auto row = std::find_if(methods.begin(), methods.end(), [](const Driver::Method& method) {
+        return method.member == "StopListening";
+    });
+    ASSERT_NE(row, methods.end());
+    marshal::BodyWriter arguments;
+    arguments.string("nothing");
+    const std::vector<std::uint8_t> bytes = marshal::build_message({.path = bus_path,
+                                                                    .interface = endpoints_interface_name,
+                                                                    .member = "StopListening",
+                                                                    .destination = bus_name},
+                                                                   arguments);
+    transport::IncomingMessage call;
+    call.bytes.assign(bytes);
+    const std::span<const std::uint8_t> message(call.bytes.data(), call.bytes.size());
+    ASSERT_EQ(marshal::parse_message(message, call.header), marshal::Validity::valid);
+    marshal::BodyReader reader(message, call.header);
+    Peer caller;
+    const Driver::Outcome refusal = row->handler(daemon.driver(), caller, call, reader);
+    ASSERT_TRUE(refusal.has_value());
+    EXPECT_EQ(*refusal, (Refusal{BusError::invalid_args, "No endpoint named \"nothing\""}));
+
+    // Over the wire, the caller gets exactly that refusal as the error of its call.
+    RunningBus bus;
+    BusClient client(bus.address());
+    EXPECT_EQ(call_method(client, bus_name, bus_path, endpoints_interface_name.data(), "StopListening", "s",
+                          "nothing")
+                  .error(),
+              std::string(name_of(refusal->error)) + ": " + refusal->text);
+}
+
+// Activation's failures are named by the bus's one error table, in dbus-daemon's words (the spawner's
+// tests in launch/test-bus-activation.cpp see them reach the callers).
+TEST(Driver, ActivationErrorsHaveDbusDaemonsSpawnNames) {
+    EXPECT_EQ(name_of(BusError::spawn_exec_failed), "org.freedesktop.DBus.Error.Spawn.ExecFailed");
+    EXPECT_EQ(name_of(BusError::spawn_fork_failed), "org.freedesktop.DBus.Error.Spawn.ForkFailed");
+    EXPECT_EQ(name_of(BusError::spawn_child_exited), "org.freedesktop.DBus.Error.Spawn.ChildExited");
+    EXPECT_EQ(name_of(BusError::spawn_child_signaled), "org.freedesktop.DBus.Error.Spawn.ChildSignaled");
+    EXPECT_EQ(name_of(BusError::spawn_file_invalid), "org.freedesktop.DBus.Error.Spawn.FileInvalid");
+    EXPECT_EQ(name_of(BusError::spawn_failed_to_setup), "org.freedesktop.DBus.Error.Spawn.FailedToSetup");
+    EXPECT_EQ(name_of(BusError::spawn_config_invalid), "org.freedesktop.DBus.Error.Spawn.ConfigInvalid");
+    EXPECT_EQ(name_of(BusError::spawn_service_not_valid), "org.freedesktop.DBus.Error.Spawn.ServiceNotValid");
+    EXPECT_EQ(name_of(BusError::spawn_service_not_found), "org.freedesktop.DBus.Error.Spawn.ServiceNotFound");
+    EXPECT_EQ(name_of(BusError::spawn_permissions_invalid),
+              "org.freedesktop.DBus.Error.Spawn.PermissionsInvalid");
+    EXPECT_EQ(name_of(BusError::timed_out), "org.freedesktop.DBus.Error.TimedOut");
 }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "bus/match_rule.h"
+#include "bus/test_match_rule.h"
 #include "bus/unique_name.h"
 #include "busgate/core/bloom.h"
 #include "busgate/marshal/names.h"
@@ -15,17 +16,12 @@
 
 using namespace busgate;
 using namespace busgate::bus;
+using busgate::bus::testing::parse;
 using marshal::BodyWriter;
 using marshal::MessageSpec;
 using marshal::MessageType;
 
 namespace {
-
-MatchRule parse(std::string_view text) {
-    ParsedMatchRule parsed = parse_match_rule(text);
-    EXPECT_TRUE(parsed.ok()) << text << ": " << parsed.error_message;
-    return parsed.ok() ? std::move(*parsed.rule) : MatchRule{};
-}
 
 // A built message and its parsed header (whose views point into `bytes`, hence no copies).
 struct Message {

@@ -4,18 +4,14 @@
 #include <gtest/gtest.h>
 
 #include "bus/match_rule.h"
+#include "bus/test_match_rule.h"
 
 using namespace busgate;
 using namespace busgate::bus;
+using busgate::bus::testing::parse;
 using marshal::MessageType;
 
 namespace {
-
-MatchRule parse(std::string_view text) {
-    ParsedMatchRule parsed = parse_match_rule(text);
-    EXPECT_TRUE(parsed.ok()) << text << ": " << parsed.error_message;
-    return parsed.ok() ? std::move(*parsed.rule) : MatchRule{};
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // Parsing

@@ -47,15 +47,6 @@ inline const char* reference_daemon() {
         }                                                  \
     } while (false)
 
-// A test of where busgate differs from dbus-daemon (a bug written down in /work/notes/bustests.md): it runs
-// against the reference daemon, and is skipped against busgate until the bug is fixed.
-#define BUSGATE_KNOWN_DIFFERENCE(reason)                                      \
-    do {                                                                      \
-        if (!::busgate::bus::testing::reference_daemon()) {                   \
-            GTEST_SKIP() << "busgate differs from dbus-daemon: " << (reason); \
-        }                                                                     \
-    } while (false)
-
 // The <policy> both daemons get unless a test gives its own: session.conf's.
 inline constexpr const char* session_policy =
     "<policy context=\"default\"><allow send_destination=\"*\" eavesdrop=\"true\"/><allow "

@@ -11,23 +11,14 @@
 
 #include "busgate/marshal/writer.h"
 #include "transport/connection.h"
+#include "transport/test_socket_pair.h"
 
 using namespace busgate;
 using namespace busgate::transport;
+using busgate::transport::testing::SocketPair;
 using busgate::util::UniqueFd;
 
 namespace {
-
-struct SocketPair {
-    util::UniqueFd bus;
-    util::UniqueFd peer;
-    SocketPair() {
-        int fds[2];
-        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-        bus.reset(fds[0]);
-        peer.reset(fds[1]);
-    }
-};
 
 std::string hex(const std::string& text) {
     static const char digits[] = "0123456789abcdef";

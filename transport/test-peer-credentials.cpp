@@ -14,22 +14,13 @@
 #include <vector>
 
 #include "transport/peer_credentials.h"
+#include "transport/test_socket_pair.h"
 
 using namespace busgate;
 using namespace busgate::transport;
+using busgate::transport::testing::SocketPair;
 
 namespace {
-
-struct SocketPair {
-    util::UniqueFd bus;
-    util::UniqueFd peer;
-    SocketPair() {
-        int fds[2];
-        EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-        bus.reset(fds[0]);
-        peer.reset(fds[1]);
-    }
-};
 
 // The process a pidfd refers to, from the "Pid:" line the kernel shows for it (-1 once it exited).
 std::optional<long> pid_of_pidfd(int pidfd) {

@@ -86,7 +86,7 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
                             ? "Message recipient disconnected from message bus without replying"
                             : "Message did not receive a reply (timeout by message bus)");
             send_from_bus({.type = marshal::MessageType::error,
-                           .error_name = "org.freedesktop.DBus.Error.NoReply",
+                           .error_name = name_of(BusError::no_reply),
                            .destination = peer->unique_name,
                            .reply_serial = static_cast<std::uint32_t>(item->reply_cookie)},
                           body);
@@ -245,7 +245,7 @@ bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem&
     if (decision.verdict == policy::Verdict::allowed) {
         return true;
     }
-    refuse_queued(recipient.id, item, "org.freedesktop.DBus.Error.AccessDenied",
+    refuse_queued(recipient.id, item, name_of(BusError::access_denied),
                   rejection_text(decision, *header, sender->unique_name));
     return false;
 }

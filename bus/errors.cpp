@@ -87,7 +87,7 @@ std::string rejection_text(const policy::RouteDecision& decision, const marshal:
                      decision.decision.matched_rules, header, sender, decision.requested_reply);
 }
 
-SendRefusal refusal_of(core::Error error, const marshal::MessageHeader& header, std::string_view sender) {
+Refusal refusal_of(core::Error error, const marshal::MessageHeader& header, std::string_view sender) {
     const std::string destination(header.destination);
     switch (error) {
         case core::Error::name_has_no_owner:

@@ -63,7 +63,6 @@ std::string rejection_text(const policy::RouteDecision& decision, const marshal:
                            std::string_view sender);
 
 // What the sender of `header` (unique name `sender`) is told when the core refused to send it.
-using SendRefusal = Refusal;  // router.cpp's older name for it
-SendRefusal refusal_of(core::Error error, const marshal::MessageHeader& header, std::string_view sender);
+Refusal refusal_of(core::Error error, const marshal::MessageHeader& header, std::string_view sender);
 
 }  // namespace busgate::bus

@@ -211,7 +211,7 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
     }
     if (!sent) {
         count_refusal(sent.error());
-        const SendRefusal refusal = refusal_of(sent.error(), header, peer.unique_name);
+        const Refusal refusal = refusal_of(sent.error(), header, peer.unique_name);
         return send_error(peer, message, refusal.error, refusal.text);
     }
     count_routed(header.type, bytes);

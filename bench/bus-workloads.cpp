@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -163,13 +164,15 @@ void print(const char* key, double value) {
 // a connection up (SASL, Hello, names), the throughput workloads write and read dbus1 frames
 // themselves: little-endian messages built once, and replies counted from their headers.
 
-uint32_t load_u32(const uint8_t* p, bool little) {
-    return little ? uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24
-                  : uint32_t(p[3]) | uint32_t(p[2]) << 8 | uint32_t(p[1]) << 16 | uint32_t(p[0]) << 24;
+std::uint32_t load_u32(const std::uint8_t* p, bool little) {
+    return little ? std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
+                        std::uint32_t(p[3]) << 24
+                  : std::uint32_t(p[3]) | std::uint32_t(p[2]) << 8 | std::uint32_t(p[1]) << 16 |
+                        std::uint32_t(p[0]) << 24;
 }
 
 // The size of the message starting at `header` (at least 16 bytes).
-std::size_t frame_total(const uint8_t* header) {
+std::size_t frame_total(const std::uint8_t* header) {
     const bool little = header[0] == 'l';
     return ((16 + std::size_t{load_u32(header + 12, little)} + 7) & ~std::size_t{7}) +
            load_u32(header + 4, little);
@@ -177,33 +180,33 @@ std::size_t frame_total(const uint8_t* header) {
 
 class RawMessage {
   public:
-    RawMessage(uint8_t type, uint8_t flags) {
+    RawMessage(std::uint8_t type, std::uint8_t flags) {
         bytes_ = {'l', type, flags, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     }
-    RawMessage& text_field(uint8_t code, char type, std::string_view value) {
+    RawMessage& text_field(std::uint8_t code, char type, std::string_view value) {
         begin_field(code, type);
-        u32(static_cast<uint32_t>(value.size()));
+        u32(static_cast<std::uint32_t>(value.size()));
         bytes_.insert(bytes_.end(), value.begin(), value.end());
         bytes_.push_back(0);
         return *this;
     }
     RawMessage& signature_field(std::string_view value) {
         begin_field(8, 'g');
-        bytes_.push_back(static_cast<uint8_t>(value.size()));
+        bytes_.push_back(static_cast<std::uint8_t>(value.size()));
         bytes_.insert(bytes_.end(), value.begin(), value.end());
         bytes_.push_back(0);
         return *this;
     }
-    RawMessage& u32_field(uint8_t code, uint32_t value) {
+    RawMessage& u32_field(std::uint8_t code, std::uint32_t value) {
         begin_field(code, 'u');
         u32(value);
         return *this;
     }
     // Ends the header fields and appends the body.
-    std::vector<uint8_t> finish(std::span<const uint8_t> body = {}) {
-        store(12, static_cast<uint32_t>(bytes_.size() - 16));
+    std::vector<std::uint8_t> finish(std::span<const std::uint8_t> body = {}) {
+        store(12, static_cast<std::uint32_t>(bytes_.size() - 16));
         align(8);
-        store(4, static_cast<uint32_t>(body.size()));
+        store(4, static_cast<std::uint32_t>(body.size()));
         bytes_.insert(bytes_.end(), body.begin(), body.end());
         return std::move(bytes_);
     }
@@ -214,38 +217,38 @@ class RawMessage {
             bytes_.push_back(0);
         }
     }
-    void begin_field(uint8_t code, char type) {
+    void begin_field(std::uint8_t code, char type) {
         align(8);
-        bytes_.insert(bytes_.end(), {code, 1, static_cast<uint8_t>(type), 0});
+        bytes_.insert(bytes_.end(), {code, 1, static_cast<std::uint8_t>(type), 0});
     }
-    void u32(uint32_t value) {
+    void u32(std::uint32_t value) {
         align(4);
         for (int shift = 0; shift < 32; shift += 8) {
-            bytes_.push_back(static_cast<uint8_t>(value >> shift));
+            bytes_.push_back(static_cast<std::uint8_t>(value >> shift));
         }
     }
-    void store(std::size_t at, uint32_t value) {
+    void store(std::size_t at, std::uint32_t value) {
         for (int i = 0; i < 4; ++i) {
-            bytes_[at + i] = static_cast<uint8_t>(value >> (8 * i));
+            bytes_[at + i] = static_cast<std::uint8_t>(value >> (8 * i));
         }
     }
-    std::vector<uint8_t> bytes_;
+    std::vector<std::uint8_t> bytes_;
 };
 
-void set_serial(std::vector<uint8_t>& message, uint32_t serial) {
+void set_serial(std::vector<std::uint8_t>& message, std::uint32_t serial) {
     for (int i = 0; i < 4; ++i) {
-        message[8 + i] = static_cast<uint8_t>(serial >> (8 * i));  // built little-endian
+        message[8 + i] = static_cast<std::uint8_t>(serial >> (8 * i));  // built little-endian
     }
 }
 
 // A string header field of a received message (the bus's own fields: o, s, g, u only).
-std::string_view header_text(const uint8_t* message, uint8_t wanted) {
+std::string_view header_text(const std::uint8_t* message, std::uint8_t wanted) {
     const bool little = message[0] == 'l';
     const std::size_t end = 16 + load_u32(message + 12, little);
     std::size_t at = 16;
     while (at + 4 <= end) {
         at = (at + 7) & ~std::size_t{7};
-        const uint8_t code = message[at];
+        const std::uint8_t code = message[at];
         const char type = static_cast<char>(message[at + 2]);
         at += 4;
         std::string_view value;
@@ -299,7 +302,7 @@ class RawConnection {
         input_.erase(input_.begin(), input_.begin() + static_cast<std::ptrdiff_t>(at));
         return true;
     }
-    void queue(std::span<const uint8_t> message) {
+    void queue(std::span<const std::uint8_t> message) {
         output_.insert(output_.end(), message.begin(), message.end());
     }
     // Writes everything queued, waiting for the socket as needed.
@@ -321,7 +324,7 @@ class RawConnection {
         return true;
     }
     // Sends one large message without copying it into the output queue.
-    bool send_now(std::span<const uint8_t> message) {
+    bool send_now(std::span<const std::uint8_t> message) {
         if (!flush()) {
             return false;
         }
@@ -331,8 +334,8 @@ class RawConnection {
 
   private:
     int fd_;
-    std::vector<uint8_t> input_;
-    std::vector<uint8_t> output_;
+    std::vector<std::uint8_t> input_;
+    std::vector<std::uint8_t> output_;
 };
 
 // The service side of a) b) c): answers every method call with an empty reply, from raw frames.
@@ -340,17 +343,17 @@ class RawConnection {
     Bus bus = connect(address);
     check(sd_bus_request_name(bus.get(), service_name, 0), "RequestName");
     RawConnection raw(bus.get());
-    uint32_t serial = 1000;
+    std::uint32_t serial = 1000;
     for (;;) {
-        const bool alive = raw.read(-1, [&](const uint8_t* message) {
+        const bool alive = raw.read(-1, [&](const std::uint8_t* message) {
             if (message[1] != 1) {
                 return;  // only method calls need an answer
             }
-            const uint32_t call_serial = load_u32(message + 8, message[0] == 'l');
-            std::vector<uint8_t> reply = RawMessage(2, 1)
-                                             .u32_field(5, call_serial)
-                                             .text_field(6, 's', header_text(message, 7))
-                                             .finish();
+            const std::uint32_t call_serial = load_u32(message + 8, message[0] == 'l');
+            std::vector<std::uint8_t> reply = RawMessage(2, 1)
+                                                  .u32_field(5, call_serial)
+                                                  .text_field(6, 's', header_text(message, 7))
+                                                  .finish();
             set_serial(reply, ++serial);
             raw.queue(reply);
         });
@@ -426,7 +429,7 @@ struct Pipeline {
     int issued = 0;
     int answered = 0;
     int errors = 0;
-    std::vector<uint8_t> payload;
+    std::vector<std::uint8_t> payload;
     bool done = false;
 
     void issue() {
@@ -482,7 +485,7 @@ struct RawPipeline {
     int answered = 0;
     int errors = 0;
 
-    double run(const Options& options, const char* member, int depth, std::span<const uint8_t> payload) {
+    double run(const Options& options, const char* member, int depth, std::span<const std::uint8_t> payload) {
         Bus bus = connect(options.address);
         wait_registered(bus.get());
         RawConnection raw(bus.get());
@@ -491,16 +494,16 @@ struct RawPipeline {
             .text_field(2, 's', interface_name)
             .text_field(3, 's', member)
             .text_field(6, 's', service_name);
-        std::vector<uint8_t> body;
+        std::vector<std::uint8_t> body;
         if (!payload.empty()) {
             call.signature_field("ay");
-            const auto size = static_cast<uint32_t>(payload.size());
-            body = {static_cast<uint8_t>(size), static_cast<uint8_t>(size >> 8),
-                    static_cast<uint8_t>(size >> 16), static_cast<uint8_t>(size >> 24)};
+            const auto size = static_cast<std::uint32_t>(payload.size());
+            body = {static_cast<std::uint8_t>(size), static_cast<std::uint8_t>(size >> 8),
+                    static_cast<std::uint8_t>(size >> 16), static_cast<std::uint8_t>(size >> 24)};
             body.insert(body.end(), payload.begin(), payload.end());
         }
-        std::vector<uint8_t> message = call.finish(body);
-        uint32_t serial = 0;
+        std::vector<std::uint8_t> message = call.finish(body);
+        std::uint32_t serial = 0;
         int issued = 0;
         const bool large = message.size() > 64 * 1024;
         auto issue = [&] {
@@ -518,7 +521,7 @@ struct RawPipeline {
         }
         check(raw.flush() ? 0 : -EPIPE, "send calls");
         while (answered < total) {
-            const bool alive = raw.read(5000, [&](const uint8_t* reply) {
+            const bool alive = raw.read(5000, [&](const std::uint8_t* reply) {
                 if (reply[1] != 2 && reply[1] != 3) {
                     return;
                 }
@@ -556,7 +559,7 @@ void pipelined_calls(const Options& options) {
 void large_calls(const Options& options) {
     constexpr std::size_t size = 1 << 20;
     RawPipeline pipeline{options.quick ? 50 : 2000};
-    const std::vector<uint8_t> payload(size, 0x5a);
+    const std::vector<std::uint8_t> payload(size, 0x5a);
     const double cpu_before = options.bus.cpu_seconds();
     const double elapsed = pipeline.run(options, "Sink", 4, payload);
     const double cpu = options.bus.cpu_seconds() - cpu_before;
@@ -571,13 +574,13 @@ struct Subscriber {
     Bus bus;
     long received = 0;
     bool disconnected = false;
-    std::vector<uint8_t> pending;  // an unfinished message read raw
+    std::vector<std::uint8_t> pending;  // an unfinished message read raw
 };
 
 // Counts the whole signals that arrived, by their frame headers alone, so that the subscribers'
 // parsing does not compete with the bus for the CPUs: sd-bus would spend more per message than the
 // bus does. Returns what recv failed with, or 0.
-int count_signals(Subscriber& subscriber, std::vector<uint8_t>& scratch) {
+int count_signals(Subscriber& subscriber, std::vector<std::uint8_t>& scratch) {
     const int fd = sd_bus_get_fd(subscriber.bus.get());
     for (;;) {
         const ssize_t got = recv(fd, scratch.data(), scratch.size(), MSG_DONTWAIT);
@@ -591,12 +594,12 @@ int count_signals(Subscriber& subscriber, std::vector<uint8_t>& scratch) {
         pending.insert(pending.end(), scratch.begin(), scratch.begin() + got);
         std::size_t at = 0;
         while (pending.size() - at >= 16) {
-            const uint8_t* header = pending.data() + at;
-            const auto load = [little = header[0] == 'l'](const uint8_t* p) {
-                return little ? uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
-                                    uint32_t(p[3]) << 24
-                              : uint32_t(p[3]) | uint32_t(p[2]) << 8 | uint32_t(p[1]) << 16 |
-                                    uint32_t(p[0]) << 24;
+            const std::uint8_t* header = pending.data() + at;
+            const auto load = [little = header[0] == 'l'](const std::uint8_t* p) {
+                return little ? std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
+                                    std::uint32_t(p[3]) << 24
+                              : std::uint32_t(p[3]) | std::uint32_t(p[2]) << 8 | std::uint32_t(p[1]) << 16 |
+                                    std::uint32_t(p[0]) << 24;
             };
             const std::size_t total =
                 ((16 + std::size_t{load(header + 12)} + 7) & ~std::size_t{7}) + load(header + 4);
@@ -692,14 +695,14 @@ void fan_out(const Options& options, int subscriber_count, int signals, const ch
             for (int i = reader; i < subscriber_count; i += reader_count) {
                 epoll_event event{};
                 event.events = EPOLLIN;
-                event.data.u32 = static_cast<uint32_t>(i);
+                event.data.u32 = static_cast<std::uint32_t>(i);
                 check(epoll_ctl(poller, EPOLL_CTL_ADD, sd_bus_get_fd(subscribers[i].bus.get()), &event) < 0
                           ? -errno
                           : 0,
                       "epoll_ctl");
             }
             std::vector<epoll_event> events(256);
-            std::vector<uint8_t> scratch(256 * 1024);
+            std::vector<std::uint8_t> scratch(256 * 1024);
             while (!stop.load(std::memory_order_relaxed)) {
                 const int ready = epoll_wait(poller, events.data(), static_cast<int>(events.size()), 50);
                 for (int e = 0; e < ready; ++e) {
@@ -724,7 +727,7 @@ void fan_out(const Options& options, int subscriber_count, int signals, const ch
     const auto start = Clock::now();
     for (int i = 0; i < signals; ++i) {
         check(sd_bus_emit_signal(emitter.get(), object_path, interface_name, "Tick", "s", "tick"), "emit");
-        uint64_t queued = 0;
+        std::uint64_t queued = 0;
         check(sd_bus_get_n_queued_write(emitter.get(), &queued), "queued");
         if (queued > 0) {
             const auto wait_start = Clock::now();

@@ -2,6 +2,7 @@
 // validation of a small (~200-byte) method call, body validation, and the SENDER rewrite.
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <vector>
 
 #include "busgate/marshal/message.h"

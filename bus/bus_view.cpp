@@ -3,6 +3,8 @@
 #include <sys/epoll.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 
 #include "bus/bus_daemon.h"

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <fstream>
 
 #include "bus/activation.h"
@@ -469,12 +471,15 @@ Driver::Outcome Driver::request_name(Peer& peer, const transport::IncomingMessag
                                                     "\" due to security policies in the configuration file"};
     }
     std::uint64_t core_flags = 0;
-    if (flags & allow_replacement)
+    if (flags & allow_replacement) {
         core_flags |= core::name_flag::allow_replacement;
-    if (flags & replace_existing)
+    }
+    if (flags & replace_existing) {
         core_flags |= core::name_flag::replace_existing;
-    if (!(flags & do_not_queue))
+    }
+    if (!(flags & do_not_queue)) {
         core_flags |= core::name_flag::queue;
+    }
     const auto result = daemon_.core().acquire_name(peer.id, name, core_flags);
     if (!result) {
         if (result.error() == core::Error::permission_denied) {

@@ -2,6 +2,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <cstdint>
+
 #include "bus/driver.h"
 #include "bus/endpoints.h"
 #include "bus/errors.h"

@@ -1,5 +1,6 @@
 // The driver's properties and its introspection data.
 #include <algorithm>
+#include <cstddef>
 
 #include "bus/driver.h"
 #include "bus/errors.h"

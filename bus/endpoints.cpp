@@ -258,16 +258,21 @@ std::vector<core::PolicyEntry> Endpoints::core_policy(const EndpointSpec& spec) 
             it->second = level;
         }
     };
-    for (const std::string& pattern : spec.see)
+    for (const std::string& pattern : spec.see) {
         grant(pattern, core::Access::see);
-    for (const std::string& pattern : spec.talk)
+    }
+    for (const std::string& pattern : spec.talk) {
         grant(pattern, core::Access::talk);
-    for (const std::string& pattern : spec.own)
+    }
+    for (const std::string& pattern : spec.own) {
         grant(pattern, core::Access::own);
-    for (const MethodRule& rule : spec.calls)
+    }
+    for (const MethodRule& rule : spec.calls) {
         grant(rule.name, core::Access::talk);
-    for (const MethodRule& rule : spec.broadcasts)
+    }
+    for (const MethodRule& rule : spec.broadcasts) {
         grant(rule.name, core::Access::talk);
+    }
     std::vector<core::PolicyEntry> entries;
     for (const auto& [pattern, level] : access) {
         entries.push_back({pattern, {{core::Grantee::world, 0, level}}});

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <cstdint>
+
 #include "bus/endpoints.h"
 #include "busgate/marshal/names.h"
 

@@ -2,6 +2,7 @@
 // place where a refusal of the core (core::Error) becomes what dbus-daemon would tell the sender.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>

@@ -1,6 +1,7 @@
 // libFuzzer target for the match-rule parser: whatever parses must print to text that parses back to
 // an equal rule (when the printed text is within the length limit: quoting can make it longer, as it
 // does in dbus-daemon), and its core translation must not crash.
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>

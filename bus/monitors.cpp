@@ -1,4 +1,6 @@
 // Monitors (BecomeMonitor) and eavesdroppers: copies of what is routed, as dbus-daemon makes them.
+#include <cstdint>
+
 #include "bus/bus_daemon.h"
 #include "bus/routed_message.h"
 

@@ -1,5 +1,7 @@
 // Messages the bus sends itself: replies and errors of the driver, signals, refusals, and the answers of
 // the socket's other end. One builder; every one goes through the core unless the peer is not on the bus.
+#include <cstdint>
+
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
 #include "bus/errors.h"

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <cstddef>
+
 #include "busgate/marshal/rewrite.h"
 
 namespace busgate::bus {

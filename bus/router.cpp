@@ -1,4 +1,7 @@
 // Ingress: what a client sent becomes a core send, through the policy gate, with errors folded once.
+#include <cstddef>
+#include <cstdint>
+
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
 #include "bus/driver.h"

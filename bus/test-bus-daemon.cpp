@@ -164,11 +164,11 @@ TEST(BusDaemon, ArgumentRulesSeePastNonStringArguments) {
     std::string seen;
     for (int attempt = 0; attempt < 200 && seen.empty(); ++attempt) {
         if (sd_bus_process(subscriber.bus, &message) > 0 && message != nullptr) {
-            uint8_t type = 0;
+            std::uint8_t type = 0;
             sd_bus_message_get_type(message, &type);
             if (type == SD_BUS_MESSAGE_SIGNAL &&
                 sd_bus_message_is_signal(message, "org.example.Iface", "Count")) {
-                uint32_t number = 0;
+                std::uint32_t number = 0;
                 const char* text = nullptr;
                 sd_bus_message_read(message, "us", &number, &text);
                 seen = std::to_string(number) + text;

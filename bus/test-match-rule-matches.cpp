@@ -3,6 +3,8 @@
 // matches.
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <set>

@@ -3,6 +3,8 @@
 // Debug.Stats.GetAllMatchRules).
 #include <gtest/gtest.h>
 
+#include <cstddef>
+
 #include "bus/match_rule.h"
 #include "bus/test_match_rule.h"
 

@@ -5,6 +5,7 @@
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <string>
 
 #include "bus/test_harness.h"

@@ -199,7 +199,8 @@ std::string rule_names(const std::string& rule, std::vector<std::string>& extra)
 }
 
 bool is_busgate(sd_bus* bus) {
-    sd_bus_error error{nullptr, nullptr, 0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
+    sd_bus_error error{nullptr, nullptr,
+                       0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
     sd_bus_message* reply = nullptr;
     const int result =
         sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -261,15 +262,19 @@ int bind_listening(const std::string& path, std::string& problem) {
 
 int append_list(sd_bus_message* message, const char* key, const std::vector<std::string>& values) {
     int result = sd_bus_message_open_container(message, SD_BUS_TYPE_DICT_ENTRY, "sv");
-    if (result >= 0)
+    if (result >= 0) {
         result = sd_bus_message_append(message, "s", key);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_open_container(message, SD_BUS_TYPE_VARIANT, "as");
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_open_container(message, SD_BUS_TYPE_ARRAY, "s");
+    }
     for (const std::string& value : values) {
-        if (result >= 0)
+        if (result >= 0) {
             result = sd_bus_message_append(message, "s", value.c_str());
+        }
     }
     for (int i = 0; i < 3 && result >= 0; ++i) {
         result = sd_bus_message_close_container(message);
@@ -283,46 +288,64 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
         return false;
     }
     std::vector<std::string> see, talk, own, calls, broadcasts;
-    for (const std::string& name : group.see)
+    for (const std::string& name : group.see) {
         add_pattern(see, name);
-    for (const std::string& name : group.talk)
+    }
+    for (const std::string& name : group.talk) {
         add_pattern(talk, name);
-    for (const std::string& name : group.own)
+    }
+    for (const std::string& name : group.own) {
         add_pattern(own, name);
-    for (const std::string& rule : group.calls)
+    }
+    for (const std::string& rule : group.calls) {
         calls.push_back(rule_names(rule, calls));
-    for (const std::string& rule : group.broadcasts)
+    }
+    for (const std::string& rule : group.broadcasts) {
         broadcasts.push_back(rule_names(rule, broadcasts));
+    }
     const std::string name = "dbus-proxy-" + std::to_string(::getpid()) + "-" + std::to_string(index);
     sd_bus_message* call = nullptr;
     int result =
         sd_bus_message_new_method_call(group.bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                        "org.busgate.Endpoints1", "AddEndpoint");
-    if (result >= 0)
+    if (result >= 0) {
         result = sd_bus_message_open_container(call, SD_BUS_TYPE_ARRAY, "{sv}");
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "Name", "s", name.c_str());
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "Type", "s", "xdg-dbus-proxy");
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = append_list(call, "See", see);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = append_list(call, "Talk", talk);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = append_list(call, "Own", own);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = append_list(call, "Call", calls);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = append_list(call, "Broadcast", broadcasts);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "RemoveWithCreator", "b", 1);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "Socket", "h", group.socket);
-    if (result >= 0)
+    }
+    if (result >= 0) {
         result = sd_bus_message_close_container(call);
-    sd_bus_error error{nullptr, nullptr, 0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
-    if (result >= 0)
+    }
+    sd_bus_error error{nullptr, nullptr,
+                       0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
+    if (result >= 0) {
         result = sd_bus_call(group.bus, call, 0, &error, nullptr);
+    }
     sd_bus_message_unref(call);
     if (result < 0) {
         problem = "Failed to add an endpoint on " + group.address + ": " +
@@ -348,8 +371,9 @@ int spawn_fallback(const std::vector<const Group*>& groups, std::string& problem
     if (child == 0) {
         ::fcntl(lifetime[1], F_SETFD, 0);
         std::vector<char*> argv;
-        for (std::string& argument : arguments)
+        for (std::string& argument : arguments) {
             argv.push_back(argument.data());
+        }
         argv.push_back(nullptr);
         ::execv(argv[0], argv.data());
         std::fprintf(stderr, "busgate-dbus-proxy: cannot run %s: %s\n", argv[0], std::strerror(errno));
@@ -407,14 +431,16 @@ int main(int argc, char** argv) {
     if (fallback.size() == options->groups.size()) {
         // Nothing for busgate: be xdg-dbus-proxy.
         std::vector<std::string> arguments{XDG_DBUS_PROXY};
-        if (options->ready_fd >= 0)
+        if (options->ready_fd >= 0) {
             arguments.push_back("--fd=" + std::to_string(options->ready_fd));
+        }
         for (const Group* group : fallback) {
             arguments.insert(arguments.end(), group->arguments.begin(), group->arguments.end());
         }
         std::vector<char*> exec_argv;
-        for (std::string& argument : arguments)
+        for (std::string& argument : arguments) {
             exec_argv.push_back(argument.data());
+        }
         exec_argv.push_back(nullptr);
         ::execv(exec_argv[0], exec_argv.data());
         std::fprintf(stderr, "busgate-dbus-proxy: cannot run %s: %s\n", exec_argv[0], std::strerror(errno));
@@ -434,30 +460,36 @@ int main(int argc, char** argv) {
     int status = 0;
     for (;;) {
         std::vector<pollfd> polled;
-        if (options->ready_fd >= 0)
+        if (options->ready_fd >= 0) {
             polled.push_back({options->ready_fd, 0, 0});
-        if (fallback_fd >= 0)
+        }
+        if (fallback_fd >= 0) {
             polled.push_back({fallback_fd, POLLIN, 0});
+        }
         const std::size_t first_bus = polled.size();
         for (const Group& group : options->groups) {
-            if (group.bus)
+            if (group.bus) {
                 polled.push_back(
                     {sd_bus_get_fd(group.bus), static_cast<short>(sd_bus_get_events(group.bus)), 0});
+            }
         }
         if (::poll(polled.data(), polled.size(), -1) < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
                 continue;
+            }
             status = 1;
             break;
         }
         bool done = false;
         for (std::size_t i = 0; i < first_bus; ++i) {
-            if (polled[i].revents & (POLLHUP | POLLERR | POLLNVAL | POLLIN))
+            if (polled[i].revents & (POLLHUP | POLLERR | POLLNVAL | POLLIN)) {
                 done = true;
+            }
         }
         for (Group& group : options->groups) {
-            if (!group.bus)
+            if (!group.bus) {
                 continue;
+            }
             int result;
             while ((result = sd_bus_process(group.bus, nullptr)) > 0) {
             }
@@ -468,8 +500,9 @@ int main(int argc, char** argv) {
                 status = 1;
             }
         }
-        if (done)
+        if (done) {
             break;
+        }
     }
     for (Group& group : options->groups) {
         if (group.socket >= 0) {

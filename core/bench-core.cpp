@@ -2,6 +2,8 @@
 // broadcast delivery to 1000 connections holding 20 match masks each.
 #include <benchmark/benchmark.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <random>
 #include <string>
 
@@ -10,14 +12,14 @@
 namespace busgate::core {
 namespace {
 
-ConnectionId hello(Bus& bus, uint32_t uid) {
+ConnectionId hello(Bus& bus, std::uint32_t uid) {
     HelloParams params;
     params.credentials.uid = uid;
     params.flags = hello_flag::accept_fds;
     return *bus.hello(std::move(params));
 }
 
-PayloadRef bench_payload(size_t size) {
+PayloadRef bench_payload(std::size_t size) {
     return MessagePayload::make(std::vector<std::uint8_t>(size, std::uint8_t{1}));
 }
 
@@ -26,7 +28,7 @@ void BM_UnicastSendReceive(benchmark::State& state) {
     const ConnectionId a = hello(bus, 1000);
     const ConnectionId b = hello(bus, 1000);
     const PayloadRef body = bench_payload(256);
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     for (auto _ : state) {
         OutgoingMessage message;
         message.payload = body;
@@ -47,7 +49,7 @@ void BM_UnicastByNameSendReceive(benchmark::State& state) {
     const ConnectionId b = hello(bus, 0);
     (void)bus.acquire_name(b, "org.example.Service", 0);
     const PayloadRef body = bench_payload(256);
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     for (auto _ : state) {
         OutgoingMessage message;
         message.payload = body;
@@ -67,7 +69,7 @@ void BM_CallAndReply(benchmark::State& state) {
     const ConnectionId client = hello(bus, 1000);
     const ConnectionId service = hello(bus, 1000);
     const PayloadRef body = bench_payload(256);
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     for (auto _ : state) {
         OutgoingMessage call;
         call.payload = body;
@@ -108,8 +110,8 @@ struct BroadcastFixture {
 
     explicit BroadcastFixture(int connections = 1000, int masks_per_connection = 20) {
         std::mt19937_64 rng(1);
-        auto interface = [](uint64_t i) { return "org.example.Iface" + std::to_string(i); };
-        auto member = [](uint64_t i) { return "Member" + std::to_string(i); };
+        auto interface = [](std::uint64_t i) { return "org.example.Iface" + std::to_string(i); };
+        auto member = [](std::uint64_t i) { return "Member" + std::to_string(i); };
         sender = hello(bus, 1000);
         for (int c = 0; c < connections; ++c) {
             const ConnectionId id = hello(bus, 1000);
@@ -119,12 +121,15 @@ struct BroadcastFixture {
                 mask.add_message_type("signal");
                 mask.add_interface(interface(rng() % 200));
                 mask.add_member(member(rng() % 20));
-                if (rng() % 4 == 0)
+                if (rng() % 4 == 0) {
                     mask.add_path_namespace("/org/example/obj" + std::to_string(rng() % 50));
-                if (rng() % 4 == 0)
+                }
+                if (rng() % 4 == 0) {
                     mask.add_argument(0, "value" + std::to_string(rng() % 100));
+                }
                 all_masks.push_back(mask);
-                (void)bus.add_match(id, MessageMatch{static_cast<uint64_t>(m), any_connection, "", mask});
+                (void)bus.add_match(id,
+                                    MessageMatch{static_cast<std::uint64_t>(m), any_connection, "", mask});
             }
         }
         // Broadcasts drawn from the same vocabulary.
@@ -145,9 +150,9 @@ void BM_Broadcast1000x20(benchmark::State& state) {
     BroadcastFixture fixture;
     Bus& bus = fixture.bus;
     const PayloadRef body = bench_payload(256);
-    uint64_t cookie = 0;
-    size_t delivered = 0;
-    size_t index = 0;
+    std::uint64_t cookie = 0;
+    std::size_t delivered = 0;
+    std::size_t index = 0;
     std::vector<ConnectionId> ready;
     for (auto _ : state) {
         OutgoingMessage message;
@@ -159,17 +164,20 @@ void BM_Broadcast1000x20(benchmark::State& state) {
         auto receipt = bus.send(fixture.sender, std::move(message));
         delivered += receipt->delivered;
         bus.take_readable(ready);
-        for (ConnectionId id : ready)
-            while (auto item = bus.receive(id))
+        for (ConnectionId id : ready) {
+            while (auto item = bus.receive(id)) {
                 benchmark::DoNotOptimize(item);
+            }
+        }
     }
     state.SetItemsProcessed(state.iterations());
     state.counters["receivers_per_broadcast"] =
         benchmark::Counter(static_cast<double>(delivered) / static_cast<double>(state.iterations()));
     state.counters["shared_masks"] = static_cast<double>(bus.matches().shared_mask_count());
-    size_t visited = 0;
-    for (const auto& filter : fixture.filters)
+    std::size_t visited = 0;
+    for (const auto& filter : fixture.filters) {
         visited += bus.matches().masks_visited(filter);
+    }
     state.counters["masks_tested"] =
         static_cast<double>(visited) / static_cast<double>(fixture.filters.size());
 }
@@ -178,12 +186,13 @@ BENCHMARK(BM_Broadcast1000x20);
 // Baseline for the index: the same filters checked against every one of the 20 000 masks.
 void BM_Broadcast1000x20_LinearScanBaseline(benchmark::State& state) {
     BroadcastFixture fixture;
-    size_t covered = 0;
-    size_t index = 0;
+    std::size_t covered = 0;
+    std::size_t index = 0;
     for (auto _ : state) {
         const BloomFilter& filter = fixture.filters[index++ % fixture.filters.size()];
-        for (const BloomMask& mask : fixture.all_masks)
+        for (const BloomMask& mask : fixture.all_masks) {
             covered += filter.covers(mask);
+        }
         benchmark::DoNotOptimize(covered);
     }
     state.SetItemsProcessed(state.iterations());
@@ -207,7 +216,7 @@ void BM_Broadcast1000AllMatch(benchmark::State& state) {
     filter.add_member("PropertiesChanged");
     filter.add_path("/org/example/obj");
     const PayloadRef body = bench_payload(256);
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     std::vector<ConnectionId> ready;
     for (auto _ : state) {
         OutgoingMessage message;
@@ -218,9 +227,11 @@ void BM_Broadcast1000AllMatch(benchmark::State& state) {
         message.bloom = filter;
         (void)bus.send(sender, std::move(message));
         bus.take_readable(ready);
-        for (ConnectionId id : ready)
-            while (auto item = bus.receive(id))
+        for (ConnectionId id : ready) {
+            while (auto item = bus.receive(id)) {
                 benchmark::DoNotOptimize(item);
+            }
+        }
     }
     state.SetItemsProcessed(state.iterations() * 1000);
 }

@@ -7,7 +7,7 @@
 namespace busgate::core {
 namespace {
 
-using Key = std::array<uint8_t, 16>;
+using Key = std::array<std::uint8_t, 16>;
 
 // systemd's bus-bloom.c hash_keys[], in key order.
 constexpr std::array<Key, 8> hash_keys = {{
@@ -27,19 +27,20 @@ static_assert(bytes_per_index * bloom_hash_count <= hash_keys.size() * 8);
 static_assert(std::has_single_bit(bloom_bit_count));
 
 // The element is the concatenation of `pieces`; hashing them in turn avoids building the string.
-template <size_t N>
+template <std::size_t N>
 std::array<unsigned, bloom_hash_count> element_bits(const std::array<std::string_view, N>& pieces) {
     std::array<unsigned, bloom_hash_count> bits{};
-    uint64_t hash = 0;
+    std::uint64_t hash = 0;
     unsigned available = 0;
     unsigned next_key = 0;
     for (unsigned i = 0; i < bloom_hash_count; ++i) {
-        uint64_t p = 0;
+        std::uint64_t p = 0;
         for (unsigned d = 0; d < bytes_per_index; ++d) {
             if (available == 0) {
                 SipHash24 state(hash_keys[next_key++]);
-                for (auto piece : pieces)
+                for (auto piece : pieces) {
                     state.update(piece);
+                }
                 hash = state.finish();
                 available = 8;
             }
@@ -57,20 +58,23 @@ class ArgumentKey {
   public:
     ArgumentKey(unsigned index, std::string_view suffix) {
         auto* out = buffer_.data();
-        for (char c : std::string_view("arg"))
+        for (char c : std::string_view("arg")) {
             *out++ = c;
-        if (index >= 10)
+        }
+        if (index >= 10) {
             *out++ = static_cast<char>('0' + index / 10);
+        }
         *out++ = static_cast<char>('0' + index % 10);
-        for (char c : suffix)
+        for (char c : suffix) {
             *out++ = c;
-        length_ = static_cast<size_t>(out - buffer_.data());
+        }
+        length_ = static_cast<std::size_t>(out - buffer_.data());
     }
     std::string_view view() const { return {buffer_.data(), length_}; }
 
   private:
     std::array<char, 32> buffer_{};
-    size_t length_ = 0;
+    std::size_t length_ = 0;
 };
 
 }  // namespace
@@ -80,22 +84,26 @@ std::array<unsigned, bloom_hash_count> bloom_element_bits(std::string_view eleme
 }
 
 bool BloomBits::empty() const {
-    for (auto word : words_)
-        if (word != 0)
+    for (auto word : words_) {
+        if (word != 0) {
             return false;
+        }
+    }
     return true;
 }
 
 unsigned BloomBits::popcount() const {
     unsigned count = 0;
-    for (auto word : words_)
+    for (auto word : words_) {
         count += static_cast<unsigned>(std::popcount(word));
+    }
     return count;
 }
 
 void BloomBits::add_element(std::string_view key, std::string_view value) {
-    for (auto bit : element_bits(std::array<std::string_view, 3>{key, ":", value}))
+    for (auto bit : element_bits(std::array<std::string_view, 3>{key, ":", value})) {
         set(bit);
+    }
 }
 
 void BloomBits::add_prefixes(std::string_view key, std::string_view value, char separator) {
@@ -103,11 +111,13 @@ void BloomBits::add_prefixes(std::string_view key, std::string_view value, char 
     std::string_view rest = value;
     for (;;) {
         auto position = rest.rfind(separator);
-        if (position == std::string_view::npos)
+        if (position == std::string_view::npos) {
             break;
+        }
         add_element(key, rest.substr(0, position + 1));
-        if (position == 0)
+        if (position == 0) {
             break;
+        }
         rest = rest.substr(0, position);
         add_element(key, rest);
     }
@@ -119,8 +129,9 @@ void BloomFilter::add_path(std::string_view path) {
 }
 
 bool BloomFilter::add_argument(unsigned index, std::string_view value) {
-    if (index > bloom_max_argument)
+    if (index > bloom_max_argument) {
         return false;
+    }
     add_element(ArgumentKey(index, "").view(), value);
     add_prefixes(ArgumentKey(index, "-dot-prefix").view(), value, '.');
     add_prefixes(ArgumentKey(index, "-slash-prefix").view(), value, '/');
@@ -128,46 +139,51 @@ bool BloomFilter::add_argument(unsigned index, std::string_view value) {
 }
 
 bool BloomFilter::add_argument_array_element(unsigned index, std::string_view element) {
-    if (index > bloom_max_argument)
+    if (index > bloom_max_argument) {
         return false;
+    }
     add_element(ArgumentKey(index, "-has").view(), element);
     return true;
 }
 
 bool BloomFilter::covers(const BloomMask& mask) const {
-    uint64_t missing = 0;
-    for (size_t i = 0; i < bloom_word_count; ++i)
+    std::uint64_t missing = 0;
+    for (std::size_t i = 0; i < bloom_word_count; ++i) {
         missing |= mask.words()[i] & ~words()[i];
+    }
     return missing == 0;
 }
 
 bool BloomMask::add_argument(unsigned index, std::string_view value) {
-    if (index > bloom_max_argument)
+    if (index > bloom_max_argument) {
         return false;
+    }
     add_element(ArgumentKey(index, "").view(), value);
     return true;
 }
 
 bool BloomMask::add_argument_has(unsigned index, std::string_view element) {
-    if (index > bloom_max_argument)
+    if (index > bloom_max_argument) {
         return false;
+    }
     add_element(ArgumentKey(index, "-has").view(), element);
     return true;
 }
 
 bool BloomMask::add_argument_namespace(unsigned index, std::string_view prefix) {
-    if (index > bloom_max_argument)
+    if (index > bloom_max_argument) {
         return false;
+    }
     add_element(ArgumentKey(index, "-dot-prefix").view(), prefix);
     return true;
 }
 
-size_t BloomBitsHash::operator()(const BloomBits& bits) const {
-    uint64_t h = 0x9e3779b97f4a7c15ULL;
+std::size_t BloomBitsHash::operator()(const BloomBits& bits) const {
+    std::uint64_t h = 0x9e3779b97f4a7c15ULL;
     for (auto word : bits.words()) {
         h ^= word + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
     }
-    return static_cast<size_t>(h);
+    return static_cast<std::size_t>(h);
 }
 
 }  // namespace busgate::core

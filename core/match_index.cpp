@@ -6,52 +6,57 @@ namespace busgate::core {
 
 namespace {
 
-constexpr uint32_t heat_halving_interval = 4096;
+constexpr std::uint32_t heat_halving_interval = 4096;
 constexpr unsigned masks_refiled_per_broadcast = 4;
 
 }  // namespace
 
-MatchIndex::MatchIndex(size_t max_matches_per_connection) : max_matches_(max_matches_per_connection) {
-    for (auto type : {"signal", "method_call", "method_return", "error"})
+MatchIndex::MatchIndex(std::size_t max_matches_per_connection) : max_matches_(max_matches_per_connection) {
+    for (auto type : {"signal", "method_call", "method_return", "error"}) {
         type_bits_.add_element("message-type", type);
+    }
 }
 
 MatchIndex::~MatchIndex() = default;
 
-size_t MatchIndex::match_count(ConnectionId owner) const {
+std::size_t MatchIndex::match_count(ConnectionId owner) const {
     auto found = connections_.find(owner);
-    if (found == connections_.end())
+    if (found == connections_.end()) {
         return 0;
+    }
     return found->second.rules.size() + found->second.notification_rules.size();
 }
 
-size_t MatchIndex::rule_count() const {
-    size_t count = 0;
-    for (const auto& [owner, matches] : connections_)
+std::size_t MatchIndex::rule_count() const {
+    std::size_t count = 0;
+    for (const auto& [owner, matches] : connections_) {
         count += matches.rules.size();
+    }
     return count;
 }
 
-size_t MatchIndex::masks_visited(const BloomFilter& filter) const {
-    size_t visited = 0;
-    for (unsigned bit = 0; bit < bloom_bit_count; ++bit)
-        if (filter.test(bit))
+std::size_t MatchIndex::masks_visited(const BloomFilter& filter) const {
+    std::size_t visited = 0;
+    for (unsigned bit = 0; bit < bloom_bit_count; ++bit) {
+        if (filter.test(bit)) {
             visited += buckets_[bit].size();
+        }
+    }
     return visited;
 }
 
 unsigned MatchIndex::coldest_bit(const BloomMask& mask) const {
     // Expected cost of filing under a bit = how often broadcasts carry it; among equals, the shorter bucket.
-    const uint64_t type_heat = std::max<uint64_t>(observed_, 1);
+    const std::uint64_t type_heat = std::max<std::uint64_t>(observed_, 1);
     unsigned best = 0;
-    uint64_t best_heat = UINT64_MAX;
-    size_t best_size = SIZE_MAX;
+    std::uint64_t best_heat = UINT64_MAX;
+    std::size_t best_size = SIZE_MAX;
     const auto& words = mask.words();
     for (unsigned w = 0; w < bloom_word_count; ++w) {
-        for (uint64_t word = words[w]; word != 0; word &= word - 1) {
+        for (std::uint64_t word = words[w]; word != 0; word &= word - 1) {
             const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
-            const uint64_t heat = heat_[bit] + (type_bits_.test(bit) ? type_heat : 0);
-            const size_t size = buckets_[bit].size();
+            const std::uint64_t heat = heat_[bit] + (type_bits_.test(bit) ? type_heat : 0);
+            const std::size_t size = buckets_[bit].size();
             if (heat < best_heat || (heat == best_heat && size < best_size)) {
                 best = bit;
                 best_heat = heat;
@@ -70,7 +75,7 @@ void MatchIndex::file(SharedMask& shared, unsigned bit) {
 }
 
 void MatchIndex::unfile(SharedMask& shared) {
-    auto& bucket = buckets_[static_cast<size_t>(shared.bucket)];
+    auto& bucket = buckets_[static_cast<std::size_t>(shared.bucket)];
     if (shared.slot + 1 != bucket.size()) {
         bucket[shared.slot] = bucket.back();
         bucket[shared.slot].shared->slot = shared.slot;
@@ -81,17 +86,21 @@ void MatchIndex::unfile(SharedMask& shared) {
 
 void MatchIndex::observe(const BloomFilter& filter) {
     const auto& words = filter.words();
-    for (unsigned w = 0; w < bloom_word_count; ++w)
-        for (uint64_t word = words[w]; word != 0; word &= word - 1)
+    for (unsigned w = 0; w < bloom_word_count; ++w) {
+        for (std::uint64_t word = words[w]; word != 0; word &= word - 1) {
             ++heat_[w * 64 + static_cast<unsigned>(__builtin_ctzll(word))];
+        }
+    }
     if (++observed_ >= heat_halving_interval) {
-        for (auto& heat : heat_)
+        for (auto& heat : heat_) {
             heat /= 2;
+        }
         observed_ /= 2;
     }
     for (unsigned i = 0; i < masks_refiled_per_broadcast && !rotation_.empty(); ++i) {
-        if (rotation_cursor_ >= rotation_.size())
+        if (rotation_cursor_ >= rotation_.size()) {
             rotation_cursor_ = 0;
+        }
         refile(*rotation_[rotation_cursor_++]);
     }
 }
@@ -100,9 +109,9 @@ void MatchIndex::refile(SharedMask& shared) {
     const unsigned current = static_cast<unsigned>(shared.bucket);
     const unsigned best = coldest_bit(shared.mask);
     // Move only for a clear gain, so that masks do not oscillate between similar bits.
-    const uint64_t type_heat = std::max<uint64_t>(observed_, 1);
-    const uint64_t current_heat = heat_[current] + (type_bits_.test(current) ? type_heat : 0);
-    const uint64_t best_heat = heat_[best] + (type_bits_.test(best) ? type_heat : 0);
+    const std::uint64_t type_heat = std::max<std::uint64_t>(observed_, 1);
+    const std::uint64_t current_heat = heat_[current] + (type_bits_.test(current) ? type_heat : 0);
+    const std::uint64_t best_heat = heat_[best] + (type_bits_.test(best) ? type_heat : 0);
     if (best != current && best_heat * 2 < current_heat) {
         unfile(shared);
         file(shared, best);
@@ -110,11 +119,13 @@ void MatchIndex::refile(SharedMask& shared) {
 }
 
 MatchIndex::SharedMask* MatchIndex::acquire_shared(const BloomMask& mask) {
-    if (mask.empty())
+    if (mask.empty()) {
         return &wildcard_;
+    }
     auto found = masks_.find(static_cast<const BloomBits&>(mask));
-    if (found != masks_.end())
+    if (found != masks_.end()) {
         return found->second.get();
+    }
     auto shared = std::make_unique<SharedMask>();
     shared->mask = mask;
     file(*shared, coldest_bit(mask));
@@ -129,8 +140,9 @@ void MatchIndex::release_shared(Rule* rule) {
     SharedMask* shared = rule->shared;
     auto& rules = shared->rules;
     rules.erase(std::find(rules.begin(), rules.end(), rule));
-    if (!rules.empty() || shared == &wildcard_)
+    if (!rules.empty() || shared == &wildcard_) {
         return;
+    }
     unfile(*shared);
     rotation_[shared->order] = rotation_.back();
     rotation_[shared->order]->order = shared->order;
@@ -139,8 +151,9 @@ void MatchIndex::release_shared(Rule* rule) {
 }
 
 Status MatchIndex::add(ConnectionId owner, MessageMatch match) {
-    if (match_count(owner) >= max_matches_)
+    if (match_count(owner) >= max_matches_) {
         return Error::match_limit_reached;
+    }
     auto rule = std::make_unique<Rule>();
     rule->owner = owner;
     rule->cookie = match.cookie;
@@ -153,17 +166,19 @@ Status MatchIndex::add(ConnectionId owner, MessageMatch match) {
 }
 
 Status MatchIndex::add(ConnectionId owner, NotificationMatch match) {
-    if (match_count(owner) >= max_matches_)
+    if (match_count(owner) >= max_matches_) {
         return Error::match_limit_reached;
+    }
     ++notification_subscribers_[match.type][owner];
     connections_[owner].notification_rules.push_back(std::move(match));
     return {};
 }
 
-Status MatchIndex::remove(ConnectionId owner, uint64_t cookie) {
+Status MatchIndex::remove(ConnectionId owner, std::uint64_t cookie) {
     auto found = connections_.find(owner);
-    if (found == connections_.end())
+    if (found == connections_.end()) {
         return Error::no_such_match;
+    }
     auto& matches = found->second;
     bool removed = false;
     for (auto it = matches.rules.begin(); it != matches.rules.end();) {
@@ -178,27 +193,32 @@ Status MatchIndex::remove(ConnectionId owner, uint64_t cookie) {
     for (auto it = matches.notification_rules.begin(); it != matches.notification_rules.end();) {
         if (it->cookie == cookie) {
             auto& subscribers = notification_subscribers_[it->type];
-            if (--subscribers[owner] == 0)
+            if (--subscribers[owner] == 0) {
                 subscribers.erase(owner);
+            }
             it = matches.notification_rules.erase(it);
             removed = true;
         } else {
             ++it;
         }
     }
-    if (matches.rules.empty() && matches.notification_rules.empty())
+    if (matches.rules.empty() && matches.notification_rules.empty()) {
         connections_.erase(found);
+    }
     return removed ? Status{} : Status{Error::no_such_match};
 }
 
 void MatchIndex::remove_all(ConnectionId owner) {
     auto found = connections_.find(owner);
-    if (found == connections_.end())
+    if (found == connections_.end()) {
         return;
-    for (auto& rule : found->second.rules)
+    }
+    for (auto& rule : found->second.rules) {
         release_shared(rule.get());
-    for (const auto& match : found->second.notification_rules)
+    }
+    for (const auto& match : found->second.notification_rules) {
         notification_subscribers_[match.type].erase(owner);
+    }
     connections_.erase(found);
 }
 

@@ -14,28 +14,32 @@ constexpr std::string_view wildcard_suffix = ".*";
 }  // namespace
 
 bool is_valid_well_known_name(std::string_view name) {
-    if (name.empty() || name.size() > 255)
+    if (name.empty() || name.size() > 255) {
         return false;
+    }
     unsigned elements = 0;
-    size_t start = 0;
+    std::size_t start = 0;
     for (;;) {
-        size_t end = name.find('.', start);
+        std::size_t end = name.find('.', start);
         std::string_view element = name.substr(start, end == std::string_view::npos ? end : end - start);
-        if (element.empty() || (element[0] >= '0' && element[0] <= '9'))
+        if (element.empty() || (element[0] >= '0' && element[0] <= '9')) {
             return false;
-        if (!std::all_of(element.begin(), element.end(), is_element_char))
+        }
+        if (!std::all_of(element.begin(), element.end(), is_element_char)) {
             return false;
+        }
         ++elements;
-        if (end == std::string_view::npos)
+        if (end == std::string_view::npos) {
             break;
+        }
         start = end + 1;
     }
     return elements >= 2;
 }
 
-size_t StringHash::operator()(std::string_view text) const {
+std::size_t StringHash::operator()(std::string_view text) const {
     // FNV-1a, then mixed: boost's open addressing wants well-spread low bits.
-    uint64_t h = 0xcbf29ce484222325ULL;
+    std::uint64_t h = 0xcbf29ce484222325ULL;
     for (unsigned char c : text) {
         h ^= c;
         h *= 0x100000001b3ULL;
@@ -43,26 +47,29 @@ size_t StringHash::operator()(std::string_view text) const {
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 32;
-    return static_cast<size_t>(h);
+    return static_cast<std::size_t>(h);
 }
 
 namespace {
 
-enum class EntryKind : uint8_t { exact, wildcard, subtree, any };
+enum class EntryKind : std::uint8_t { exact, wildcard, subtree, any };
 
 EntryKind kind_of(const PolicyEntry& entry) {
-    if (entry.name == any_name)
+    if (entry.name == any_name) {
         return EntryKind::any;
-    if (entry.subtree)
+    }
+    if (entry.subtree) {
         return EntryKind::subtree;
+    }
     return std::string_view(entry.name).ends_with(wildcard_suffix) ? EntryKind::wildcard : EntryKind::exact;
 }
 
 // The key an entry is stored under: the name without ".*" for a wildcard.
 std::string_view key_of(const PolicyEntry& entry, EntryKind kind) {
     std::string_view name = entry.name;
-    if (kind == EntryKind::wildcard)
+    if (kind == EntryKind::wildcard) {
         name.remove_suffix(wildcard_suffix.size());
+    }
     return name;
 }
 
@@ -85,45 +92,52 @@ void raise_to(std::optional<Access>& best, const std::vector<PolicyGrant>& grant
     for (const auto& grant : grants) {
         if ((!best || grant.access > *best) && grant_applies(grant, credentials)) {
             best = grant.access;
-            if (*best == Access::own)
+            if (*best == Access::own) {
                 return;
+            }
         }
     }
 }
 
 }  // namespace
 
-Status PolicyDatabase::replace(uint64_t owner, std::span<const PolicyEntry> entries, bool allow_wildcards) {
+Status PolicyDatabase::replace(std::uint64_t owner, std::span<const PolicyEntry> entries,
+                               bool allow_wildcards) {
     // Validate everything first, so that a failure leaves the database untouched.
     for (const auto& entry : entries) {
         const EntryKind kind = kind_of(entry);
-        if (kind != EntryKind::exact && !allow_wildcards)
+        if (kind != EntryKind::exact && !allow_wildcards) {
             return Error::invalid_argument;
+        }
         if (kind == EntryKind::any) {
-            if (any_ && any_->owner != owner)
+            if (any_ && any_->owner != owner) {
                 return Error::already_exists;
+            }
             continue;
         }
         const std::string_view name = key_of(entry, kind);
         // A prefix may be a single element ("org.*", or the subtree "org"); a plain name needs two.
         const bool prefix = kind == EntryKind::wildcard || kind == EntryKind::subtree;
         if (!is_valid_well_known_name(name) &&
-            !(prefix && is_valid_well_known_name(std::string(name) + ".x")))
+            !(prefix && is_valid_well_known_name(std::string(name) + ".x"))) {
             return Error::invalid_name;
+        }
         const Table& table = kind == EntryKind::exact      ? exact_
                              : kind == EntryKind::wildcard ? wildcard_
                                                            : subtree_;
         auto found = table.find(name);
-        if (found != table.end() && found->second.owner != owner)
+        if (found != table.end() && found->second.owner != owner) {
             return Error::already_exists;
+        }
     }
     remove_owner(owner);
     for (const auto& entry : entries) {
         const EntryKind kind = kind_of(entry);
         Entry* stored = nullptr;
         if (kind == EntryKind::any) {
-            if (!any_)
+            if (!any_) {
                 any_ = Entry{owner, {}};
+            }
             stored = &*any_;
         } else {
             Table& table = kind == EntryKind::exact      ? exact_
@@ -137,13 +151,14 @@ Status PolicyDatabase::replace(uint64_t owner, std::span<const PolicyEntry> entr
     return {};
 }
 
-void PolicyDatabase::remove_owner(uint64_t owner) {
+void PolicyDatabase::remove_owner(std::uint64_t owner) {
     auto by_owner = [owner](const auto& element) { return element.second.owner == owner; };
     boost::unordered::erase_if(exact_, by_owner);
     boost::unordered::erase_if(wildcard_, by_owner);
     boost::unordered::erase_if(subtree_, by_owner);
-    if (any_ && any_->owner == owner)
+    if (any_ && any_->owner == owner) {
         any_.reset();
+    }
 }
 
 std::optional<Access> PolicyDatabase::query(const Credentials& credentials, std::string_view name) const {
@@ -151,26 +166,31 @@ std::optional<Access> PolicyDatabase::query(const Credentials& credentials, std:
     if (auto found = exact_.find(name); found != exact_.end()) {
         raise_to(best, found->second.grants, credentials);
     } else if (auto dot = name.rfind('.'); dot != std::string_view::npos) {
-        if (auto prefix = wildcard_.find(name.substr(0, dot)); prefix != wildcard_.end())
+        if (auto prefix = wildcard_.find(name.substr(0, dot)); prefix != wildcard_.end()) {
             raise_to(best, prefix->second.grants, credentials);
+        }
     }
     if (!subtree_.empty()) {
         // Every prefix that ends at an element boundary, the whole name included.
-        for (size_t end = name.find('.'); best != Access::own; end = name.find('.', end + 1)) {
-            if (auto found = subtree_.find(name.substr(0, end)); found != subtree_.end())
+        for (std::size_t end = name.find('.'); best != Access::own; end = name.find('.', end + 1)) {
+            if (auto found = subtree_.find(name.substr(0, end)); found != subtree_.end()) {
                 raise_to(best, found->second.grants, credentials);
-            if (end == std::string_view::npos)
+            }
+            if (end == std::string_view::npos) {
                 break;
+            }
         }
     }
-    if (any_)
+    if (any_) {
         raise_to(best, any_->grants, credentials);
+    }
     return best;
 }
 
 bool PolicyDatabase::allows_any(const Credentials& credentials, Access needed) const {
-    if (!any_)
+    if (!any_) {
         return false;
+    }
     std::optional<Access> granted;
     raise_to(granted, any_->grants, credentials);
     return granted && *granted >= needed;

@@ -25,7 +25,7 @@ void ReceiveQueue::compact() {
         entries_.clear();
         head_ = 0;
     } else if (head_ >= 32 && head_ * 2 >= entries_.size()) {
-        std::move(entries_.begin() + static_cast<ptrdiff_t>(head_), entries_.end(), entries_.begin());
+        std::move(entries_.begin() + static_cast<std::ptrdiff_t>(head_), entries_.end(), entries_.begin());
         entries_.resize(entries_.size() - head_);
         head_ = 0;
     }
@@ -38,16 +38,18 @@ void ReceiveQueue::push(QueuedEntry entry) {
 }
 
 void ReceiveQueue::merge(std::vector<QueuedEntry> incoming) {
-    if (incoming.empty())
+    if (incoming.empty()) {
         return;
-    for (const auto& entry : incoming)
+    }
+    for (const auto& entry : incoming) {
         account(entry.item, +1);
+    }
     std::vector<QueuedEntry> merged;
     merged.reserve(size() + incoming.size());
     auto by_sequence = [](const QueuedEntry& a, const QueuedEntry& b) {
         return a.item.sequence < b.item.sequence;
     };
-    std::merge(std::make_move_iterator(entries_.begin() + static_cast<ptrdiff_t>(head_)),
+    std::merge(std::make_move_iterator(entries_.begin() + static_cast<std::ptrdiff_t>(head_)),
                std::make_move_iterator(entries_.end()), std::make_move_iterator(incoming.begin()),
                std::make_move_iterator(incoming.end()), std::back_inserter(merged), by_sequence);
     entries_ = std::move(merged);
@@ -55,8 +57,9 @@ void ReceiveQueue::merge(std::vector<QueuedEntry> incoming) {
 }
 
 std::optional<QueuedEntry> ReceiveQueue::pop() {
-    if (empty())
+    if (empty()) {
         return std::nullopt;
+    }
     QueuedEntry entry = std::move(entries_[head_++]);
     account(entry.item, -1);
     compact();
@@ -65,7 +68,7 @@ std::optional<QueuedEntry> ReceiveQueue::pop() {
 
 std::vector<QueuedEntry> ReceiveQueue::take_all() {
     std::vector<QueuedEntry> taken;
-    for (size_t i = head_; i < entries_.size(); ++i) {
+    for (std::size_t i = head_; i < entries_.size(); ++i) {
         account(entries_[i].item, -1);
         taken.push_back(std::move(entries_[i]));
     }

@@ -5,14 +5,15 @@
 namespace busgate::core {
 namespace {
 
-uint64_t load_le64(const uint8_t* p) {
-    uint64_t word = 0;
-    for (int i = 7; i >= 0; --i)
+std::uint64_t load_le64(const std::uint8_t* p) {
+    std::uint64_t word = 0;
+    for (int i = 7; i >= 0; --i) {
         word = (word << 8) | p[i];
+    }
     return word;
 }
 
-inline void sip_round(uint64_t& v0, uint64_t& v1, uint64_t& v2, uint64_t& v3) {
+inline void sip_round(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2, std::uint64_t& v3) {
     v0 += v1;
     v1 = std::rotl(v1, 13);
     v1 ^= v0;
@@ -31,16 +32,16 @@ inline void sip_round(uint64_t& v0, uint64_t& v1, uint64_t& v2, uint64_t& v3) {
 
 }  // namespace
 
-SipHash24::SipHash24(const std::array<uint8_t, 16>& key) {
-    const uint64_t k0 = load_le64(key.data());
-    const uint64_t k1 = load_le64(key.data() + 8);
+SipHash24::SipHash24(const std::array<std::uint8_t, 16>& key) {
+    const std::uint64_t k0 = load_le64(key.data());
+    const std::uint64_t k1 = load_le64(key.data() + 8);
     v0_ = 0x736f6d6570736575ULL ^ k0;
     v1_ = 0x646f72616e646f6dULL ^ k1;
     v2_ = 0x6c7967656e657261ULL ^ k0;
     v3_ = 0x7465646279746573ULL ^ k1;
 }
 
-void SipHash24::compress(uint64_t word) {
+void SipHash24::compress(std::uint64_t word) {
     v3_ ^= word;
     sip_round(v0_, v1_, v2_, v3_);
     sip_round(v0_, v1_, v2_, v3_);
@@ -49,10 +50,10 @@ void SipHash24::compress(uint64_t word) {
 
 void SipHash24::update(std::string_view bytes) {
     length_ += bytes.size();
-    auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
-    size_t n = bytes.size();
+    auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+    std::size_t n = bytes.size();
     while (n > 0 && pending_bytes_ != 0) {
-        pending_ |= uint64_t{*p++} << (8 * pending_bytes_);
+        pending_ |= std::uint64_t{*p++} << (8 * pending_bytes_);
         --n;
         if (++pending_bytes_ == 8) {
             compress(pending_);
@@ -60,23 +61,26 @@ void SipHash24::update(std::string_view bytes) {
             pending_bytes_ = 0;
         }
     }
-    for (; n >= 8; n -= 8, p += 8)
+    for (; n >= 8; n -= 8, p += 8) {
         compress(load_le64(p));
-    for (size_t i = 0; i < n; ++i)
-        pending_ |= uint64_t{p[i]} << (8 * i);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        pending_ |= std::uint64_t{p[i]} << (8 * i);
+    }
     pending_bytes_ = static_cast<unsigned>(n) + pending_bytes_;
 }
 
-uint64_t SipHash24::finish() const {
-    uint64_t v0 = v0_, v1 = v1_, v2 = v2_, v3 = v3_;
-    const uint64_t last = pending_ | (length_ << 56);
+std::uint64_t SipHash24::finish() const {
+    std::uint64_t v0 = v0_, v1 = v1_, v2 = v2_, v3 = v3_;
+    const std::uint64_t last = pending_ | (length_ << 56);
     v3 ^= last;
     sip_round(v0, v1, v2, v3);
     sip_round(v0, v1, v2, v3);
     v0 ^= last;
     v2 ^= 0xff;
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 4; ++i) {
         sip_round(v0, v1, v2, v3);
+    }
     return v0 ^ v1 ^ v2 ^ v3;
 }
 

@@ -12,24 +12,24 @@ namespace busgate::core {
 
 class SipHash24 {
   public:
-    explicit SipHash24(const std::array<uint8_t, 16>& key);
+    explicit SipHash24(const std::array<std::uint8_t, 16>& key);
 
     void update(std::string_view bytes);
-    uint64_t finish() const;
+    std::uint64_t finish() const;
 
-    static uint64_t hash(const std::array<uint8_t, 16>& key, std::string_view bytes) {
+    static std::uint64_t hash(const std::array<std::uint8_t, 16>& key, std::string_view bytes) {
         SipHash24 state(key);
         state.update(bytes);
         return state.finish();
     }
 
   private:
-    void compress(uint64_t word);
+    void compress(std::uint64_t word);
 
-    uint64_t v0_, v1_, v2_, v3_;
-    uint64_t pending_ = 0;  // up to 7 bytes not yet compressed, little-endian
+    std::uint64_t v0_, v1_, v2_, v3_;
+    std::uint64_t pending_ = 0;  // up to 7 bytes not yet compressed, little-endian
     unsigned pending_bytes_ = 0;
-    uint64_t length_ = 0;
+    std::uint64_t length_ = 0;
 };
 
 }  // namespace busgate::core

@@ -3,35 +3,38 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
 #include "busgate/core/bus.h"
 
 namespace {
-std::atomic<size_t> allocations{0};
+std::atomic<std::size_t> allocations{0};
 }  // namespace
 
 // g++ 12 flags free() in a replaced operator delete as mismatched with the (inlined) replaced operator new.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
-void* operator new(size_t size) {
+void* operator new(std::size_t size) {
     allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(size ? size : 1))
+    if (void* p = std::malloc(size ? size : 1)) {
         return p;
+    }
     throw std::bad_alloc();
 }
 void operator delete(void* p) noexcept {
     std::free(p);
 }
-void operator delete(void* p, size_t) noexcept {
+void operator delete(void* p, std::size_t) noexcept {
     std::free(p);
 }
 
 namespace busgate::core {
 namespace {
 
-ConnectionId hello(Bus& bus, uint32_t uid) {
+ConnectionId hello(Bus& bus, std::uint32_t uid) {
     HelloParams params;
     params.credentials.uid = uid;
     params.flags = hello_flag::accept_fds;
@@ -53,7 +56,7 @@ TEST(Allocation, UnicastSendReceiveAndCallReplyAllocateNothingInSteadyState) {
     while (bus.receive(service)) {  // the NAME_ADD telling it that it owns the name
     }
     const PayloadRef body = MessagePayload::make(std::vector<std::uint8_t>(128));
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     std::vector<ConnectionId> ready;
     auto round = [&] {
         OutgoingMessage by_id;
@@ -81,11 +84,13 @@ TEST(Allocation, UnicastSendReceiveAndCallReplyAllocateNothingInSteadyState) {
         ASSERT_TRUE(bus.receive(a).has_value());
         bus.take_readable(ready);
     };
-    for (int i = 0; i < 2000; ++i)
+    for (int i = 0; i < 2000; ++i) {
         round();
-    const size_t before = allocations.load();
-    for (int i = 0; i < 1000; ++i)
+    }
+    const std::size_t before = allocations.load();
+    for (int i = 0; i < 1000; ++i) {
         round();
+    }
     EXPECT_EQ(allocations.load() - before, 0u);
 }
 
@@ -104,7 +109,7 @@ TEST(Allocation, BroadcastToMatchingReceiversAllocatesNothingInSteadyState) {
     filter.add_message_type("signal");
     filter.add_member("Even");
     const PayloadRef body = MessagePayload::make(std::vector<std::uint8_t>(128));
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     auto round = [&] {
         OutgoingMessage message;
         message.payload = body;
@@ -115,14 +120,17 @@ TEST(Allocation, BroadcastToMatchingReceiversAllocatesNothingInSteadyState) {
         auto receipt = bus.send(sender, std::move(message));
         ASSERT_TRUE(receipt.ok());
         ASSERT_EQ(receipt->delivered, 20u);
-        for (ConnectionId id : receivers)
+        for (ConnectionId id : receivers) {
             ASSERT_TRUE(bus.receive(id).has_value());
+        }
     };
-    for (int i = 0; i < 5000; ++i)
+    for (int i = 0; i < 5000; ++i) {
         round();
-    const size_t before = allocations.load();
-    for (int i = 0; i < 1000; ++i)
+    }
+    const std::size_t before = allocations.load();
+    for (int i = 0; i < 1000; ++i) {
         round();
+    }
     EXPECT_EQ(allocations.load() - before, 0u);
 }
 

@@ -15,11 +15,12 @@ namespace {
 
 BloomBits::Words parse_words(const char* text) {
     BloomBits::Words words{};
-    size_t i = 0;
+    std::size_t i = 0;
     const char* p = text;
     while (*p && i < words.size()) {
-        while (*p == ' ')
+        while (*p == ' ') {
             ++p;
+        }
         char* end = nullptr;
         words[i++] = std::strtoull(p, &end, 16);
         p = end;
@@ -35,24 +36,27 @@ std::array<unsigned, 8> bits(std::initializer_list<unsigned> list) {
 }
 
 TEST(SipHash, MatchesReferenceVectors) {
-    std::array<uint8_t, 16> key{};
-    for (unsigned i = 0; i < 16; ++i)
-        key[i] = static_cast<uint8_t>(i);
+    std::array<std::uint8_t, 16> key{};
+    for (unsigned i = 0; i < 16; ++i) {
+        key[i] = static_cast<std::uint8_t>(i);
+    }
     EXPECT_EQ(SipHash24::hash(key, ""), 0x726fdb47dd0e0e31ULL);
     std::string fifteen;
-    for (int i = 0; i < 15; ++i)
+    for (int i = 0; i < 15; ++i) {
         fifteen.push_back(static_cast<char>(i));
+    }
     EXPECT_EQ(SipHash24::hash(key, fifteen), 0xa129ca6149be45e5ULL);
 }
 
 TEST(SipHash, StreamingEqualsOneShotForEverySplit) {
-    std::array<uint8_t, 16> key{};
-    for (unsigned i = 0; i < 16; ++i)
-        key[i] = static_cast<uint8_t>(i * 7 + 1);
+    std::array<std::uint8_t, 16> key{};
+    for (unsigned i = 0; i < 16; ++i) {
+        key[i] = static_cast<std::uint8_t>(i * 7 + 1);
+    }
     const std::string text = "path-slash-prefix:/org/freedesktop/DBus/and/more";
-    const uint64_t whole = SipHash24::hash(key, text);
-    for (size_t a = 0; a <= text.size(); ++a) {
-        for (size_t b = a; b <= text.size(); b += 5) {
+    const std::uint64_t whole = SipHash24::hash(key, text);
+    for (std::size_t a = 0; a <= text.size(); ++a) {
+        for (std::size_t b = a; b <= text.size(); b += 5) {
             SipHash24 state(key);
             state.update(std::string_view(text).substr(0, a));
             state.update(std::string_view(text).substr(a, b - a));
@@ -76,8 +80,9 @@ TEST(Bloom, KeyValueElementEqualsConcatenatedString) {
     BloomBits pieces;
     pieces.add_element("member", "NameOwnerChanged");
     BloomBits whole;
-    for (auto bit : bloom_element_bits("member:NameOwnerChanged"))
+    for (auto bit : bloom_element_bits("member:NameOwnerChanged")) {
         whole.set(bit);
+    }
     EXPECT_EQ(pieces, whole);
 }
 
@@ -137,8 +142,9 @@ TEST(Bloom, PathAddsAllSlashPrefixesWithV221Semantics) {
     filter.add_path("/foo/bar/waldo");
     BloomBits expected;
     expected.add_element("path", "/foo/bar/waldo");
-    for (auto prefix : {"/foo/bar/waldo", "/foo/bar/", "/foo/bar", "/foo/", "/foo", "/"})
+    for (auto prefix : {"/foo/bar/waldo", "/foo/bar/", "/foo/bar", "/foo/", "/foo", "/"}) {
         expected.add_element("path-slash-prefix", prefix);
+    }
     EXPECT_EQ(static_cast<const BloomBits&>(filter), expected);
 }
 
@@ -147,10 +153,12 @@ TEST(Bloom, ArgumentAddsValueDotPrefixesAndSlashPrefixes) {
     ASSERT_TRUE(filter.add_argument(7, "a.b/c"));
     BloomBits expected;
     expected.add_element("arg7", "a.b/c");
-    for (auto prefix : {"a.b/c", "a.", "a"})
+    for (auto prefix : {"a.b/c", "a.", "a"}) {
         expected.add_element("arg7-dot-prefix", prefix);
-    for (auto prefix : {"a.b/c", "a.b/", "a.b"})
+    }
+    for (auto prefix : {"a.b/c", "a.b/", "a.b"}) {
         expected.add_element("arg7-slash-prefix", prefix);
+    }
     EXPECT_EQ(static_cast<const BloomBits&>(filter), expected);
 }
 
@@ -213,54 +221,67 @@ struct TestRule {
 };
 
 bool has_prefix_at(const std::string& value, const std::string& prefix, char separator) {
-    if (value == prefix)
+    if (value == prefix) {
         return true;
-    if (prefix.size() >= value.size() || value.compare(0, prefix.size(), prefix) != 0)
+    }
+    if (prefix.size() >= value.size() || value.compare(0, prefix.size(), prefix) != 0) {
         return false;
+    }
     return prefix.back() == separator || value[prefix.size()] == separator;
 }
 
 bool exact_match(const TestRule& rule, const TestMessage& m) {
-    if (rule.type && *rule.type != m.type)
+    if (rule.type && *rule.type != m.type) {
         return false;
-    if (rule.interface && *rule.interface != m.interface)
+    }
+    if (rule.interface && *rule.interface != m.interface) {
         return false;
-    if (rule.member && *rule.member != m.member)
+    }
+    if (rule.member && *rule.member != m.member) {
         return false;
-    if (rule.path && *rule.path != m.path)
+    }
+    if (rule.path && *rule.path != m.path) {
         return false;
+    }
     if (rule.path_namespace &&
-        !(*rule.path_namespace == "/" || has_prefix_at(m.path, *rule.path_namespace, '/')))
+        !(*rule.path_namespace == "/" || has_prefix_at(m.path, *rule.path_namespace, '/'))) {
         return false;
+    }
     for (const auto& arg : rule.args) {
-        if (arg.index >= m.args.size())
+        if (arg.index >= m.args.size()) {
             return false;
+        }
         const auto& value = m.args[arg.index];
         const auto* text = std::get_if<std::string>(&value);
         const auto* array = std::get_if<std::vector<std::string>>(&value);
         switch (arg.kind) {
             case TestRule::Arg::equal:
-                if (!text || *text != arg.value)
+                if (!text || *text != arg.value) {
                     return false;
+                }
                 break;
             case TestRule::Arg::has:
-                if (!array || std::find(array->begin(), array->end(), arg.value) == array->end())
+                if (!array || std::find(array->begin(), array->end(), arg.value) == array->end()) {
                     return false;
+                }
                 break;
             case TestRule::Arg::dot_namespace:
-                if (!text || !has_prefix_at(*text, arg.value, '.'))
+                if (!text || !has_prefix_at(*text, arg.value, '.')) {
                     return false;
+                }
                 break;
             case TestRule::Arg::path: {
                 // Two-way prefix match on '/'-terminated prefixes (dbus1 argNpath).
-                if (!text)
+                if (!text) {
                     return false;
+                }
                 const std::string& a = *text;
                 const std::string& b = arg.value;
                 bool ok = a == b || (!b.empty() && b.back() == '/' && a.starts_with(b)) ||
                           (!a.empty() && a.back() == '/' && b.starts_with(a));
-                if (!ok)
+                if (!ok) {
                     return false;
+                }
                 break;
             }
         }
@@ -276,27 +297,34 @@ BloomFilter filter_for(const TestMessage& m) {
     filter.add_member(m.member);
     filter.add_path(m.path);
     for (unsigned i = 0; i < m.args.size(); ++i) {
-        if (const auto* text = std::get_if<std::string>(&m.args[i]))
+        if (const auto* text = std::get_if<std::string>(&m.args[i])) {
             filter.add_argument(i, *text);
-        else if (const auto* array = std::get_if<std::vector<std::string>>(&m.args[i]))
-            for (const auto& element : *array)
+        } else if (const auto* array = std::get_if<std::vector<std::string>>(&m.args[i])) {
+            for (const auto& element : *array) {
                 filter.add_argument_array_element(i, element);
+            }
+        }
     }
     return filter;
 }
 
 BloomMask mask_for(const TestRule& rule) {
     BloomMask mask;
-    if (rule.type)
+    if (rule.type) {
         mask.add_message_type(*rule.type);
-    if (rule.interface)
+    }
+    if (rule.interface) {
         mask.add_interface(*rule.interface);
-    if (rule.member)
+    }
+    if (rule.member) {
         mask.add_member(*rule.member);
-    if (rule.path)
+    }
+    if (rule.path) {
         mask.add_path(*rule.path);
-    if (rule.path_namespace)
+    }
+    if (rule.path_namespace) {
         mask.add_path_namespace(*rule.path_namespace);
+    }
     for (const auto& arg : rule.args) {
         switch (arg.kind) {
             case TestRule::Arg::equal:
@@ -329,39 +357,46 @@ TEST(BloomProperty, ExactMatchesAreNeverRejectedAndFalsePositiveRateIsReported) 
         "org.example",      "org.example.Foo", "org", "foo", "/org/example/",
         "/org/example/Obj", "a.b.c",           "",    "x"};
 
-    uint64_t exact = 0, bloom_accepts_non_matching = 0, non_matching = 0;
-    uint64_t expressible_non_matching = 0, expressible_false_positives = 0;
+    std::uint64_t exact = 0, bloom_accepts_non_matching = 0, non_matching = 0;
+    std::uint64_t expressible_non_matching = 0, expressible_false_positives = 0;
     for (int round = 0; round < 20000; ++round) {
         TestMessage m{pick(types), pick(interfaces), pick(members), pick(paths), {}};
         const unsigned n_args = static_cast<unsigned>(rng() % 5);
         for (unsigned i = 0; i < n_args; ++i) {
             const auto kind = rng() % 6;
-            if (kind == 0)
+            if (kind == 0) {
                 m.args.emplace_back(std::monostate{});
-            else if (kind == 1) {
+            } else if (kind == 1) {
                 std::vector<std::string> array;
-                for (unsigned j = rng() % 3; j > 0; --j)
+                for (unsigned j = rng() % 3; j > 0; --j) {
                     array.push_back(pick(strings));
+                }
                 m.args.emplace_back(std::move(array));
-            } else
+            } else {
                 m.args.emplace_back(pick(strings));
+            }
         }
         const BloomFilter filter = filter_for(m);
         for (int r = 0; r < 8; ++r) {
             TestRule rule;
-            if (chance(50))
+            if (chance(50)) {
                 rule.type = pick(types);
-            if (chance(50))
+            }
+            if (chance(50)) {
                 rule.interface = pick(interfaces);
-            if (chance(40))
+            }
+            if (chance(40)) {
                 rule.member = pick(members);
-            if (chance(20))
+            }
+            if (chance(20)) {
                 rule.path = pick(paths);
-            else if (chance(20))
+            } else if (chance(20)) {
                 rule.path_namespace = pick(paths);
-            for (unsigned k = rng() % 3; k > 0; --k)
+            }
+            for (unsigned k = rng() % 3; k > 0; --k) {
                 rule.args.push_back({static_cast<unsigned>(rng() % 4),
                                      static_cast<TestRule::Arg::Kind>(rng() % 4), pick(strings)});
+            }
             const bool matches = exact_match(rule, m);
             const bool accepted = filter.covers(mask_for(rule));
             if (matches) {
@@ -369,8 +404,9 @@ TEST(BloomProperty, ExactMatchesAreNeverRejectedAndFalsePositiveRateIsReported) 
                 ASSERT_TRUE(accepted) << "false negative in round " << round;
             } else {
                 ++non_matching;
-                if (accepted)
+                if (accepted) {
                     ++bloom_accepts_non_matching;
+                }
                 // Rules without argNpath are fully expressed in the mask: their false positives are hash
                 // collisions only.
                 const bool expressible = std::none_of(rule.args.begin(), rule.args.end(), [](const auto& a) {
@@ -378,8 +414,9 @@ TEST(BloomProperty, ExactMatchesAreNeverRejectedAndFalsePositiveRateIsReported) 
                 });
                 if (expressible) {
                     ++expressible_non_matching;
-                    if (accepted)
+                    if (accepted) {
                         ++expressible_false_positives;
+                    }
                 }
             }
         }

@@ -9,9 +9,9 @@
 namespace busgate::core {
 namespace {
 
-constexpr uint32_t bus_owner = 1000;  // privileged on the default endpoint, like root
-constexpr uint32_t alice = 2000;
-constexpr uint32_t bob = 3000;
+constexpr std::uint32_t bus_owner = 1000;  // privileged on the default endpoint, like root
+constexpr std::uint32_t alice = 2000;
+constexpr std::uint32_t bob = 3000;
 
 BusConfig test_config() {
     BusConfig config;
@@ -19,14 +19,15 @@ BusConfig test_config() {
     return config;
 }
 
-PayloadRef payload(size_t size = 16, size_t fds = 0) {
+PayloadRef payload(std::size_t size = 16, std::size_t fds = 0) {
     std::vector<util::UniqueFd> descriptors;
-    for (size_t i = 0; i < fds; ++i)
+    for (std::size_t i = 0; i < fds; ++i) {
         descriptors.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    }
     return MessagePayload::make(std::vector<std::uint8_t>(size, std::uint8_t{0x5a}), std::move(descriptors));
 }
 
-OutgoingMessage call_to(ConnectionId destination, uint64_t cookie, Timestamp timeout = 0) {
+OutgoingMessage call_to(ConnectionId destination, std::uint64_t cookie, Timestamp timeout = 0) {
     OutgoingMessage message;
     message.payload = payload();
     message.destination_id = destination;
@@ -36,13 +37,13 @@ OutgoingMessage call_to(ConnectionId destination, uint64_t cookie, Timestamp tim
     return message;
 }
 
-OutgoingMessage call_to_name(std::string_view name, uint64_t cookie) {
+OutgoingMessage call_to_name(std::string_view name, std::uint64_t cookie) {
     OutgoingMessage message = call_to(0, cookie);
     message.destination_name = name;
     return message;
 }
 
-OutgoingMessage reply_to(ConnectionId caller, uint64_t cookie, uint64_t reply_cookie) {
+OutgoingMessage reply_to(ConnectionId caller, std::uint64_t cookie, std::uint64_t reply_cookie) {
     OutgoingMessage message;
     message.payload = payload();
     message.destination_id = caller;
@@ -67,7 +68,7 @@ BloomMask signal_mask(std::string_view member) {
     return mask;
 }
 
-OutgoingMessage broadcast_of(std::string_view member, uint64_t cookie, PayloadRef body = payload()) {
+OutgoingMessage broadcast_of(std::string_view member, std::uint64_t cookie, PayloadRef body = payload()) {
     OutgoingMessage message;
     message.payload = std::move(body);
     message.destination_id = broadcast_destination;
@@ -79,7 +80,7 @@ OutgoingMessage broadcast_of(std::string_view member, uint64_t cookie, PayloadRe
 
 class BusTest : public ::testing::Test {
   protected:
-    ConnectionId connect(uint32_t uid, uint64_t flags = hello_flag::accept_fds,
+    ConnectionId connect(std::uint32_t uid, std::uint64_t flags = hello_flag::accept_fds,
                          EndpointId endpoint = default_endpoint, std::string name = {},
                          std::vector<PolicyEntry> policy = {}) {
         HelloParams params;
@@ -102,8 +103,9 @@ class BusTest : public ::testing::Test {
 
     std::vector<QueueItem> drain(ConnectionId id) {
         std::vector<QueueItem> items;
-        while (auto item = bus.receive(id))
+        while (auto item = bus.receive(id)) {
             items.push_back(std::move(*item));
+        }
         return items;
     }
 
@@ -173,7 +175,7 @@ TEST_F(BusTest, HelloRecordsCredentialsAndFlags) {
     ASSERT_NE(connection, nullptr);
     EXPECT_EQ(connection->credentials().uid, alice);
     EXPECT_EQ(connection->credentials().gid, 55u);
-    EXPECT_EQ(connection->credentials().groups, (std::vector<uint32_t>{4, 24, 27}));
+    EXPECT_EQ(connection->credentials().groups, (std::vector<std::uint32_t>{4, 24, 27}));
     EXPECT_EQ(connection->credentials().pid, 4242);
     EXPECT_EQ(connection->credentials().security_label, "system_u:system_r:foo_t:s0");
     EXPECT_EQ(connection->pidfd(), raw_pidfd);
@@ -199,7 +201,7 @@ TEST_F(BusTest, HelloRejectsBadFlagCombinations) {
 
     HelloParams kdbus_monitor;  // bit 3, kdbus's monitor flag, which this core does not have
     kdbus_monitor.credentials.uid = 0;
-    kdbus_monitor.flags = uint64_t{1} << 3;
+    kdbus_monitor.flags = std::uint64_t{1} << 3;
     expect_error(bus.hello(std::move(kdbus_monitor)), Error::invalid_argument);
 
     HelloParams nameless_activator;
@@ -442,7 +444,7 @@ TEST_F(BusTest, ListReportsUniqueWellKnownActivatableAndQueued) {
     ASSERT_TRUE(bus.acquire_name(b, "org.example.A", name_flag::queue).ok());
 
     auto names = bus.list(a, list_flag::unique | list_flag::names);
-    constexpr uint64_t fds = hello_flag::accept_fds;
+    constexpr std::uint64_t fds = hello_flag::accept_fds;
     EXPECT_EQ(names,
               (std::vector<ListEntry>{{a, fds, "org.example.A", name_flag::primary}, {b, fds, {}, 0}}));
 
@@ -590,9 +592,11 @@ TEST_F(BusTest, BroadcastReachesItsSenderWhenConfiguredAsDbus1Does) {
     ASSERT_TRUE(dbus1.send(sender, broadcast_of("Removed", 1)).ok());
     ASSERT_TRUE(dbus1.send(sender, broadcast_of("Changed", 2)).ok());
     std::vector<QueueItem> got;
-    while (auto item = dbus1.receive(sender))
-        if (item->kind == QueueItem::Kind::message)
+    while (auto item = dbus1.receive(sender)) {
+        if (item->kind == QueueItem::Kind::message) {
             got.push_back(std::move(*item));
+        }
+    }
     ASSERT_EQ(got.size(), 1u);  // only what its own match covers
     EXPECT_EQ(got[0].cookie, 2u);
     EXPECT_TRUE(got[0].matched.contains(5));
@@ -609,8 +613,9 @@ TEST_F(BusTest, BroadcastSharesOnePayloadAmongReceivers) {
     const MessagePayload* raw = body.get();
     ASSERT_TRUE(bus.send(sender, broadcast_of("Changed", 1, body)).ok());
     EXPECT_EQ(body.use_count(), 6);
-    for (auto id : receivers)
+    for (auto id : receivers) {
         EXPECT_EQ(bus.peek(id)->payload.get(), raw);
+    }
 }
 
 TEST_F(BusTest, BroadcastSenderFiltersByIdAndByOwnedName) {
@@ -665,26 +670,27 @@ TEST_F(BusTest, TwoReceiversSeeMessagesAndNotificationsInTheSameOrder) {
     const ConnectionId s2 = connect(bus_owner);
     // Interleave broadcasts from two senders, unicasts to r1 only, and name changes.
     for (int round = 0; round < 20; ++round) {
-        ASSERT_TRUE(bus.send(s1, broadcast_of("A", 100 + static_cast<uint64_t>(round))).ok());
+        ASSERT_TRUE(bus.send(s1, broadcast_of("A", 100 + static_cast<std::uint64_t>(round))).ok());
         if (round % 3 == 0) {
             ASSERT_TRUE(bus.acquire_name(s2, "org.example.N" + std::to_string(round), 0).ok());
         }
-        OutgoingMessage direct = call_to(r1, 500 + static_cast<uint64_t>(round));
+        OutgoingMessage direct = call_to(r1, 500 + static_cast<std::uint64_t>(round));
         direct.flags = 0;
         ASSERT_TRUE(bus.send(s2, std::move(direct)).ok());
-        ASSERT_TRUE(bus.send(s2, broadcast_of("B", 200 + static_cast<uint64_t>(round))).ok());
+        ASSERT_TRUE(bus.send(s2, broadcast_of("B", 200 + static_cast<std::uint64_t>(round))).ok());
         if (round % 4 == 0 && round % 3 == 0) {
             ASSERT_TRUE(bus.release_name(s2, "org.example.N" + std::to_string(round)).ok());
         }
     }
     auto common = [](std::vector<QueueItem> items) {
-        std::vector<uint64_t> order;
-        uint64_t last = 0;
+        std::vector<std::uint64_t> order;
+        std::uint64_t last = 0;
         for (const auto& item : items) {
             EXPECT_GT(item.sequence, last);  // strictly increasing in each queue
             last = item.sequence;
-            if (item.destination == broadcast_destination)
+            if (item.destination == broadcast_destination) {
                 order.push_back(item.sequence);
+            }
         }
         return order;
     };
@@ -733,7 +739,7 @@ TEST_F(BusTest, WithoutBusPolicyEnforcementOnlyEndpointPoliciesGate) {
     BusConfig config = test_config();
     config.enforce_bus_policy = false;
     Bus open(config);
-    const auto hello = [&](uint32_t uid, EndpointId endpoint) {
+    const auto hello = [&](std::uint32_t uid, EndpointId endpoint) {
         HelloParams params;
         params.credentials.uid = uid;
         params.credentials.gid = uid;
@@ -826,7 +832,7 @@ TEST_F(BusTest, WithoutSignalTalkSignalsAnswerToTheEndpointAloneAndCallsStillNee
     BusConfig config = test_config();
     config.signals_need_talk = false;
     Bus calls_only(config);
-    const auto hello = [&](uint32_t uid) {
+    const auto hello = [&](std::uint32_t uid) {
         HelloParams params;
         params.credentials.uid = uid;
         params.credentials.gid = uid;
@@ -859,8 +865,9 @@ TEST_F(BusTest, PolicyHoldersAreNeitherListedNorAnnounced) {
     ASSERT_EQ(announced.size(), 1u);
     EXPECT_EQ(announced[0].notification.id, peer);
     for (const ListEntry& entry :
-         bus.list(watcher, list_flag::unique | list_flag::names | list_flag::activators))
+         bus.list(watcher, list_flag::unique | list_flag::names | list_flag::activators)) {
         EXPECT_NE(entry.id, holder);
+    }
     expect_error(bus.connection_info(watcher, holder), Error::no_such_connection);
 }
 
@@ -1136,7 +1143,7 @@ TEST_F(BusTest, SendingUserGetsOnlyAShareOfTheReceiversBudget) {
     BusConfig config = test_config();
     config.limits.quota = {10'000, 100, 1'000};
     Bus small(config);
-    auto hello = [&](uint32_t uid) {
+    auto hello = [&](std::uint32_t uid) {
         HelloParams params;
         params.credentials.uid = uid;
         return *small.hello(std::move(params));
@@ -1154,7 +1161,7 @@ TEST_F(BusTest, SendingUserGetsOnlyAShareOfTheReceiversBudget) {
     ASSERT_TRUE(small.hello(std::move(holder)).ok());
     ASSERT_TRUE(small.acquire_name(receiver, "org.example.Sink", 0).ok());
 
-    auto send_kib = [&](ConnectionId from, uint64_t cookie) {
+    auto send_kib = [&](ConnectionId from, std::uint64_t cookie) {
         OutgoingMessage message;
         message.payload = payload(1000);
         message.destination_name = "org.example.Sink";
@@ -1163,7 +1170,7 @@ TEST_F(BusTest, SendingUserGetsOnlyAShareOfTheReceiversBudget) {
     };
     int accepted = 0;
     Error failure = Error::invalid_argument;
-    for (uint64_t cookie = 1; cookie < 100; ++cookie) {
+    for (std::uint64_t cookie = 1; cookie < 100; ++cookie) {
         auto result = send_kib(greedy, cookie);
         if (!result) {
             failure = result.error();
@@ -1210,8 +1217,9 @@ TEST_F(BusTest, BroadcastOverLimitIsDroppedAndCountedForThatReceiverOnly) {
     const ConnectionId sender = hello();
     const ConnectionId slow = hello();
     const ConnectionId fast = hello();
-    for (ConnectionId id : {slow, fast})
+    for (ConnectionId id : {slow, fast}) {
         ASSERT_TRUE(small.add_match(id, MessageMatch{1, any_connection, "", BloomMask()}).ok());
+    }
     ASSERT_TRUE(small.send(sender, broadcast_of("X", 1)).ok());
     ASSERT_TRUE(small.receive(fast).has_value());
     auto receipt = small.send(sender, broadcast_of("X", 2));

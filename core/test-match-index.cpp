@@ -26,8 +26,9 @@ BloomFilter filter_member(std::string_view member) {
     return filter;
 }
 
-std::set<std::pair<ConnectionId, uint64_t>> candidates(const MatchIndex& index, const BloomFilter& filter) {
-    std::set<std::pair<ConnectionId, uint64_t>> found;
+std::set<std::pair<ConnectionId, std::uint64_t>> candidates(const MatchIndex& index,
+                                                            const BloomFilter& filter) {
+    std::set<std::pair<ConnectionId, std::uint64_t>> found;
     index.for_each_candidate(filter, [&](const MatchIndex::Rule& rule) {
         EXPECT_TRUE(found.emplace(rule.owner, rule.cookie).second) << "rule visited twice";
     });
@@ -40,18 +41,20 @@ TEST(MatchIndex, FindsOnlyRulesWhoseMaskTheFilterCovers) {
     ASSERT_TRUE(index.add(2, MessageMatch{20, any_connection, "", mask_member("Removed")}).ok());
     ASSERT_TRUE(index.add(3, MessageMatch{30, any_connection, "", BloomMask()}).ok());  // wildcard
     auto found = candidates(index, filter_member("Changed"));
-    EXPECT_EQ(found, (std::set<std::pair<ConnectionId, uint64_t>>{{1, 10}, {3, 30}}));
+    EXPECT_EQ(found, (std::set<std::pair<ConnectionId, std::uint64_t>>{{1, 10}, {3, 30}}));
 }
 
 TEST(MatchIndex, IdenticalMasksAreSharedAndFreedWithTheirLastRule) {
     MatchIndex index;
-    for (ConnectionId id = 1; id <= 50; ++id)
+    for (ConnectionId id = 1; id <= 50; ++id) {
         ASSERT_TRUE(index.add(id, MessageMatch{id, any_connection, "", mask_member("Changed")}).ok());
+    }
     ASSERT_TRUE(index.add(7, MessageMatch{99, any_connection, "", mask_member("Other")}).ok());
     EXPECT_EQ(index.shared_mask_count(), 2u);
     EXPECT_EQ(candidates(index, filter_member("Changed")).size(), 50u);
-    for (ConnectionId id = 1; id <= 50; ++id)
+    for (ConnectionId id = 1; id <= 50; ++id) {
         ASSERT_TRUE(index.remove(id, id).ok());
+    }
     EXPECT_EQ(index.shared_mask_count(), 1u);
     EXPECT_TRUE(candidates(index, filter_member("Changed")).empty());
 }
@@ -80,7 +83,7 @@ TEST(MatchIndex, RemoveTakesEveryMatchWithTheCookieAndReportsUnknownCookies) {
     ASSERT_TRUE(index.remove(1, 5).ok());
     EXPECT_EQ(index.match_count(1), 1u);
     EXPECT_EQ(index.remove(1, 5).error(), Error::no_such_match);
-    size_t notified = 0;
+    std::size_t notified = 0;
     index.for_each_notification_match(NotificationType::name_add,
                                       [&](ConnectionId, const auto&) { ++notified; });
     EXPECT_EQ(notified, 0u);
@@ -88,8 +91,9 @@ TEST(MatchIndex, RemoveTakesEveryMatchWithTheCookieAndReportsUnknownCookies) {
 
 TEST(MatchIndex, PerConnectionLimitIsEnforced) {
     MatchIndex index(3);
-    for (uint64_t cookie = 0; cookie < 3; ++cookie)
+    for (std::uint64_t cookie = 0; cookie < 3; ++cookie) {
         ASSERT_TRUE(index.add(1, MessageMatch{cookie, any_connection, "", BloomMask()}).ok());
+    }
     EXPECT_EQ(index.add(1, MessageMatch{3, any_connection, "", BloomMask()}).error(),
               Error::match_limit_reached);
     EXPECT_EQ(index.add(1, NotificationMatch{3}).error(), Error::match_limit_reached);
@@ -113,19 +117,22 @@ TEST(MatchIndex, IndexAgreesWithLinearScanOnRandomMasks) {
     MatchIndex index;
     struct Stored {
         ConnectionId owner;
-        uint64_t cookie;
+        std::uint64_t cookie;
         BloomMask mask;
     };
     std::vector<Stored> stored;
     for (ConnectionId owner = 1; owner <= 200; ++owner) {
-        for (uint64_t cookie = 0; cookie < 5; ++cookie) {
+        for (std::uint64_t cookie = 0; cookie < 5; ++cookie) {
             BloomMask mask;
-            if (rng() % 2)
+            if (rng() % 2) {
                 mask.add_member(members[rng() % members.size()]);
-            if (rng() % 2)
+            }
+            if (rng() % 2) {
                 mask.add_interface(interfaces[rng() % interfaces.size()]);
-            if (rng() % 3 == 0)
+            }
+            if (rng() % 3 == 0) {
                 mask.add_argument(static_cast<unsigned>(rng() % 3), members[rng() % members.size()]);
+            }
             ASSERT_TRUE(index.add(owner, MessageMatch{cookie, any_connection, "", mask}).ok());
             stored.push_back({owner, cookie, mask});
         }
@@ -134,13 +141,16 @@ TEST(MatchIndex, IndexAgreesWithLinearScanOnRandomMasks) {
         BloomFilter filter;
         filter.add_member(members[rng() % members.size()]);
         filter.add_interface(interfaces[rng() % interfaces.size()]);
-        for (unsigned arg = 0; arg < 3; ++arg)
+        for (unsigned arg = 0; arg < 3; ++arg) {
             filter.add_argument(arg, members[rng() % members.size()]);
+        }
         index.observe(filter);  // re-filing happens along the way and must not change the answer
-        std::set<std::pair<ConnectionId, uint64_t>> expected;
-        for (const auto& s : stored)
-            if (filter.covers(s.mask))
+        std::set<std::pair<ConnectionId, std::uint64_t>> expected;
+        for (const auto& s : stored) {
+            if (filter.covers(s.mask)) {
                 expected.emplace(s.owner, s.cookie);
+            }
+        }
         ASSERT_EQ(candidates(index, filter), expected);
     }
 }
@@ -149,9 +159,10 @@ TEST(MatchIndex, MasksAreNotFiledUnderMessageTypeBits) {
     MatchIndex index;
     // Every mask shares the "message-type:signal" bits; filing under them would make every broadcast visit
     // every mask.
-    for (ConnectionId id = 1; id <= 100; ++id)
+    for (ConnectionId id = 1; id <= 100; ++id) {
         ASSERT_TRUE(
             index.add(id, MessageMatch{1, any_connection, "", mask_member("M" + std::to_string(id))}).ok());
+    }
     BloomFilter only_type;
     only_type.add_message_type("signal");
     EXPECT_EQ(index.masks_visited(only_type), 0u);
@@ -169,15 +180,16 @@ TEST(MatchIndex, MasksMoveAwayFromBitsThatBroadcastsCarryOften) {
     BloomFilter common;
     common.add_interface("org.freedesktop.DBus.Properties");
     common.add_argument(0, "rare7");
-    const size_t before = index.masks_visited(common);
-    for (int i = 0; i < 5000; ++i)
+    const std::size_t before = index.masks_visited(common);
+    for (int i = 0; i < 5000; ++i) {
         index.observe(common);
-    const size_t after = index.masks_visited(common);
+    }
+    const std::size_t after = index.masks_visited(common);
     EXPECT_LT(after, before);
     EXPECT_LE(after, 10u);
     std::printf("masks visited for a common broadcast: %zu before observing traffic, %zu after\n", before,
                 after);
-    EXPECT_EQ(candidates(index, common), (std::set<std::pair<ConnectionId, uint64_t>>{{7, 1}}));
+    EXPECT_EQ(candidates(index, common), (std::set<std::pair<ConnectionId, std::uint64_t>>{{7, 1}}));
 }
 
 }  // namespace

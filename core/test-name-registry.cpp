@@ -9,16 +9,18 @@ using namespace name_flag;
 
 class NameRegistryTest : public ::testing::Test {
   protected:
-    AcquireResult acquire(ConnectionId id, std::string_view name, uint64_t flags) {
+    AcquireResult acquire(ConnectionId id, std::string_view name, std::uint64_t flags) {
         auto result = registry.acquire(id, name, flags, changes);
         EXPECT_TRUE(result.ok());
         return result.ok() ? *result : AcquireResult::owned_elsewhere;
     }
     std::vector<ConnectionId> queue_of(std::string_view name) {
         std::vector<ConnectionId> ids;
-        if (const NameEntry* entry = registry.find(name))
-            for (const auto& owner : entry->owners)
+        if (const NameEntry* entry = registry.find(name)) {
+            for (const auto& owner : entry->owners) {
                 ids.push_back(owner.id);
+            }
+        }
         return ids;
     }
     NameChange last_change() {

@@ -5,7 +5,7 @@
 namespace busgate::core {
 namespace {
 
-Credentials user(uint32_t uid, uint32_t gid = 100, std::vector<uint32_t> groups = {}) {
+Credentials user(std::uint32_t uid, std::uint32_t gid = 100, std::vector<std::uint32_t> groups = {}) {
     Credentials credentials;
     credentials.uid = uid;
     credentials.gid = gid;

@@ -7,7 +7,7 @@ namespace {
 
 constexpr auto bytes = QuotaResource::bytes;
 
-QuotaAmounts of_bytes(uint64_t n) {
+QuotaAmounts of_bytes(std::uint64_t n) {
     return {n, 0, 1};
 }
 
@@ -76,8 +76,9 @@ TEST(Quota, OneGreedySenderCannotStarveAnother) {
     std::vector<QuotaCharge> charges;
     for (;;) {
         auto charge = quotas.charge(1, 2, of_bytes(1024));
-        if (!charge)
+        if (!charge) {
             break;
+        }
         charges.push_back(*charge);
     }
     EXPECT_LE(quotas.share(1, 2, bytes), (1u << 20) / 2);

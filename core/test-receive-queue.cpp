@@ -8,7 +8,7 @@
 namespace busgate::core {
 namespace {
 
-QueuedEntry entry(uint64_t sequence, size_t bytes = 10, uint64_t name_id = 0) {
+QueuedEntry entry(std::uint64_t sequence, std::size_t bytes = 10, std::uint64_t name_id = 0) {
     QueuedEntry e;
     e.item.sequence = sequence;
     e.item.payload = MessagePayload::make(std::vector<std::uint8_t>(bytes));
@@ -16,10 +16,11 @@ QueuedEntry entry(uint64_t sequence, size_t bytes = 10, uint64_t name_id = 0) {
     return e;
 }
 
-std::vector<uint64_t> sequences(ReceiveQueue& queue) {
-    std::vector<uint64_t> out;
-    while (auto e = queue.pop())
+std::vector<std::uint64_t> sequences(ReceiveQueue& queue) {
+    std::vector<std::uint64_t> out;
+    while (auto e = queue.pop()) {
         out.push_back(e->item.sequence);
+    }
     return out;
 }
 
@@ -32,22 +33,24 @@ TEST(ReceiveQueue, PopsInSequenceOrderAndKeepsCountersExact) {
     EXPECT_EQ(queue.front()->item.sequence, 1u);
     EXPECT_EQ(queue.pop()->item.sequence, 1u);
     EXPECT_EQ(queue.counters().bytes, 20u);
-    EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{2}));
+    EXPECT_EQ(sequences(queue), (std::vector<std::uint64_t>{2}));
     EXPECT_EQ(queue.counters().messages, 0u);
     EXPECT_TRUE(queue.empty());
 }
 
 TEST(ReceiveQueue, MovedInEntriesAreMergedAtTheirPlaceInTheGlobalOrder) {
     ReceiveQueue queue;
-    for (uint64_t s : {2, 5, 9})
+    for (std::uint64_t s : {2, 5, 9}) {
         queue.push(entry(s));
+    }
     (void)queue.pop();  // a consumed head must not confuse the merge
     std::vector<QueuedEntry> moved;
-    for (uint64_t s : {1, 6, 12})
+    for (std::uint64_t s : {1, 6, 12}) {
         moved.push_back(entry(s));
+    }
     queue.merge(std::move(moved));
     EXPECT_EQ(queue.counters().messages, 5u);
-    EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{1, 5, 6, 9, 12}));
+    EXPECT_EQ(sequences(queue), (std::vector<std::uint64_t>{1, 5, 6, 9, 12}));
 }
 
 TEST(ReceiveQueue, ExtractTakesMatchingEntriesAndAdjustsCounters) {
@@ -61,7 +64,7 @@ TEST(ReceiveQueue, ExtractTakesMatchingEntriesAndAdjustsCounters) {
     EXPECT_EQ(taken[1].item.sequence, 3u);
     EXPECT_EQ(queue.counters().messages, 1u);
     EXPECT_EQ(queue.counters().bytes, 10u);
-    EXPECT_EQ(sequences(queue), (std::vector<uint64_t>{2}));
+    EXPECT_EQ(sequences(queue), (std::vector<std::uint64_t>{2}));
 }
 
 TEST(ReceiveQueue, ExtractThatTakesNothingLeavesEveryEntryIntact) {
@@ -95,8 +98,8 @@ TEST(ReceiveQueue, LimitsAreCheckedBeforeQueueing) {
 TEST(ReceiveQueue, LongRunsStayInOrder) {
     // Two pushes per pop: the consumed head is compacted away many times along the way.
     ReceiveQueue queue;
-    uint64_t next_expected = 1;
-    for (uint64_t s = 1; s <= 100000; ++s) {
+    std::uint64_t next_expected = 1;
+    for (std::uint64_t s = 1; s <= 100000; ++s) {
         queue.push(entry(s, 1));
         if (s % 2 == 0) {
             auto popped = queue.pop();

@@ -77,7 +77,7 @@ TEST(ReplyTracker, RedirectMovesTheCallToTheNewCallee) {
 
 TEST(ReplyTracker, ManyAnsweredCallsDoNotAccumulate) {
     ReplyTracker tracker;
-    for (uint64_t cookie = 1; cookie <= 10000; ++cookie) {
+    for (std::uint64_t cookie = 1; cookie <= 10000; ++cookie) {
         ASSERT_TRUE(tracker.add(2, 1, cookie, 1000000 + cookie).ok());
         ASSERT_TRUE(tracker.consume(2, 1, cookie));
     }

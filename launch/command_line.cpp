@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <climits>
+#include <cstddef>
 
 namespace busgate::launch {
 namespace {

@@ -1,5 +1,6 @@
 #include "launch/descriptor_budget.h"
 
+#include <cstddef>
 #include <cstdio>
 
 #include "bus/bus_daemon.h"

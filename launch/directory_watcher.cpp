@@ -4,6 +4,8 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <cstdint>
+
 namespace busgate::launch {
 
 bool DirectoryWatcher::watch(const std::vector<std::string>& directories, std::function<void()> on_change) {

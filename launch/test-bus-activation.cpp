@@ -1,8 +1,8 @@
 // Activation, what a bus in process can show: service files make names activatable, StartServiceByName
 // and auto-start run the Exec= line, and its failures come back as dbus-daemon's Spawn.* errors. The
 // activated service is this executable itself, started with BUSGATE_TEST_SERVE=NAME in its environment
-// (see serve_if_activated). It starts services with launch/'s spawner, so it lives in launch/ (bus/ cannot include launch/).
-// Checked against dbus-daemon 1.14 with BUSGATE_TEST_REFERENCE_DAEMON=/usr/bin/dbus-daemon.
+// (see serve_if_activated). It starts services with launch/'s spawner, so it lives in launch/ (bus/ cannot
+// include launch/). Checked against dbus-daemon 1.14 with BUSGATE_TEST_REFERENCE_DAEMON=/usr/bin/dbus-daemon.
 #include <gtest/gtest.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>

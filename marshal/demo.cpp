@@ -1,6 +1,7 @@
 // busgate-marshal-demo: what `make run` shows until the daemon exists. Builds the Hello call a
 // client sends first, parses and validates it, stamps a sender, and validates any message files
 // named on the command line (raw dbus1 messages, as in dbus-tests' data/valid-messages).
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iterator>

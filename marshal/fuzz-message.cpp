@@ -1,5 +1,6 @@
 // libFuzzer target for the message validator: any byte string is framed, parsed and validated; a
 // valid message is then walked with BodyReader and re-stamped with a sender, which must validate.
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <span>

@@ -1,5 +1,6 @@
 #include "busgate/marshal/names.h"
 
+#include <cstddef>
 #include <cstdint>
 
 #include "busgate/marshal/types.h"

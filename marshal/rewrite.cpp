@@ -1,5 +1,6 @@
 #include "busgate/marshal/rewrite.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "wire.h"

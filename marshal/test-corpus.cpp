@@ -2,6 +2,7 @@
 // message must be accepted and every invalid one rejected, as dbus_message_demarshal() does.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>

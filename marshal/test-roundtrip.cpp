@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <bit>
+#include <cstddef>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -180,8 +182,9 @@ void write(BodyWriter& w, const Value& v) {
             break;
         case '(':
             w.open_struct();
-            for (const auto& field : v.children)
+            for (const auto& field : v.children) {
                 write(w, field);
+            }
             w.close_struct();
             break;
         case 'a':

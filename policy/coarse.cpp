@@ -1,6 +1,7 @@
 // Folding <allow own/send_destination> rules into core policy entries (see coarse.h for the guarantee).
 #include "busgate/policy/coarse.h"
 
+#include <cstdint>
 #include <map>
 #include <set>
 
@@ -8,7 +9,7 @@ namespace busgate::policy {
 
 namespace {
 
-using Grants = std::set<std::pair<core::Grantee, uint32_t>>;
+using Grants = std::set<std::pair<core::Grantee, std::uint32_t>>;
 
 struct NameGrants {
     Grants own, talk;
@@ -25,21 +26,24 @@ bool can_match_method_call(const Rule& rule) {
            rule.broadcast != Tristate::yes;
 }
 
-void collect(const std::vector<Rule>& rules, core::Grantee grantee, uint32_t id, Collected& out) {
-    const std::pair<core::Grantee, uint32_t> who{grantee, grantee == core::Grantee::world ? 0 : id};
+void collect(const std::vector<Rule>& rules, core::Grantee grantee, std::uint32_t id, Collected& out) {
+    const std::pair<core::Grantee, std::uint32_t> who{grantee, grantee == core::Grantee::world ? 0 : id};
     for (const Rule& rule : rules) {
-        if (!rule.allow)
+        if (!rule.allow) {
             continue;  // a deny only narrows what the allows grant
+        }
         const bool own = rule.kind == RuleKind::own;
-        if (!own && !(rule.kind == RuleKind::send && can_match_method_call(rule)))
+        if (!own && !(rule.kind == RuleKind::send && can_match_method_call(rule))) {
             continue;
+        }
         auto grant = [&](NameGrants& grants) { (own ? grants.own : grants.talk).insert(who); };
         if (!rule.name) {
             grant(out.any);  // own="*", or a send rule for any destination
         } else if (rule.name_is_prefix) {
             // A prefix of one element ("org") is valid, as for kdbus's "org.*".
-            if (core::is_valid_well_known_name(*rule.name + ".x"))
+            if (core::is_valid_well_known_name(*rule.name + ".x")) {
                 grant(out.subtree[*rule.name]);
+            }
         } else if (!own && rule.name->starts_with(':')) {
             grant(out.any);  // a unique name: a connection the core's name policy cannot single out
         } else if (core::is_valid_well_known_name(*rule.name)) {
@@ -53,10 +57,12 @@ core::PolicyEntry entry_of(std::string name, const NameGrants& grants, bool subt
     core::PolicyEntry entry;
     entry.name = std::move(name);
     entry.subtree = subtree;
-    for (const auto& [grantee, id] : grants.own)
+    for (const auto& [grantee, id] : grants.own) {
         entry.grants.push_back(core::PolicyGrant{grantee, id, core::Access::own});
-    for (const auto& [grantee, id] : grants.talk)
+    }
+    for (const auto& [grantee, id] : grants.talk) {
         entry.grants.push_back(core::PolicyGrant{grantee, id, core::Access::talk});
+    }
     return entry;
 }
 
@@ -69,16 +75,20 @@ CoarsePolicy compile_coarse(const PolicyRules& rules) {
     collect(rules.mandatory_rules, core::Grantee::world, 0, collected);
     collect(rules.at_console_rules, core::Grantee::world, 0, collected);
     collect(rules.not_at_console_rules, core::Grantee::world, 0, collected);
-    for (const auto& [uid, list] : rules.user_rules)
+    for (const auto& [uid, list] : rules.user_rules) {
         collect(list, core::Grantee::user, uid, collected);
-    for (const auto& [gid, list] : rules.group_rules)
+    }
+    for (const auto& [gid, list] : rules.group_rules) {
         collect(list, core::Grantee::group, gid, collected);
+    }
 
     CoarsePolicy out;
-    for (const auto& [name, grants] : collected.exact)
+    for (const auto& [name, grants] : collected.exact) {
         out.entries.push_back(entry_of(name, grants, false));
-    for (const auto& [name, grants] : collected.subtree)
+    }
+    for (const auto& [name, grants] : collected.subtree) {
         out.entries.push_back(entry_of(name, grants, true));
+    }
     core::PolicyEntry any = entry_of(std::string(core::any_name), collected.any, false);
     // dbus1 has no visibility policy: every name is visible to everyone.
     any.grants.push_back(core::PolicyGrant{core::Grantee::world, 0, core::Access::see});

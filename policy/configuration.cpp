@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -55,8 +56,8 @@ namespace {
 
 struct LimitSpec {
     std::string_view name;
-    int64_t Limits::*wide = nullptr;
-    int32_t Limits::*narrow = nullptr;  // dbus-daemon stores these in an int: "value is too large"
+    std::int64_t Limits::*wide = nullptr;
+    std::int32_t Limits::*narrow = nullptr;  // dbus-daemon stores these in an int: "value is too large"
 };
 
 constexpr LimitSpec limit_table[] = {
@@ -87,8 +88,9 @@ constexpr LimitSpec limit_table[] = {
 
 std::vector<std::string_view> limit_names() {
     std::vector<std::string_view> names;
-    for (const auto& spec : limit_table)
+    for (const auto& spec : limit_table) {
         names.push_back(spec.name);
+    }
     return names;
 }
 
@@ -101,35 +103,37 @@ bool all_digits(std::string_view text) {
            std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::optional<uint32_t> lookup_user(std::string_view name) {
+std::optional<std::uint32_t> lookup_user(std::string_view name) {
     const std::string key(name);
     std::optional<util::User> user;
     if (all_digits(name)) {
         errno = 0;
         const unsigned long uid = std::strtoul(key.c_str(), nullptr, 10);
-        if (errno != 0 || uid > UINT32_MAX)
+        if (errno != 0 || uid > UINT32_MAX) {
             return std::nullopt;
+        }
         // dbus-daemon: a number must still be an existing account.
         user = util::user_by_uid(static_cast<uid_t>(uid));
     } else {
         user = util::user_by_name(name);
     }
-    return user ? std::optional<uint32_t>(user->uid) : std::nullopt;
+    return user ? std::optional<std::uint32_t>(user->uid) : std::nullopt;
 }
 
-std::optional<uint32_t> lookup_group(std::string_view name) {
+std::optional<std::uint32_t> lookup_group(std::string_view name) {
     const std::string key(name);
     std::optional<util::Group> found;
     if (all_digits(name)) {
         errno = 0;
         const unsigned long gid = std::strtoul(key.c_str(), nullptr, 10);
-        if (errno != 0 || gid > UINT32_MAX)
+        if (errno != 0 || gid > UINT32_MAX) {
             return std::nullopt;
+        }
         found = util::group_by_gid(static_cast<gid_t>(gid));
     } else {
         found = util::group_by_name(name);
     }
-    return found ? std::optional<uint32_t>(found->gid) : std::nullopt;
+    return found ? std::optional<std::uint32_t>(found->gid) : std::nullopt;
 }
 
 std::string current_home_directory() {
@@ -147,7 +151,7 @@ UserDatabase UserDatabase::system() {
 
 namespace {
 
-enum class Element : uint8_t {
+enum class Element : std::uint8_t {
     none,
     busconfig,
     include,
@@ -219,30 +223,34 @@ constexpr ElementInfo element_table[] = {
 };
 
 const ElementInfo* find_element(std::string_view name) {
-    for (const auto& info : element_table)
-        if (info.name == name)
+    for (const auto& info : element_table) {
+        if (info.name == name) {
             return &info;
+        }
+    }
     return nullptr;
 }
 
 const ElementInfo& info_of(Element type) {
-    for (const auto& info : element_table)
-        if (info.type == type)
+    for (const auto& info : element_table) {
+        if (info.type == type) {
             return info;
+        }
+    }
     return element_table[0];
 }
 
-enum class PolicyKind : uint8_t { ignored, default_context, mandatory_context, user, group, console };
+enum class PolicyKind : std::uint8_t { ignored, default_context, mandatory_context, user, group, console };
 
 struct Frame {
     Element type = Element::none;
     bool had_content = false;
     // <policy>
     PolicyKind policy = PolicyKind::ignored;
-    uint32_t policy_id = 0;  // uid, gid, or at_console
+    std::uint32_t policy_id = 0;  // uid, gid, or at_console
     // <limit>
     std::string limit_name;
-    int64_t limit_value = 0;
+    std::int64_t limit_value = 0;
     // <include>
     bool ignore_missing = false;
     bool if_selinux_enabled = false;
@@ -269,68 +277,81 @@ bool is_all_whitespace(std::string_view text) {
 
 // strtol(…, 0) as dbus's _dbus_string_parse_int uses it: leading blanks, sign, 0x/0 prefixes, and any
 // trailing text are all accepted; no digits or overflow are not.
-std::optional<int64_t> parse_long(const std::string& text) {
+std::optional<std::int64_t> parse_long(const std::string& text) {
     const char* start = text.c_str();
     char* end = nullptr;
     errno = 0;
     const long value = std::strtol(start, &end, 0);
-    if (end == start || errno != 0)
+    if (end == start || errno != 0) {
         return std::nullopt;
+    }
     return value;
 }
 
-std::optional<uint64_t> parse_unsigned(const std::string& text) {
+std::optional<std::uint64_t> parse_unsigned(const std::string& text) {
     const char* start = text.c_str();
-    while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r')
+    while (*start == ' ' || *start == '\t' || *start == '\n' || *start == '\r') {
         ++start;
-    if (*start == '-' || *start == '+')
+    }
+    if (*start == '-' || *start == '+') {
         return std::nullopt;
+    }
     char* end = nullptr;
     errno = 0;
     const unsigned long value = std::strtoul(start, &end, 0);
-    if (end == start || errno != 0)
+    if (end == start || errno != 0) {
         return std::nullopt;
+    }
     return value;
 }
 
 std::string join_path(const std::string& directory, const std::string& file) {
-    if (!file.empty() && file.front() == '/')
+    if (!file.empty() && file.front() == '/') {
         return file;
-    if (directory.empty())
+    }
+    if (directory.empty()) {
         return file;
-    if (directory.back() == '/')
+    }
+    if (directory.back() == '/') {
         return directory + file;
+    }
     return directory + "/" + file;
 }
 
 std::string directory_of(const std::string& file) {
     const auto slash = file.rfind('/');
-    if (slash == std::string::npos)
+    if (slash == std::string::npos) {
         return ".";
-    if (slash == 0)
+    }
+    if (slash == 0) {
         return "/";
+    }
     return file.substr(0, slash);
 }
 
 void append_unique(std::vector<ServiceDir>& dirs, ServiceDir dir) {
-    for (const auto& existing : dirs)
-        if (existing.path == dir.path)
+    for (const auto& existing : dirs) {
+        if (existing.path == dir.path) {
             return;
+        }
+    }
     dirs.push_back(std::move(dir));
 }
 
 // Splits a ':'-separated list and appends `suffix` to each element, as _dbus_split_paths_and_append.
 std::vector<std::string> split_paths(const std::string& list, const std::string& suffix) {
     std::vector<std::string> out;
-    size_t start = 0;
+    std::size_t start = 0;
     while (start <= list.size()) {
-        size_t colon = list.find(':', start);
-        if (colon == std::string::npos)
+        std::size_t colon = list.find(':', start);
+        if (colon == std::string::npos) {
             colon = list.size();
+        }
         std::string element = list.substr(start, colon - start);
         if (!element.empty()) {
-            while (element.size() > 1 && element.back() == '/')
+            while (element.size() > 1 && element.back() == '/') {
                 element.pop_back();
+            }
             out.push_back(element + suffix);
         }
         start = colon + 1;
@@ -392,11 +413,13 @@ class Loader {
     std::vector<std::string> include_stack;  // canonical paths of the files being parsed
 
     std::optional<std::string> getenv(std::string_view name) const {
-        if (options.getenv)
+        if (options.getenv) {
             return options.getenv(name);
+        }
         const char* value = ::getenv(std::string(name).c_str());
-        if (!value)
+        if (!value) {
             return std::nullopt;
+        }
         return std::string(value);
     }
     std::string home() const {
@@ -407,8 +430,9 @@ class Loader {
 std::string canonical_or_self(const std::string& path) {
     std::error_code error;
     auto canonical = fs::weakly_canonical(fs::absolute(path, error), error);
-    if (error)
+    if (error) {
         return path;
+    }
     return canonical.string();
 }
 
@@ -424,8 +448,9 @@ std::variant<std::string, FileProblem> read_file(const std::string& path) {
         const int code = errno;
         return FileProblem{code == ENOENT, "Failed to open " + in_quotes(path) + ": " + std::strerror(code)};
     }
-    if (!S_ISREG(info.st_mode))
+    if (!S_ISREG(info.st_mode)) {
         return FileProblem{false, in_quotes(path) + " is not a regular file"};
+    }
     std::ifstream file(path, std::ios::binary);
     if (!file) {
         const int code = errno;
@@ -437,8 +462,9 @@ std::variant<std::string, FileProblem> read_file(const std::string& path) {
 FileParser::FileParser(Loader& loader, std::string path, const Limits& inherited, AppArmorMode apparmor)
     : loader_(loader), path_(std::move(path)), basedir_(directory_of(path_)) {
     parser_ = XML_ParserCreate("UTF-8");
-    if (!parser_)
+    if (!parser_) {
         throw std::bad_alloc();
+    }
     XML_SetUserData(parser_, this);
     XML_SetElementHandler(parser_, on_start, on_end);
     XML_SetCharacterDataHandler(parser_, on_text);
@@ -453,17 +479,19 @@ FileParser::~FileParser() {
 
 Configuration FileParser::parse(std::string_view text) {
     const auto status = XML_Parse(parser_, text.data(), static_cast<int>(text.size()), XML_TRUE);
-    if (error_)
+    if (error_) {
         throw *error_;
+    }
     if (status != XML_STATUS_OK) {
         throw ConfigError(path_, static_cast<int>(XML_GetCurrentLineNumber(parser_)),
                           static_cast<int>(XML_GetCurrentColumnNumber(parser_)),
                           XML_ErrorString(XML_GetErrorCode(parser_)));
     }
-    if (!stack_.empty())
+    if (!stack_.empty()) {
         throw ConfigError(path_, line(), column(),
                           "Element <" + std::string(info_of(stack_.back().type).name) +
                               "> was not closed in configuration file");
+    }
     return std::move(config_);
 }
 
@@ -494,7 +522,7 @@ void FileParser::on_end(void* self, const XML_Char* name) {
 }
 
 void FileParser::on_text(void* self, const XML_Char* text, int length) {
-    BUSGATE_EXPAT_GUARD(parser->text_.append(text, static_cast<size_t>(length)))
+    BUSGATE_EXPAT_GUARD(parser->text_.append(text, static_cast<std::size_t>(length)))
 }
 
 #undef BUSGATE_EXPAT_GUARD
@@ -508,21 +536,24 @@ class Attributes {
   public:
     Attributes(std::string_view element, const XML_Char** attributes, std::span<const std::string_view> known)
         : known_(known.begin(), known.end()), values_(known.size()) {
-        for (size_t i = 0; attributes[i]; i += 2) {
+        for (std::size_t i = 0; attributes[i]; i += 2) {
             const std::string_view name = attributes[i];
             const auto slot = std::find(known_.begin(), known_.end(), name);
-            if (slot == known_.end())
+            if (slot == known_.end()) {
                 fail("Attribute " + in_quotes(name) + " is invalid on <" + std::string(element) +
                      "> element in this context");
-            auto& value = values_[static_cast<size_t>(slot - known_.begin())];
-            if (value)
+            }
+            auto& value = values_[static_cast<std::size_t>(slot - known_.begin())];
+            if (value) {
                 fail("Attribute " + in_quotes(name) + " repeated twice on the same <" + std::string(element) +
                      "> element");
+            }
             value = attributes[i + 1];
         }
     }
     const std::optional<std::string>& operator[](std::string_view name) const {
-        return values_[static_cast<size_t>(std::find(known_.begin(), known_.end(), name) - known_.begin())];
+        return values_[static_cast<std::size_t>(std::find(known_.begin(), known_.end(), name) -
+                                                known_.begin())];
     }
 
   private:
@@ -531,26 +562,31 @@ class Attributes {
 };
 
 void check_no_attributes(std::string_view element, const XML_Char** attributes) {
-    if (attributes[0])
+    if (attributes[0]) {
         fail("Attribute " + in_quotes(attributes[0]) + " is invalid on <" + std::string(element) +
              "> element in this context");
+    }
 }
 
 bool yes_no(const std::optional<std::string>& value, std::string_view attribute) {
-    if (!value)
+    if (!value) {
         return false;
-    if (*value == "yes")
+    }
+    if (*value == "yes") {
         return true;
-    if (*value == "no")
+    }
+    if (*value == "no") {
         return false;
+    }
     fail(std::string(attribute) + " attribute must have value \"yes\" or \"no\"");
 }
 
 void FileParser::start_element(std::string_view name, const XML_Char** attributes) {
     const Element top = stack_.empty() ? Element::none : stack_.back().type;
     if (top == Element::none) {
-        if (name != "busconfig")
+        if (name != "busconfig") {
             fail("Unknown element <" + std::string(name) + "> at root of configuration file");
+        }
         check_no_attributes("busconfig", attributes);
         stack_.push_back(Frame{Element::busconfig});
         return;
@@ -559,8 +595,9 @@ void FileParser::start_element(std::string_view name, const XML_Char** attribute
         const ElementInfo* element = find_element(name);
         if (!element || element->type == Element::busconfig || element->type == Element::allow ||
             element->type == Element::deny || element->type == Element::associate ||
-            element->type > Element::endpoint)
+            element->type > Element::endpoint) {
             fail("Element <" + std::string(name) + "> not allowed inside <busconfig> in configuration file");
+        }
         start_busconfig_child(*element, attributes);
         return;
     }
@@ -574,8 +611,9 @@ void FileParser::start_element(std::string_view name, const XML_Char** attribute
     }
     if (top == Element::endpoint) {
         const ElementInfo* element = find_element(name);
-        if (!element || element->type <= Element::endpoint)
+        if (!element || element->type <= Element::endpoint) {
             fail("Element <" + std::string(name) + "> not allowed inside <endpoint> in configuration file");
+        }
         const bool is_rule = element->type == Element::call || element->type == Element::broadcast;
         static constexpr std::string_view names[] = {"name"};
         static constexpr std::string_view rules[] = {"rule"};
@@ -583,9 +621,10 @@ void FileParser::start_element(std::string_view name, const XML_Char** attribute
             element->name, attributes,
             is_rule ? std::span<const std::string_view>(rules) : std::span<const std::string_view>(names));
         const auto& value = values[is_rule ? "rule" : "name"];
-        if (!value)
+        if (!value) {
             fail("<" + std::string(element->name) + "> element must have a \"" + (is_rule ? "rule" : "name") +
                  "\" attribute");
+        }
         EndpointConfig& endpoint = config_.endpoints.back();
         switch (element->type) {
             case Element::see:
@@ -608,14 +647,16 @@ void FileParser::start_element(std::string_view name, const XML_Char** attribute
         return;
     }
     if (top == Element::selinux) {
-        if (name != "associate")
+        if (name != "associate") {
             fail("Element <" + std::string(name) + "> not allowed inside <selinux> in configuration file");
+        }
         static constexpr std::string_view known[] = {"own", "context"};
         Attributes values("associate", attributes, known);
-        if (!values["own"] || !values["context"])
+        if (!values["own"] || !values["context"]) {
             fail(
                 "Element <associate> must have attributes own=\"<servicename>\" and context=\"<selinux "
                 "context>\"");
+        }
         config_.selinux_contexts[*values["own"]] = *values["context"];
         stack_.push_back(Frame{Element::associate});
         return;
@@ -641,25 +682,29 @@ void FileParser::start_busconfig_child(const ElementInfo& element, const XML_Cha
         case Element::limit: {
             static constexpr std::string_view known[] = {"name"};
             Attributes values("limit", attributes, known);
-            if (!values["name"])
+            if (!values["name"]) {
                 fail("<limit> element must have a \"name\" attribute");
+            }
             frame.limit_name = *values["name"];
             break;
         }
         case Element::endpoint: {
             static constexpr std::string_view known[] = {"name", "type", "path", "max_connections"};
             Attributes values("endpoint", attributes, known);
-            if (!values["name"])
+            if (!values["name"]) {
                 fail("<endpoint> element must have a \"name\" attribute");
+            }
             EndpointConfig endpoint;
             endpoint.name = *values["name"];
             endpoint.type = values["type"].value_or("");
-            if (values["path"])
+            if (values["path"]) {
                 endpoint.path = join_path(basedir_, *values["path"]);
+            }
             if (const auto& limit = values["max_connections"]) {
                 const auto parsed = parse_long(*limit);
-                if (!parsed || *parsed < 1)
+                if (!parsed || *parsed < 1) {
                     fail("<endpoint max_connections=" + in_quotes(*limit) + "> must be a positive number");
+                }
                 endpoint.max_connections = *parsed;
             }
             endpoint.where = SourceLocation{path_, line()};
@@ -673,17 +718,18 @@ void FileParser::start_busconfig_child(const ElementInfo& element, const XML_Cha
             static constexpr std::string_view known[] = {"mode"};
             Attributes values("apparmor", attributes, known);
             if (const auto& mode = values["mode"]) {
-                if (*mode == "required")
+                if (*mode == "required") {
                     config_.apparmor = AppArmorMode::required;
-                else if (*mode == "enabled")
+                } else if (*mode == "enabled") {
                     config_.apparmor = AppArmorMode::enabled;
-                else if (*mode == "disabled")
+                } else if (*mode == "disabled") {
                     config_.apparmor = AppArmorMode::disabled;
-                else
+                } else {
                     fail(
                         "Mode attribute on <apparmor> must have value \"required\", \"enabled\" or "
                         "\"disabled\", not " +
                         in_quotes(*mode));
+                }
             }
             break;
         }
@@ -709,28 +755,33 @@ void FileParser::start_busconfig_child(const ElementInfo& element, const XML_Cha
             // $XDG_RUNTIME_DIR/dbus-1/services first (strict naming, not watched), then
             // $XDG_DATA_HOME (default ~/.local/share), $XDG_DATA_DIRS (default /usr/local/share:/usr/share)
             // and ${datadir}, each + /dbus-1/services, duplicates dropped.
-            if (auto runtime = loader_.getenv("XDG_RUNTIME_DIR"))
+            if (auto runtime = loader_.getenv("XDG_RUNTIME_DIR")) {
                 append_unique(config_.servicedirs,
                               ServiceDir{join_path(*runtime, "dbus-1/services"), true, false});
+            }
             std::string list;
-            if (auto home = loader_.getenv("XDG_DATA_HOME"))
+            if (auto home = loader_.getenv("XDG_DATA_HOME")) {
                 list = *home;
-            else
+            } else {
                 list = join_path(loader_.home(), ".local/share");
+            }
             list += ":";
-            if (auto dirs = loader_.getenv("XDG_DATA_DIRS"))
+            if (auto dirs = loader_.getenv("XDG_DATA_DIRS")) {
                 list += *dirs + ":";
-            else
+            } else {
                 list += "/usr/local/share:/usr/share:";
+            }
             list += loader_.options.datadir;
-            for (auto& dir : split_paths(list, "/dbus-1/services"))
+            for (auto& dir : split_paths(list, "/dbus-1/services")) {
                 append_unique(config_.servicedirs, ServiceDir{std::move(dir), false, true});
+            }
             break;
         }
         case Element::standard_system_servicedirs: {
             const std::string list = "/usr/local/share:/usr/share:" + loader_.options.datadir + ":/lib";
-            for (auto& dir : split_paths(list, "/dbus-1/system-services"))
+            for (auto& dir : split_paths(list, "/dbus-1/system-services")) {
                 append_unique(config_.servicedirs, ServiceDir{std::move(dir), false, true});
+            }
             break;
         }
         default:
@@ -743,18 +794,20 @@ void FileParser::start_policy(const XML_Char** attributes) {
     static constexpr std::string_view known[] = {"context", "user", "group", "at_console"};
     Attributes values("policy", attributes, known);
     const int given = !!values["context"] + !!values["user"] + !!values["group"] + !!values["at_console"];
-    if (given != 1)
+    if (given != 1) {
         fail("<policy> element must have exactly one of (context|user|group|at_console) attributes");
+    }
 
     Frame frame{Element::policy};
     if (const auto& context = values["context"]) {
-        if (*context == "default")
+        if (*context == "default") {
             frame.policy = PolicyKind::default_context;
-        else if (*context == "mandatory")
+        } else if (*context == "mandatory") {
             frame.policy = PolicyKind::mandatory_context;
-        else
+        } else {
             fail("context attribute on <policy> must have the value \"default\" or \"mandatory\", not " +
                  in_quotes(*context));
+        }
     } else if (const auto& user = values["user"]) {
         if (auto uid = loader_.options.users.user_id(*user)) {
             frame.policy = PolicyKind::user;
@@ -771,8 +824,9 @@ void FileParser::start_policy(const XML_Char** attributes) {
         }
     } else {
         const auto& console = *values["at_console"];
-        if (console != "true" && console != "false")
+        if (console != "true" && console != "false") {
             fail("Unknown value " + in_quotes(console) + " for at_console in message bus configuration file");
+        }
         frame.policy = PolicyKind::console;
         frame.policy_id = console == "true";
     }
@@ -780,14 +834,18 @@ void FileParser::start_policy(const XML_Char** attributes) {
 }
 
 std::optional<RuleMessageType> message_type_from_string(std::string_view text) {
-    if (text == "method_call")
+    if (text == "method_call") {
         return RuleMessageType::method_call;
-    if (text == "method_return")
+    }
+    if (text == "method_return") {
         return RuleMessageType::method_return;
-    if (text == "signal")
+    }
+    if (text == "signal") {
         return RuleMessageType::signal;
-    if (text == "error")
+    }
+    if (text == "error") {
         return RuleMessageType::error;
+    }
     return std::nullopt;
 }
 
@@ -797,29 +855,36 @@ std::optional<RuleMessageType> message_type_from_string(std::string_view text) {
 }
 
 bool true_false_swapped(const std::optional<std::string>& value, std::string_view attribute, bool fallback) {
-    if (!value)
+    if (!value) {
         return fallback;
-    if (*value == "true")
+    }
+    if (*value == "true") {
         return true;
-    if (*value == "false")
+    }
+    if (*value == "false") {
         return false;
+    }
     fail_true_false_swapped(attribute, *value);
 }
 
-uint32_t parse_fds(const std::optional<std::string>& value, std::string_view attribute, uint32_t fallback) {
-    if (!value)
+std::uint32_t parse_fds(const std::optional<std::string>& value, std::string_view attribute,
+                        std::uint32_t fallback) {
+    if (!value) {
         return fallback;
+    }
     auto parsed = parse_unsigned(*value);
-    if (!parsed || *parsed > Rule::max_message_unix_fds)
+    if (!parsed || *parsed > Rule::max_message_unix_fds) {
         fail("Bad value " + in_quotes(*value) + " for " + std::string(attribute) +
              " attribute, must be an integer in range 0 to " + std::to_string(Rule::max_message_unix_fds) +
              " inclusive");
-    return static_cast<uint32_t>(*parsed);
+    }
+    return static_cast<std::uint32_t>(*parsed);
 }
 
 std::optional<std::string> unless_wildcard(const std::optional<std::string>& value) {
-    if (value && *value == "*")
+    if (value && *value == "*") {
         return std::nullopt;
+    }
     return value;
 }
 
@@ -862,30 +927,37 @@ void FileParser::start_rule(bool allow, const XML_Char** attributes) {
     const bool any_message = any_send || any_receive || a["eavesdrop"] || a["max_fds"] || a["min_fds"];
 
     if (!(any_send || any_receive || a["eavesdrop"] || a["own"] || a["own_prefix"] || a["user"] ||
-          a["group"]))
+          a["group"])) {
         fail("Element <" + element + "> must have one or more attributes");
+    }
 
     if ((a["send_member"] && !a["send_interface"] && !a["send_path"]) ||
-        (a["receive_member"] && !a["receive_interface"] && !a["receive_path"]))
+        (a["receive_member"] && !a["receive_interface"] && !a["receive_path"])) {
         fail("On element <" + element +
              ">, if you specify a member you must specify an interface or a path. Keep in mind that not all "
              "messages have an interface field.");
+    }
 
-    if (int{any_message} + !!a["own"] + !!a["own_prefix"] + !!a["user"] + !!a["group"] > 1)
+    if (int{any_message} + !!a["own"] + !!a["own_prefix"] + !!a["user"] + !!a["group"] > 1) {
         fail("Invalid combination of attributes on element <" + element +
              ">: own, own_prefix, user, group and the message-related attributes cannot be combined");
-    if (any_send && any_receive)
+    }
+    if (any_send && any_receive) {
         fail("Invalid combination of attributes on element <" + element +
              ">: send and receive attributes cannot be combined");
-    if ((a["send_member"] || a["send_interface"]) && a["send_error"])
+    }
+    if ((a["send_member"] || a["send_interface"]) && a["send_error"]) {
         fail("Invalid combination of attributes on element <" + element +
              ">: send_error cannot be combined with send_member or send_interface");
-    if ((a["receive_member"] || a["receive_interface"]) && a["receive_error"])
+    }
+    if ((a["receive_member"] || a["receive_interface"]) && a["receive_error"]) {
         fail("Invalid combination of attributes on element <" + element +
              ">: receive_error cannot be combined with receive_member or receive_interface");
-    if (a["send_destination"] && a["send_destination_prefix"])
+    }
+    if (a["send_destination"] && a["send_destination_prefix"]) {
         fail("Invalid combination of attributes on element <" + element +
              ">: send_destination cannot be combined with send_destination_prefix");
+    }
 
     Rule rule;
     rule.allow = allow;
@@ -905,22 +977,25 @@ void FileParser::start_rule(bool allow, const XML_Char** attributes) {
         rule.path = unless_wildcard(attribute("path"));
         if (auto type = unless_wildcard(attribute("type"))) {
             auto parsed = message_type_from_string(*type);
-            if (!parsed)
+            if (!parsed) {
                 fail("Bad message type " + in_quotes(*type));
+            }
             rule.message_type = *parsed;
         }
         rule.eavesdrop = true_false_swapped(a["eavesdrop"], "eavesdrop", false);
         if (send) {
             if (const auto& broadcast = a["send_broadcast"]) {
-                if (*broadcast != "true" && *broadcast != "false")
+                if (*broadcast != "true" && *broadcast != "false") {
                     fail("Bad value " + in_quotes(*broadcast) +
                          " for send_broadcast attribute, must be true or false");
+                }
                 rule.broadcast = *broadcast == "true" ? Tristate::yes : Tristate::no;
             }
             rule.name = unless_wildcard(a["send_destination"]);
-            if (rule.name && rule.broadcast == Tristate::yes)
+            if (rule.name && rule.broadcast == Tristate::yes) {
                 fail("Rule with send_broadcast=\"true\" and send_destination=" + in_quotes(*rule.name) +
                      " cannot match anything");
+            }
             if (a["send_destination_prefix"]) {
                 rule.name = a["send_destination_prefix"];
                 rule.name_is_prefix = true;
@@ -974,15 +1049,17 @@ void FileParser::place_rule(Rule rule, std::string_view element_name) {
             rules.mandatory_rules.push_back(std::move(rule));
             break;
         case PolicyKind::user:
-            if (bus_global)
+            if (bus_global) {
                 fail("<" + std::string(element_name) +
                      "> rule cannot be per-user because it has bus-global semantics");
+            }
             rules.user_rules[policy.policy_id].push_back(std::move(rule));
             break;
         case PolicyKind::group:
-            if (bus_global)
+            if (bus_global) {
                 fail("<" + std::string(element_name) +
                      "> rule cannot be per-group because it has bus-global semantics");
+            }
             rules.group_rules[policy.policy_id].push_back(std::move(rule));
             break;
         case PolicyKind::console:
@@ -993,21 +1070,24 @@ void FileParser::place_rule(Rule rule, std::string_view element_name) {
 }
 
 void FileParser::flush_content() {
-    if (text_.empty())
+    if (text_.empty()) {
         return;
+    }
     std::string text;
     text.swap(text_);
     content(text);
 }
 
 void FileParser::content(const std::string& text) {
-    if (stack_.empty())
+    if (stack_.empty()) {
         fail("Text content outside of any XML element in configuration file");
+    }
     Frame& frame = stack_.back();
     const ElementInfo& element = info_of(frame.type);
     if (!element.has_content) {
-        if (is_all_whitespace(text))
+        if (is_all_whitespace(text)) {
             return;
+        }
         fail("No text content expected inside XML element " + std::string(element.name) +
              " in configuration file");
     }
@@ -1038,12 +1118,14 @@ void FileParser::content(const std::string& text) {
             include_directory(join_path(basedir_, text));
             break;
         case Element::include: {
-            if (frame.if_selinux_enabled && !loader_.options.selinux_enabled)
+            if (frame.if_selinux_enabled && !loader_.options.selinux_enabled) {
                 break;
+            }
             std::string full;
             if (frame.selinux_root_relative) {
-                if (loader_.options.selinux_policy_root.empty())
+                if (loader_.options.selinux_policy_root.empty()) {
                     fail("Could not determine SELinux policy root for relative inclusion");
+                }
                 full = join_path(loader_.options.selinux_policy_root, text);
             } else {
                 full = join_path(basedir_, text);
@@ -1053,9 +1135,10 @@ void FileParser::content(const std::string& text) {
         }
         case Element::limit: {
             auto value = parse_long(text);
-            if (!value)
+            if (!value) {
                 fail("<limit name=" + in_quotes(frame.limit_name) +
                      "> element has invalid value (could not parse as integer)");
+            }
             frame.limit_value = *value;
             break;
         }
@@ -1065,28 +1148,36 @@ void FileParser::content(const std::string& text) {
 }
 
 void FileParser::end_element(std::string_view name) {
-    if (stack_.empty())
+    if (stack_.empty()) {
         fail("XML parser ended element with no element on the stack");
+    }
     const Frame& frame = stack_.back();
     const ElementInfo& element = info_of(frame.type);
-    if (element.name != name)
+    if (element.name != name) {
         fail("XML element <" + std::string(name) + "> ended but topmost element on the stack was <" +
              std::string(element.name) + ">");
-    if (element.has_content && !frame.had_content)
+    }
+    if (element.has_content && !frame.had_content) {
         fail("XML element <" + std::string(element.name) + "> was expected to have content inside it");
+    }
     if (frame.type == Element::limit) {
         const LimitSpec* spec = nullptr;
-        for (const auto& candidate : limit_table)
-            if (candidate.name == frame.limit_name)
+        for (const auto& candidate : limit_table) {
+            if (candidate.name == frame.limit_name) {
                 spec = &candidate;
-        if (!spec)
+            }
+        }
+        if (!spec) {
             fail("There is no limit called " + in_quotes(frame.limit_name));
-        if (frame.limit_value < 0)
+        }
+        if (frame.limit_value < 0) {
             fail("<limit name=" + in_quotes(frame.limit_name) + "> must be a positive number");
+        }
         if (spec->narrow) {
-            if (frame.limit_value > INT32_MAX)
+            if (frame.limit_value > INT32_MAX) {
                 fail("<limit name=" + in_quotes(frame.limit_name) + "> value is too large");
-            config_.limits.*(spec->narrow) = static_cast<int32_t>(frame.limit_value);
+            }
+            config_.limits.*(spec->narrow) = static_cast<std::int32_t>(frame.limit_value);
         } else {
             config_.limits.*(spec->wide) = frame.limit_value;
         }
@@ -1097,13 +1188,15 @@ void FileParser::end_element(std::string_view name) {
 void FileParser::include_file(const std::string& path, bool ignore_missing, bool from_directory) {
     const std::string canonical = canonical_or_self(path);
     if (std::find(loader_.include_stack.begin(), loader_.include_stack.end(), canonical) !=
-        loader_.include_stack.end())
+        loader_.include_stack.end()) {
         fail("Circular inclusion of file '" + path + "'");
+    }
 
     auto contents = read_file(path);
     if (auto* problem = std::get_if<FileProblem>(&contents)) {
-        if (problem->missing && ignore_missing)
+        if (problem->missing && ignore_missing) {
             return;
+        }
         if (from_directory) {
             warn("Encountered error '" + problem->message + "' while parsing '" + path + "'");
             return;
@@ -1122,8 +1215,9 @@ void FileParser::include_file(const std::string& path, bool ignore_missing, bool
     try {
         result = included.parse(std::get<std::string>(contents));
     } catch (const ConfigError& error) {
-        if (!from_directory)
+        if (!from_directory) {
             throw;
+        }
         // dbus-daemon logs a broken file in an <includedir> and carries on without it.
         warn("Encountered error '" + error.problem() + "' while parsing '" + path + "'");
         return;
@@ -1135,20 +1229,23 @@ void FileParser::include_directory(const std::string& path) {
     std::error_code error;
     fs::directory_iterator entries(path, error);
     if (error) {
-        if (error == std::errc::no_such_file_or_directory)
+        if (error == std::errc::no_such_file_or_directory) {
             return;
+        }
         fail("Failed to read directory \"" + path + "\": " + error.message());
     }
     std::vector<std::string> files;
     for (const auto& entry : entries) {
         std::string name = entry.path().filename().string();
-        if (name.ends_with(".conf"))
+        if (name.ends_with(".conf")) {
             files.push_back(join_path(path, name));
+        }
     }
     // dbus-daemon reads the directory in readdir order ("undefined"); busgate makes it deterministic.
     std::sort(files.begin(), files.end());
-    for (const auto& file : files)
+    for (const auto& file : files) {
         include_file(file, true, true);
+    }
     config_.included_dirs.push_back(path);
 }
 
@@ -1161,26 +1258,33 @@ void FileParser::merge(Configuration&& included) {
     auto& other = included.policy;
     append(policy.default_rules, other.default_rules);
     append(policy.mandatory_rules, other.mandatory_rules);
-    for (auto& [uid, rules] : other.user_rules)
+    for (auto& [uid, rules] : other.user_rules) {
         append(policy.user_rules[uid], rules);
-    for (auto& [gid, rules] : other.group_rules)
+    }
+    for (auto& [gid, rules] : other.group_rules) {
         append(policy.group_rules[gid], rules);
+    }
     append(policy.at_console_rules, other.at_console_rules);
     append(policy.not_at_console_rules, other.not_at_console_rules);
-    for (auto& [name, context] : included.selinux_contexts)
+    for (auto& [name, context] : included.selinux_contexts) {
         config_.selinux_contexts[name] = context;
-    if (included.user)
+    }
+    if (included.user) {
         config_.user = std::move(included.user);
-    if (included.type)
+    }
+    if (included.type) {
         config_.type = std::move(included.type);
+    }
     config_.fork = config_.fork || included.fork;
     config_.keep_umask = config_.keep_umask || included.keep_umask;
     config_.syslog = config_.syslog || included.syslog;
     config_.allow_anonymous = config_.allow_anonymous || included.allow_anonymous;
-    if (included.pidfile)
+    if (included.pidfile) {
         config_.pidfile = std::move(included.pidfile);
-    if (included.servicehelper)
+    }
+    if (included.servicehelper) {
         config_.servicehelper = std::move(included.servicehelper);
+    }
     append(config_.listen, included.listen);
     append(config_.auth, included.auth);
     // dbus-daemon appends the included file's service directories without removing duplicates.
@@ -1200,9 +1304,10 @@ Configuration run(std::string_view text, const std::string& path, const LoadOpti
     Loader loader(options);
     FileParser parser(loader, path, Limits{}, AppArmorMode::enabled);
     Configuration config = parser.parse(text);
-    if (options.require_listen && config.listen.empty())
+    if (options.require_listen && config.listen.empty()) {
         throw ConfigError(path, 0, 0,
                           "Configuration file needs one or more <listen> elements giving addresses");
+    }
     return config;
 }
 
@@ -1215,8 +1320,9 @@ Configuration parse_configuration(std::string_view text, const std::string& path
 
 Configuration load_configuration(const std::string& path, const LoadOptions& options) {
     auto contents = read_file(path);
-    if (auto* problem = std::get_if<FileProblem>(&contents))
+    if (auto* problem = std::get_if<FileProblem>(&contents)) {
         throw ConfigError(path, 0, 0, problem->message);
+    }
     return run(std::get<std::string>(contents), path, options);
 }
 

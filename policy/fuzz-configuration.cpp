@@ -4,6 +4,7 @@
 // entity declarations that could spell them) are skipped: the parser's file handling is not what
 // is fuzzed, and /dev/zero or / would only measure the disk.
 #include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <optional>

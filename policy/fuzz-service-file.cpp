@@ -1,6 +1,7 @@
 // libFuzzer target for service files: any text is parsed as a [D-BUS Service] file (with and without strict
 // naming); what is accepted must name a valid bus name and a non-empty Exec=, and Exec= must split without
 // crashing; a split that succeeds gives non-empty arguments.
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>

@@ -10,42 +10,43 @@ namespace busgate::policy {
 
 namespace {
 
-constexpr uint32_t absent = 0;              // the message has no such field
-constexpr uint32_t unknown = UINT32_MAX;    // present, but no rule names it
-constexpr uint32_t no_prefix = UINT32_MAX;  // a rule without a prefix name
+constexpr std::uint32_t absent = 0;              // the message has no such field
+constexpr std::uint32_t unknown = UINT32_MAX;    // present, but no rule names it
+constexpr std::uint32_t no_prefix = UINT32_MAX;  // a rule without a prefix name
 
 struct StringHash {
     using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+    std::size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
 };
-using StringTable = std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>;
+using StringTable = std::unordered_map<std::string, std::uint32_t, StringHash, std::equal_to<>>;
 
 struct CompiledRule {
     RuleKind kind = RuleKind::send;
     bool allow = false;
-    uint8_t message_type = 0;  // 0: any
+    std::uint8_t message_type = 0;  // 0: any
     Tristate broadcast = Tristate::any;
     bool eavesdrop = false;
     bool requested_reply = false;
     bool log = false;
     bool has_name = false;
-    uint32_t path = 0, interface = 0, member = 0, error = 0;  // 0: any
-    uint32_t name = 0;                                        // exact name id
-    uint32_t prefix = no_prefix;                              // prefix index
-    uint32_t min_fds = 0, max_fds = Rule::max_message_unix_fds;
+    std::uint32_t path = 0, interface = 0, member = 0, error = 0;  // 0: any
+    std::uint32_t name = 0;                                        // exact name id
+    std::uint32_t prefix = no_prefix;                              // prefix index
+    std::uint32_t min_fds = 0, max_fds = Rule::max_message_unix_fds;
     const Rule* source = nullptr;
 };
 
-bool test_bit(const std::vector<uint64_t>& bits, uint32_t index) {
-    const size_t word = index / 64;
+bool test_bit(const std::vector<std::uint64_t>& bits, std::uint32_t index) {
+    const std::size_t word = index / 64;
     return word < bits.size() && (bits[word] >> (index % 64)) & 1;
 }
 
-void set_bit(std::vector<uint64_t>& bits, uint32_t index) {
-    const size_t word = index / 64;
-    if (bits.size() <= word)
+void set_bit(std::vector<std::uint64_t>& bits, std::uint32_t index) {
+    const std::size_t word = index / 64;
+    if (bits.size() <= word) {
         bits.resize(word + 1);
-    bits[word] |= uint64_t{1} << (index % 64);
+    }
+    bits[word] |= std::uint64_t{1} << (index % 64);
 }
 
 }  // namespace
@@ -55,45 +56,50 @@ struct ClientPolicy::Compiled {
     StringTable strings;   // every string a rule compares for equality -> id >= 1
     StringTable prefixes;  // every send_destination_prefix / own_prefix -> index
     std::vector<CompiledRule> rules;
-    std::vector<uint32_t> default_rules, mandatory_rules, at_console_rules, not_at_console_rules;
-    std::unordered_map<uint32_t, std::vector<uint32_t>> user_rules, group_rules;
+    std::vector<std::uint32_t> default_rules, mandatory_rules, at_console_rules, not_at_console_rules;
+    std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> user_rules, group_rules;
 
-    uint32_t intern(const std::optional<std::string>& text) {
-        if (!text)
+    std::uint32_t intern(const std::optional<std::string>& text) {
+        if (!text) {
             return 0;
-        auto [entry, added] = strings.try_emplace(*text, static_cast<uint32_t>(strings.size() + 1));
+        }
+        auto [entry, added] = strings.try_emplace(*text, static_cast<std::uint32_t>(strings.size() + 1));
         return entry->second;
     }
-    uint32_t intern_prefix(const std::string& text) {
-        auto [entry, added] = prefixes.try_emplace(text, static_cast<uint32_t>(prefixes.size()));
+    std::uint32_t intern_prefix(const std::string& text) {
+        auto [entry, added] = prefixes.try_emplace(text, static_cast<std::uint32_t>(prefixes.size()));
         return entry->second;
     }
-    uint32_t lookup(std::optional<std::string_view> text) const {
-        if (!text)
+    std::uint32_t lookup(std::optional<std::string_view> text) const {
+        if (!text) {
             return absent;
+        }
         auto found = strings.find(*text);
         return found == strings.end() ? unknown : found->second;
     }
     // Bits of every prefix p with name == p or name starting with p + '.'
     // (_dbus_string_starts_with_words_c_str).
-    void add_prefixes(std::string_view name, std::vector<uint64_t>& bits) const {
-        if (prefixes.empty())
+    void add_prefixes(std::string_view name, std::vector<std::uint64_t>& bits) const {
+        if (prefixes.empty()) {
             return;
-        for (size_t end = 0; end <= name.size(); ++end) {
-            if (end != name.size() && name[end] != '.')
+        }
+        for (std::size_t end = 0; end <= name.size(); ++end) {
+            if (end != name.size() && name[end] != '.') {
                 continue;
-            if (auto found = prefixes.find(name.substr(0, end)); found != prefixes.end())
+            }
+            if (auto found = prefixes.find(name.substr(0, end)); found != prefixes.end()) {
                 set_bit(bits, found->second);
+            }
         }
     }
 
-    std::vector<uint32_t> compile(const std::vector<Rule>& list) {
-        std::vector<uint32_t> indices;
+    std::vector<std::uint32_t> compile(const std::vector<Rule>& list) {
+        std::vector<std::uint32_t> indices;
         for (const Rule& rule : list) {
             CompiledRule compiled;
             compiled.kind = rule.kind;
             compiled.allow = rule.allow;
-            compiled.message_type = static_cast<uint8_t>(rule.message_type);
+            compiled.message_type = static_cast<std::uint8_t>(rule.message_type);
             compiled.broadcast = rule.broadcast;
             compiled.eavesdrop = rule.eavesdrop;
             compiled.requested_reply = rule.requested_reply;
@@ -103,14 +109,15 @@ struct ClientPolicy::Compiled {
             compiled.member = intern(rule.member);
             compiled.error = intern(rule.error);
             compiled.has_name = rule.name.has_value();
-            if (rule.name && rule.name_is_prefix)
+            if (rule.name && rule.name_is_prefix) {
                 compiled.prefix = intern_prefix(*rule.name);
-            else
+            } else {
                 compiled.name = intern(rule.name);
+            }
             compiled.min_fds = rule.min_fds;
             compiled.max_fds = rule.max_fds;
             compiled.source = &rule;
-            indices.push_back(static_cast<uint32_t>(rules.size()));
+            indices.push_back(static_cast<std::uint32_t>(rules.size()));
             rules.push_back(compiled);
         }
         return indices;
@@ -126,17 +133,19 @@ Policy::Policy(const PolicyRules& rules) {
     compiled->source = rules;
     const PolicyRules& source = compiled->source;  // rules point into this copy
     compiled->default_rules = compiled->compile(source.default_rules);
-    for (const auto& [gid, list] : source.group_rules)
+    for (const auto& [gid, list] : source.group_rules) {
         compiled->group_rules[gid] = compiled->compile(list);
-    for (const auto& [uid, list] : source.user_rules)
+    }
+    for (const auto& [uid, list] : source.user_rules) {
         compiled->user_rules[uid] = compiled->compile(list);
+    }
     compiled->at_console_rules = compiled->compile(source.at_console_rules);
     compiled->not_at_console_rules = compiled->compile(source.not_at_console_rules);
     compiled->mandatory_rules = compiled->compile(source.mandatory_rules);
     compiled_ = std::move(compiled);
 }
 
-size_t Policy::interned_strings() const {
+std::size_t Policy::interned_strings() const {
     return compiled_->strings.size() + compiled_->prefixes.size();
 }
 
@@ -145,8 +154,8 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
     ClientPolicy client;
     client.compiled_ = compiled_;
     const auto& compiled = *compiled_;
-    auto add = [&](const std::vector<uint32_t>& list) {
-        for (uint32_t index : list) {
+    auto add = [&](const std::vector<std::uint32_t>& list) {
+        for (std::uint32_t index : list) {
             switch (compiled.rules[index].kind) {
                 case RuleKind::send:
                     client.send_.push_back(index);
@@ -164,12 +173,16 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
         }
     };
     add(compiled.default_rules);
-    if (!compiled.group_rules.empty())
-        for (uint32_t gid : credentials.groups)
-            if (auto found = compiled.group_rules.find(gid); found != compiled.group_rules.end())
+    if (!compiled.group_rules.empty()) {
+        for (std::uint32_t gid : credentials.groups) {
+            if (auto found = compiled.group_rules.find(gid); found != compiled.group_rules.end()) {
                 add(found->second);
-    if (auto found = compiled.user_rules.find(credentials.uid); found != compiled.user_rules.end())
+            }
+        }
+    }
+    if (auto found = compiled.user_rules.find(credentials.uid); found != compiled.user_rules.end()) {
         add(found->second);
+    }
     add(credentials.at_console ? compiled.at_console_rules : compiled.not_at_console_rules);
     add(compiled.mandatory_rules);
 
@@ -177,8 +190,8 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
     // a catch-all and drops every earlier rule of its kind, even when send_broadcast, min_fds/max_fds,
     // eavesdrop or requested_reply narrow it. dbus-daemon 1.14 really does this (differential table,
     // configuration "optimize"), so busgate must too.
-    auto drop_before_last_catch_all = [&](std::vector<uint32_t>& list) {
-        for (size_t i = list.size(); i-- > 0;) {
+    auto drop_before_last_catch_all = [&](std::vector<std::uint32_t>& list) {
+        for (std::size_t i = list.size(); i-- > 0;) {
             const CompiledRule& rule = compiled.rules[list[i]];
             if (!rule.message_type && !rule.path && !rule.interface && !rule.member && !rule.error &&
                 !rule.has_name) {
@@ -193,16 +206,19 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
     return client;
 }
 
-bool Policy::allows_connection(uint32_t uid, std::span<const uint32_t> groups, bool uid_owns_bus) const {
+bool Policy::allows_connection(std::uint32_t uid, std::span<const std::uint32_t> groups,
+                               bool uid_owns_bus) const {
     bool allowed = uid_owns_bus;
     auto apply = [&](const std::vector<Rule>& rules) {
         for (const Rule& rule : rules) {
             if (rule.kind == RuleKind::user) {
-                if (rule.id && *rule.id != uid)
+                if (rule.id && *rule.id != uid) {
                     continue;
+                }
             } else if (rule.kind == RuleKind::group) {
-                if (rule.id && std::find(groups.begin(), groups.end(), *rule.id) == groups.end())
+                if (rule.id && std::find(groups.begin(), groups.end(), *rule.id) == groups.end()) {
                     continue;
+                }
             } else {
                 continue;
             }
@@ -217,7 +233,7 @@ bool Policy::allows_connection(uint32_t uid, std::span<const uint32_t> groups, b
 PreparedMessage Policy::prepare(const MessageInfo& message) const {
     const auto& compiled = *compiled_;
     PreparedMessage prepared;
-    prepared.type_ = static_cast<uint8_t>(message.type);
+    prepared.type_ = static_cast<std::uint8_t>(message.type);
     prepared.has_reply_serial_ = message.has_reply_serial;
     prepared.has_destination_ = message.destination.has_value();
     prepared.unix_fds_ = message.unix_fds;
@@ -227,8 +243,9 @@ PreparedMessage Policy::prepare(const MessageInfo& message) const {
     prepared.error_ = compiled.lookup(message.error_name);
     prepared.destination_ = compiled.lookup(message.destination);
     prepared.sender_ = compiled.lookup(message.sender);
-    if (message.destination)
+    if (message.destination) {
         compiled.add_prefixes(*message.destination, prepared.destination_prefixes_);
+    }
     return prepared;
 }
 
@@ -236,8 +253,9 @@ PeerNames Policy::prepare_names(std::span<const std::string_view> names) const {
     const auto& compiled = *compiled_;
     PeerNames prepared;
     for (std::string_view name : names) {
-        if (auto id = compiled.lookup(name); id != unknown)
+        if (auto id = compiled.lookup(name); id != unknown) {
             prepared.names_.push_back(id);
+        }
         compiled.add_prefixes(name, prepared.prefixes_);
     }
     return prepared;
@@ -255,8 +273,9 @@ RouteDecision Policy::check_route(const PreparedMessage& message, const Route& r
     if (!from_driver) {
         // A reply is "requested" only if it goes to its addressed recipient (not the driver, not an
         // eavesdropper) and the reply tracker has the call pending.
-        if (message.has_reply_serial_ && route.recipient_names && !route.eavesdropping)
+        if (message.has_reply_serial_ && route.recipient_names && !route.eavesdropping) {
             result.requested_reply = route.reply_expected;
+        }
     } else if (!route.eavesdropping && message.has_reply_serial_) {
         result.requested_reply = true;  // the driver sends no unrequested replies
     }
@@ -289,41 +308,48 @@ RouteDecision Policy::check_route(const PreparedMessage& message, const Route& r
 namespace {
 
 // The tests bus_client_policy_check_can_send/receive share, in their order.
-bool fields_match(const CompiledRule& rule, const PreparedMessage& message, uint32_t path, uint32_t interface,
-                  uint32_t member, uint32_t error) {
-    if (rule.path && path != absent && path != rule.path)
+bool fields_match(const CompiledRule& rule, const PreparedMessage& message, std::uint32_t path,
+                  std::uint32_t interface, std::uint32_t member, std::uint32_t error) {
+    if (rule.path && path != absent && path != rule.path) {
         return false;
+    }
     if (rule.interface) {
         // An allow rule naming an interface never matches a message without one; a deny rule does.
         const bool no_interface = interface == absent;
-        if ((no_interface && rule.allow) || (!no_interface && interface != rule.interface))
+        if ((no_interface && rule.allow) || (!no_interface && interface != rule.interface)) {
             return false;
+        }
     }
-    if (rule.member && member != absent && member != rule.member)
+    if (rule.member && member != absent && member != rule.member) {
         return false;
-    if (rule.error && error != absent && error != rule.error)
+    }
+    if (rule.error && error != absent && error != rule.error) {
         return false;
+    }
     (void)message;
     return true;
 }
 
-bool fds_match(const CompiledRule& rule, uint32_t unix_fds) {
-    if (rule.min_fds > 0 || rule.max_fds < Rule::max_message_unix_fds)
+bool fds_match(const CompiledRule& rule, std::uint32_t unix_fds) {
+    if (rule.min_fds > 0 || rule.max_fds < Rule::max_message_unix_fds) {
         return unix_fds >= rule.min_fds && unix_fds <= rule.max_fds;
+    }
     return true;
 }
 
 bool reply_rule_applies(const CompiledRule& rule, bool requested_reply) {
     // allow + requested_reply="true" (the default) only lets requested replies through, unless it also
     // allows eavesdropping; deny + requested_reply="false" (the default) only stops unrequested ones.
-    if (!requested_reply && rule.allow && rule.requested_reply && !rule.eavesdrop)
+    if (!requested_reply && rule.allow && rule.requested_reply && !rule.eavesdrop) {
         return false;
-    if (requested_reply && !rule.allow && !rule.requested_reply)
+    }
+    if (requested_reply && !rule.allow && !rule.requested_reply) {
         return false;
+    }
     return true;
 }
 
-bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
+bool contains(const std::vector<std::uint32_t>& ids, std::uint32_t id) {
     return std::find(ids.begin(), ids.end(), id) != ids.end();
 }
 
@@ -332,42 +358,52 @@ bool contains(const std::vector<uint32_t>& ids, uint32_t id) {
 Decision ClientPolicy::check_can_send(const PreparedMessage& message, const PeerNames* receiver,
                                       bool requested_reply) const {
     Decision decision;
-    if (!compiled_)
+    if (!compiled_) {
         return decision;
+    }
     const auto& rules = compiled_->rules;
     const bool broadcast =
-        !message.has_destination_ && message.type_ == uint8_t(marshal::MessageType::signal);
-    for (uint32_t index : send_) {
+        !message.has_destination_ && message.type_ == std::uint8_t(marshal::MessageType::signal);
+    for (std::uint32_t index : send_) {
         const CompiledRule& rule = rules[index];
-        if (rule.message_type && rule.message_type != message.type_)
+        if (rule.message_type && rule.message_type != message.type_) {
             continue;
-        if (message.has_reply_serial_ && !reply_rule_applies(rule, requested_reply))
+        }
+        if (message.has_reply_serial_ && !reply_rule_applies(rule, requested_reply)) {
             continue;
-        if (!fields_match(rule, message, message.path_, message.interface_, message.member_, message.error_))
+        }
+        if (!fields_match(rule, message, message.path_, message.interface_, message.member_,
+                          message.error_)) {
             continue;
-        if (rule.broadcast == Tristate::no && broadcast)
+        }
+        if (rule.broadcast == Tristate::no && broadcast) {
             continue;
-        if (rule.broadcast == Tristate::yes && !broadcast)
+        }
+        if (rule.broadcast == Tristate::yes && !broadcast) {
             continue;
+        }
         if (rule.has_name) {
             if (rule.prefix == no_prefix) {
                 if (!receiver) {
-                    if (!message.has_destination_ || message.destination_ != rule.name)
+                    if (!message.has_destination_ || message.destination_ != rule.name) {
                         continue;
+                    }
                 } else if (!contains(receiver->names_, rule.name)) {
                     continue;
                 }
             } else {
                 if (!receiver) {
-                    if (!message.has_destination_ || !test_bit(message.destination_prefixes_, rule.prefix))
+                    if (!message.has_destination_ || !test_bit(message.destination_prefixes_, rule.prefix)) {
                         continue;
+                    }
                 } else if (!test_bit(receiver->prefixes_, rule.prefix)) {
                     continue;
                 }
             }
         }
-        if (!fds_match(rule, message.unix_fds_))
+        if (!fds_match(rule, message.unix_fds_)) {
             continue;
+        }
         decision.allowed = rule.allow;
         decision.log = rule.log;
         decision.rule = rule.source;
@@ -379,33 +415,42 @@ Decision ClientPolicy::check_can_send(const PreparedMessage& message, const Peer
 Decision ClientPolicy::check_can_receive(const PreparedMessage& message, const PeerNames* sender,
                                          bool requested_reply, bool eavesdropping) const {
     Decision decision;
-    if (!compiled_)
+    if (!compiled_) {
         return decision;
+    }
     const auto& rules = compiled_->rules;
-    for (uint32_t index : receive_) {
+    for (std::uint32_t index : receive_) {
         const CompiledRule& rule = rules[index];
-        if (rule.message_type && rule.message_type != message.type_)
+        if (rule.message_type && rule.message_type != message.type_) {
             continue;
+        }
         // allow + eavesdrop="false" does not apply to eavesdropping; deny + eavesdrop="true" applies only to
         // it.
-        if (eavesdropping && rule.allow && !rule.eavesdrop)
+        if (eavesdropping && rule.allow && !rule.eavesdrop) {
             continue;
-        if (!eavesdropping && !rule.allow && rule.eavesdrop)
+        }
+        if (!eavesdropping && !rule.allow && rule.eavesdrop) {
             continue;
-        if (message.has_reply_serial_ && !reply_rule_applies(rule, requested_reply))
+        }
+        if (message.has_reply_serial_ && !reply_rule_applies(rule, requested_reply)) {
             continue;
-        if (!fields_match(rule, message, message.path_, message.interface_, message.member_, message.error_))
+        }
+        if (!fields_match(rule, message, message.path_, message.interface_, message.member_,
+                          message.error_)) {
             continue;
+        }
         if (rule.has_name) {
             if (!sender) {
-                if (message.sender_ == absent || message.sender_ != rule.name)
+                if (message.sender_ == absent || message.sender_ != rule.name) {
                     continue;
+                }
             } else if (!contains(sender->names_, rule.name)) {
                 continue;
             }
         }
-        if (!fds_match(rule, message.unix_fds_))
+        if (!fds_match(rule, message.unix_fds_)) {
             continue;
+        }
         decision.allowed = rule.allow;
         decision.rule = rule.source;
         ++decision.matched_rules;
@@ -414,18 +459,20 @@ Decision ClientPolicy::check_can_receive(const PreparedMessage& message, const P
 }
 
 bool ClientPolicy::check_can_own(std::string_view name) const {
-    if (!compiled_)
+    if (!compiled_) {
         return false;
+    }
     const auto& compiled = *compiled_;
-    const uint32_t id = compiled.lookup(name);
-    std::vector<uint64_t> prefixes;
+    const std::uint32_t id = compiled.lookup(name);
+    std::vector<std::uint64_t> prefixes;
     compiled.add_prefixes(name, prefixes);
     bool allowed = false;
-    for (uint32_t index : own_) {
+    for (std::uint32_t index : own_) {
         const CompiledRule& rule = compiled.rules[index];
         if (rule.has_name) {
-            if (rule.prefix == no_prefix ? id != rule.name : !test_bit(prefixes, rule.prefix))
+            if (rule.prefix == no_prefix ? id != rule.name : !test_bit(prefixes, rule.prefix)) {
                 continue;
+            }
         }
         allowed = rule.allow;
     }

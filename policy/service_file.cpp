@@ -3,6 +3,7 @@
 #include "busgate/policy/service_file.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <set>

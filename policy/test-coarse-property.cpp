@@ -4,6 +4,8 @@
 // and session.conf, and on the dbus test suite's valid configurations.
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <random>
 #include <set>
@@ -19,9 +21,9 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Client {
-    uint32_t uid = 0;
-    uint32_t gid = 0;
-    std::vector<uint32_t> groups;
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::vector<std::uint32_t> groups;
     bool at_console = false;
 };
 
@@ -33,9 +35,10 @@ struct Pools {
 };
 
 struct Tally {
-    size_t own_allowed = 0, own_checked = 0;
-    size_t talk_allowed = 0, talk_checked = 0;
-    size_t core_only = 0;  // allowed by the core, refused by the exact check: the over-approximation's slack
+    std::size_t own_allowed = 0, own_checked = 0;
+    std::size_t talk_allowed = 0, talk_checked = 0;
+    std::size_t core_only =
+        0;  // allowed by the core, refused by the exact check: the over-approximation's slack
 };
 
 std::string unique_name_of(core::ConnectionId id) {
@@ -63,7 +66,7 @@ core::ConnectionId hello(core::Bus& bus, const Client& client) {
 
 // The credentials the daemon gives ClientPolicy: the core's groups and the gid (bus_daemon assign_policy).
 ClientPolicy exact_policy_of(const Policy& policy, const Client& client) {
-    std::vector<uint32_t> groups = client.groups;
+    std::vector<std::uint32_t> groups = client.groups;
     groups.push_back(client.gid);
     return policy.for_connection(
         {.uid = client.uid, .groups = std::move(groups), .at_console = client.at_console});
@@ -92,9 +95,11 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
     std::vector<Receiver> receivers;
     const Client root{0, 0, {}, false};
     std::vector<std::string> valid_names;
-    for (const std::string& name : pools.names)
-        if (core::is_valid_well_known_name(name))
+    for (const std::string& name : pools.names) {
+        if (core::is_valid_well_known_name(name)) {
             valid_names.push_back(name);
+        }
+    }
     for (const std::string& name : valid_names) {
         for (bool queued : {false, true}) {
             Receiver receiver;
@@ -131,7 +136,7 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
 
     // By reference: MessageInfo holds views, which must point into the pools, not into a copy.
     auto pick = [&](const auto& pool) -> const auto& {
-        return pool[std::uniform_int_distribution<size_t>(0, pool.size() - 1)(random)];
+        return pool[std::uniform_int_distribution<std::size_t>(0, pool.size() - 1)(random)];
     };
     auto message_to = [&](std::string destination) {
         MessageInfo info;
@@ -139,7 +144,7 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
         info.path = pick(pools.paths);
         info.interface = pick(pools.interfaces);
         info.member = pick(pools.members);
-        info.unix_fds = std::uniform_int_distribution<uint32_t>(0, 2)(random);
+        info.unix_fds = std::uniform_int_distribution<std::uint32_t>(0, 2)(random);
         // info.destination is set by the caller: a view into `destination` would dangle once the pair moves
         // (short strings live inside the string object).
         return std::pair{info, std::move(destination)};
@@ -172,8 +177,9 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
                     << who << ": the XML policy lets it own " << name << ", the core refuses";
             }
             tally.core_only += !allowed && core_allowed;
-            if (acquired.ok())
+            if (acquired.ok()) {
                 (void)bus.release_name(id, name);
+            }
         }
 
         for (Receiver& receiver : receivers) {
@@ -218,8 +224,9 @@ void check_soundness(const PolicyRules& rules, const Pools& pools, std::mt19937&
         }
         (void)bus.bye(id);
         (void)activation.bye(activation_client);
-        if (::testing::Test::HasFailure())
+        if (::testing::Test::HasFailure()) {
             return;  // one configuration's failures are enough to read
+        }
     }
 }
 
@@ -232,17 +239,18 @@ const std::vector<std::string> prefix_names = {"a", "a.b", "a.b.c", "x", "a.bc",
 std::string random_rule(std::mt19937& random) {
     auto chance = [&](int percent) { return std::uniform_int_distribution<int>(0, 99)(random) < percent; };
     auto pick = [&](const auto& pool) {
-        return pool[std::uniform_int_distribution<size_t>(0, pool.size() - 1)(random)];
+        return pool[std::uniform_int_distribution<std::size_t>(0, pool.size() - 1)(random)];
     };
     std::string rule = chance(65) ? "<allow" : "<deny";
     const int kind = std::uniform_int_distribution<int>(0, 9)(random);
     if (kind < 3) {
-        if (chance(15))
+        if (chance(15)) {
             rule += " own=\"*\"";
-        else if (chance(35))
+        } else if (chance(35)) {
             rule += " own_prefix=\"" + pick(prefix_names) + "\"";
-        else
+        } else {
             rule += " own=\"" + pick(rule_names) + "\"";
+        }
     } else if (kind < 9) {
         std::string attributes;
         bool has_destination = false;
@@ -256,31 +264,41 @@ std::string random_rule(std::mt19937& random) {
         } else if (destination == 3) {
             attributes += " send_destination=\"*\"";
         }
-        if (chance(40))
+        if (chance(40)) {
             attributes +=
                 " send_type=\"" +
                 pick(std::vector<std::string>{"method_call", "signal", "method_return", "error", "*"}) + "\"";
+        }
         const bool interface = chance(40);
         const bool path = chance(20);
-        if (interface)
+        if (interface) {
             attributes += " send_interface=\"" + pick(std::vector<std::string>{"i.a", "i.b", "*"}) + "\"";
-        if (path)
+        }
+        if (path) {
             attributes += " send_path=\"" + pick(std::vector<std::string>{"/a", "/b"}) + "\"";
-        if ((interface || path) && chance(40))
+        }
+        if ((interface || path) && chance(40)) {
             attributes += " send_member=\"" + pick(std::vector<std::string>{"m", "n"}) + "\"";
-        if (chance(15))
+        }
+        if (chance(15)) {
             attributes +=
                 has_destination || chance(50) ? " send_broadcast=\"false\"" : " send_broadcast=\"true\"";
-        if (chance(10))
+        }
+        if (chance(10)) {
             attributes += " min_fds=\"1\"";
-        if (chance(10))
+        }
+        if (chance(10)) {
             attributes += " max_fds=\"0\"";
-        if (chance(10))
+        }
+        if (chance(10)) {
             attributes += " send_requested_reply=\"false\"";
-        if (chance(10))
+        }
+        if (chance(10)) {
             attributes += " eavesdrop=\"true\"";
-        if (attributes.empty())
+        }
+        if (attributes.empty()) {
             attributes = " send_type=\"method_call\"";
+        }
         rule += attributes;
     } else {
         rule += " receive_sender=\"" + pick(rule_names) + "\"";
@@ -295,11 +313,12 @@ std::string random_configuration(std::mt19937& random) {
     std::string text = "<busconfig><listen>unix:path=/x</listen>";
     const int policies = std::uniform_int_distribution<int>(1, 4)(random);
     for (int p = 0; p < policies; ++p) {
-        text += "<policy " + contexts[std::uniform_int_distribution<size_t>(0, contexts.size() - 1)(random)] +
-                ">";
+        text += "<policy " +
+                contexts[std::uniform_int_distribution<std::size_t>(0, contexts.size() - 1)(random)] + ">";
         const int rules = std::uniform_int_distribution<int>(1, 6)(random);
-        for (int r = 0; r < rules; ++r)
+        for (int r = 0; r < rules; ++r) {
             text += random_rule(random);
+        }
         text += "</policy>";
     }
     return text + "</busconfig>";
@@ -307,14 +326,16 @@ std::string random_configuration(std::mt19937& random) {
 
 LoadOptions fake_users() {
     LoadOptions options;
-    options.users = UserDatabase{[](std::string_view name) -> std::optional<uint32_t> {
-                                     if (name.size() == 2 && name[0] == 'u')
-                                         return 1000 + uint32_t(name[1] - '0');
+    options.users = UserDatabase{[](std::string_view name) -> std::optional<std::uint32_t> {
+                                     if (name.size() == 2 && name[0] == 'u') {
+                                         return 1000 + std::uint32_t(name[1] - '0');
+                                     }
                                      return std::nullopt;
                                  },
-                                 [](std::string_view name) -> std::optional<uint32_t> {
-                                     if (name.size() == 2 && name[0] == 'g')
-                                         return 2000 + uint32_t(name[1] - '0');
+                                 [](std::string_view name) -> std::optional<std::uint32_t> {
+                                     if (name.size() == 2 && name[0] == 'g') {
+                                         return 2000 + std::uint32_t(name[1] - '0');
+                                     }
                                      return std::nullopt;
                                  }};
     return options;
@@ -330,15 +351,19 @@ void add_rule_names(const std::vector<Rule>& rules, std::set<std::string>& names
             names.insert(*rule.name);
             names.insert(*rule.name + ".Sub");
             names.insert(*rule.name + ".Sub.Deeper");
-            if (auto dot = rule.name->rfind('.'); dot != std::string::npos)
+            if (auto dot = rule.name->rfind('.'); dot != std::string::npos) {
                 names.insert(rule.name->substr(0, dot));
+            }
         }
-        if (rule.interface)
+        if (rule.interface) {
             interfaces.insert(*rule.interface);
-        if (rule.member)
+        }
+        if (rule.member) {
             members.insert(*rule.member);
-        if (rule.path)
+        }
+        if (rule.path) {
             paths.insert(*rule.path);
+        }
     }
 }
 
@@ -352,10 +377,12 @@ Pools pools_of(const PolicyRules& rules) {
     add(rules.mandatory_rules);
     add(rules.at_console_rules);
     add(rules.not_at_console_rules);
-    for (const auto& [uid, list] : rules.user_rules)
+    for (const auto& [uid, list] : rules.user_rules) {
         add(list);
-    for (const auto& [gid, list] : rules.group_rules)
+    }
+    for (const auto& [gid, list] : rules.group_rules) {
         add(list);
+    }
     Pools pools;
     pools.names.assign(names.begin(), names.end());
     pools.interfaces.push_back(std::nullopt);
@@ -363,12 +390,14 @@ Pools pools_of(const PolicyRules& rules) {
     pools.members.push_back(std::nullopt);
     pools.members.insert(pools.members.end(), members.begin(), members.end());
     pools.paths.assign(paths.begin(), paths.end());
-    constexpr uint32_t stranger = 4242;
+    constexpr std::uint32_t stranger = 4242;
     pools.clients.push_back({stranger, stranger, {}, false});
     pools.clients.push_back({stranger + 1, stranger + 1, {}, true});
-    for (const auto& [uid, list] : rules.user_rules)
-        if (uid != 0)  // root is privileged in the core: nothing to prove
+    for (const auto& [uid, list] : rules.user_rules) {
+        if (uid != 0) {  // root is privileged in the core: nothing to prove
             pools.clients.push_back({uid, stranger, {}, false});
+        }
+    }
     for (const auto& [gid, list] : rules.group_rules) {
         pools.clients.push_back({stranger + 2, gid, {}, false});
         pools.clients.push_back({stranger + 3, stranger, {gid}, false});
@@ -407,7 +436,7 @@ TEST(CoarseOverApproximation, RandomConfigurations) {
     pools.members = {std::nullopt, "m", "n"};
     pools.paths = {"/a", "/b"};
     Tally tally;
-    size_t parsed = 0;
+    std::size_t parsed = 0;
     for (int round = 0; round < 2000; ++round) {
         const std::string text = random_configuration(random);
         Configuration configuration;
@@ -420,17 +449,21 @@ TEST(CoarseOverApproximation, RandomConfigurations) {
         pools.clients.clear();
         for (int c = 0; c < 6; ++c) {
             Client client;
-            client.uid = 1000 + std::uniform_int_distribution<uint32_t>(0, 4)(random);  // 1004: no policy
-            client.gid = 2000 + std::uniform_int_distribution<uint32_t>(0, 4)(random);
-            for (uint32_t gid = 2000; gid < 2004; ++gid)
-                if (std::uniform_int_distribution<int>(0, 3)(random) == 0)
+            client.uid =
+                1000 + std::uniform_int_distribution<std::uint32_t>(0, 4)(random);  // 1004: no policy
+            client.gid = 2000 + std::uniform_int_distribution<std::uint32_t>(0, 4)(random);
+            for (std::uint32_t gid = 2000; gid < 2004; ++gid) {
+                if (std::uniform_int_distribution<int>(0, 3)(random) == 0) {
                     client.groups.push_back(gid);
+                }
+            }
             client.at_console = std::uniform_int_distribution<int>(0, 1)(random);
             pools.clients.push_back(client);
         }
         check_soundness(configuration.policy, pools, random, tally, "random configuration " + text);
-        if (HasFailure())
+        if (HasFailure()) {
             break;
+        }
     }
     report("random", tally);
     EXPECT_GT(parsed, 1500u);
@@ -451,11 +484,12 @@ TEST(CoarseOverApproximation, DebianSystemAndSessionBus) {
 
 TEST(CoarseOverApproximation, DbusTestSuiteConfigurations) {
     Tally tally;
-    size_t files = 0;
+    std::size_t files = 0;
     for (const auto& entry :
          fs::directory_iterator(fs::path(BUSGATE_DBUS_TEST_DATA) / "valid-config-files")) {
-        if (entry.path().extension() != ".conf")
+        if (entry.path().extension() != ".conf") {
             continue;
+        }
         check_file(entry.path(), tally);
         ++files;
     }

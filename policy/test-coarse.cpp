@@ -2,6 +2,8 @@
 // own, with the compiled entries, what no rule grants.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include "busgate/core/bus.h"
 #include "busgate/policy/coarse.h"
 #include "busgate/policy/policy.h"
@@ -13,14 +15,16 @@ namespace {
 
 PolicyRules rules_of(std::string_view body) {
     LoadOptions options;
-    options.users = UserDatabase{[](std::string_view name) -> std::optional<uint32_t> {
-                                     if (name == "svc")
+    options.users = UserDatabase{[](std::string_view name) -> std::optional<std::uint32_t> {
+                                     if (name == "svc") {
                                          return 500;
+                                     }
                                      return std::nullopt;
                                  },
-                                 [](std::string_view name) -> std::optional<uint32_t> {
-                                     if (name == "admins")
+                                 [](std::string_view name) -> std::optional<std::uint32_t> {
+                                     if (name == "admins") {
                                          return 60;
+                                     }
                                      return std::nullopt;
                                  }};
     return parse_configuration("<busconfig><listen>x:</listen>" + std::string(body) + "</busconfig>",
@@ -80,8 +84,9 @@ TEST(CoarseCompilation, ContextsGrantToWhomTheyMayApply) {
                              "<policy at_console=\"true\"><allow own=\"a.console\"/></policy>"
                              "<policy at_console=\"false\"><allow own=\"a.away\"/></policy>"
                              "<policy group=\"admins\"><allow own=\"a.admins\"/></policy>"));
-    for (const char* name : {"a.mandatory", "a.console", "a.away"})
+    for (const char* name : {"a.mandatory", "a.console", "a.away"}) {
         EXPECT_TRUE(database.allows(other, name, core::Access::own)) << name;
+    }
     EXPECT_TRUE(database.allows(admin, "a.admins", core::Access::own));
     const core::Credentials primary_group{1002, 60, {}, 0, {}};  // the gid counts as a group
     EXPECT_TRUE(database.allows(primary_group, "a.admins", core::Access::own));

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -28,27 +29,30 @@ const fs::path test_data = BUSGATE_DBUS_TEST_DATA;
 std::vector<fs::path> conf_files(const fs::path& directory) {
     std::vector<fs::path> files;
     std::error_code error;
-    for (const auto& entry : fs::directory_iterator(directory, error))
-        if (entry.is_regular_file() && entry.path().extension() == ".conf")
+    for (const auto& entry : fs::directory_iterator(directory, error)) {
+        if (entry.is_regular_file() && entry.path().extension() == ".conf") {
             files.push_back(entry.path());
+        }
+    }
     std::sort(files.begin(), files.end());
     return files;
 }
 
 // A user database that knows a few fixed accounts, so tests do not depend on the machine's.
 UserDatabase fake_users() {
-    static const std::map<std::string, uint32_t, std::less<>> users = {
+    static const std::map<std::string, std::uint32_t, std::less<>> users = {
         {"root", 0},     {"0", 0},       {"bin", 2},    {"2", 2},
         {"alice", 1000}, {"1000", 1000}, {"bob", 1001}, {"1001", 1001},
     };
-    static const std::map<std::string, uint32_t, std::less<>> groups = {
+    static const std::map<std::string, std::uint32_t, std::less<>> groups = {
         {"root", 0}, {"0", 0}, {"bin", 2}, {"2", 2}, {"staff", 50}, {"50", 50}, {"wheel", 10}, {"10", 10},
     };
     auto lookup = [](const auto& table) {
-        return [&table](std::string_view name) -> std::optional<uint32_t> {
+        return [&table](std::string_view name) -> std::optional<std::uint32_t> {
             auto found = table.find(name);
-            if (found == table.end())
+            if (found == table.end()) {
                 return std::nullopt;
+            }
             return found->second;
         };
     };
@@ -104,7 +108,7 @@ class TempDir {
 // ------------------------------------------------------------------------------------------ corpora
 
 TEST(DbusTestsCorpus, EveryValidConfigFileLoads) {
-    size_t loaded = 0;
+    std::size_t loaded = 0;
     for (const char* directory : {"valid-config-files", "valid-config-files-system"}) {
         for (const auto& file : conf_files(test_data / directory)) {
             SCOPED_TRACE(file.string());
@@ -208,10 +212,11 @@ TEST(DbusTestsCorpus, EveryInvalidConfigFileIsRejectedWithFileAndLine) {
 }
 
 TEST(DbusTestsCorpus, EquivalentConfigFilesAreEqual) {
-    size_t groups = 0;
+    std::size_t groups = 0;
     for (const auto& entry : fs::directory_iterator(test_data / "equiv-config-files")) {
-        if (!entry.is_directory())
+        if (!entry.is_directory()) {
             continue;
+        }
         const auto files = conf_files(entry.path());
         ASSERT_GE(files.size(), 2u) << entry.path();
         const Configuration first = load_configuration(files.front().string());
@@ -305,8 +310,9 @@ std::optional<std::vector<std::string>> dbus_daemon_complaints(const std::string
 // does not exist here, such as iio-sensor-proxy's geoclue), busgate's warnings are dbus-daemon's.
 TEST(SystemConfiguration, ThisMachinesSystemAndSessionConfigsLoad) {
     for (const char* path : {"/usr/share/dbus-1/system.conf", "/usr/share/dbus-1/session.conf"}) {
-        if (!fs::exists(path))
+        if (!fs::exists(path)) {
             GTEST_SKIP() << path << " not installed";
+        }
         SCOPED_TRACE(path);
         Configuration config;
         ASSERT_NO_THROW(config = load_configuration(path));
@@ -384,8 +390,9 @@ TEST(ConfigurationElements, EntitiesAreExpanded) {
 TEST(ConfigurationElements, EveryLimitIsKnownAndSet) {
     std::string body;
     int value = 1;
-    for (auto name : limit_names())
+    for (auto name : limit_names()) {
         body += "<limit name=\"" + std::string(name) + "\">" + std::to_string(value++) + "</limit>";
+    }
     const auto config = parse(body);
     const Limits& l = config.limits;
     EXPECT_EQ(l.max_incoming_bytes, 1);
@@ -468,8 +475,9 @@ TEST(ConfigurationElements, ServicedirsResolveAgainstTheFileAndDropDuplicates) {
 TEST(ConfigurationElements, StandardSessionServicedirsFollowXdgDefaults) {
     auto config = parse("<standard_session_servicedirs/>");
     std::vector<std::string> paths;
-    for (const auto& dir : config.servicedirs)
+    for (const auto& dir : config.servicedirs) {
         paths.push_back(dir.path);
+    }
     EXPECT_EQ(paths,
               (std::vector<std::string>{"/home/test/.local/share/dbus-1/services",
                                         "/usr/local/share/dbus-1/services", "/usr/share/dbus-1/services"}));
@@ -478,12 +486,15 @@ TEST(ConfigurationElements, StandardSessionServicedirsFollowXdgDefaults) {
 TEST(ConfigurationElements, StandardSessionServicedirsFollowXdgVariables) {
     LoadOptions options = test_options();
     options.getenv = [](std::string_view name) -> std::optional<std::string> {
-        if (name == "XDG_RUNTIME_DIR")
+        if (name == "XDG_RUNTIME_DIR") {
             return "/run/user/1000";
-        if (name == "XDG_DATA_HOME")
+        }
+        if (name == "XDG_DATA_HOME") {
             return "/data/home";
-        if (name == "XDG_DATA_DIRS")
+        }
+        if (name == "XDG_DATA_DIRS") {
             return "/opt/share:/usr/share/:";
+        }
         return std::nullopt;
     };
     auto config = parse("<standard_session_servicedirs/>", options);
@@ -497,8 +508,9 @@ TEST(ConfigurationElements, StandardSessionServicedirsFollowXdgVariables) {
 TEST(ConfigurationElements, StandardSystemServicedirsInDbusOrder) {
     auto config = parse("<standard_system_servicedirs/>");
     std::vector<std::string> paths;
-    for (const auto& dir : config.servicedirs)
+    for (const auto& dir : config.servicedirs) {
         paths.push_back(dir.path);
+    }
     EXPECT_EQ(paths,
               (std::vector<std::string>{"/usr/local/share/dbus-1/system-services",
                                         "/usr/share/dbus-1/system-services", "/lib/dbus-1/system-services"}));
@@ -828,7 +840,8 @@ TEST(ConfigurationEndpoints, EndpointElementsAreBusgatesOwn) {
     const auto config = parse(
         "<endpoint name=\"box\" type=\"flatpak\" path=\"sockets/box\" max_connections=\"4\">\n"
         "  <see name=\"org.example.Visible\"/><talk name=\"org.example.*\"/><own name=\"org.example.Box\"/>\n"
-        "  <call rule=\"org.example.Limited=org.example.Iface.Get@/obj\"/><broadcast rule=\"org.example.Limited\"/>\n"
+        "  <call rule=\"org.example.Limited=org.example.Iface.Get@/obj\"/><broadcast "
+        "rule=\"org.example.Limited\"/>\n"
         "</endpoint>");
     ASSERT_EQ(config.endpoints.size(), 1u);
     const EndpointConfig& endpoint = config.endpoints[0];
@@ -846,7 +859,8 @@ TEST(ConfigurationEndpoints, EndpointElementsAreBusgatesOwn) {
 
 TEST(ConfigurationEndpoints, MisplacedOrIncompleteEndpointElementsAreErrors) {
     EXPECT_EQ(parse_error("<endpoint/>"), "<endpoint> element must have a \"name\" attribute");
-    EXPECT_EQ(parse_error("<see name=\"a.b\"/>"), "Element <see> not allowed inside <busconfig> in configuration file");
+    EXPECT_EQ(parse_error("<see name=\"a.b\"/>"),
+              "Element <see> not allowed inside <busconfig> in configuration file");
     EXPECT_EQ(parse_error("<endpoint name=\"x\"><allow own=\"a.b\"/></endpoint>"),
               "Element <allow> not allowed inside <endpoint> in configuration file");
     EXPECT_EQ(parse_error("<endpoint name=\"x\"><call name=\"a.b\"/></endpoint>"),

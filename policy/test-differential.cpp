@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <pwd.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -20,24 +22,27 @@ std::vector<std::string> split(const std::string& text, char separator) {
     std::vector<std::string> out;
     std::stringstream stream(text);
     std::string item;
-    while (std::getline(stream, item, separator))
-        if (!item.empty())
+    while (std::getline(stream, item, separator)) {
+        if (!item.empty()) {
             out.push_back(item);
+        }
+    }
     return out;
 }
 
 // The groups dbus-daemon uses for a uid: the user database's (getgrouplist of the account).
-std::vector<uint32_t> groups_of(uint32_t uid) {
+std::vector<std::uint32_t> groups_of(std::uint32_t uid) {
     passwd* entry = getpwuid(uid);
-    if (!entry)
+    if (!entry) {
         return {};
+    }
     int count = 64;
-    std::vector<gid_t> groups(static_cast<size_t>(count));
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
     if (getgrouplist(entry->pw_name, entry->pw_gid, groups.data(), &count) < 0) {
-        groups.resize(static_cast<size_t>(count));
+        groups.resize(static_cast<std::size_t>(count));
         getgrouplist(entry->pw_name, entry->pw_gid, groups.data(), &count);
     }
-    groups.resize(static_cast<size_t>(count));
+    groups.resize(static_cast<std::size_t>(count));
     return {groups.begin(), groups.end()};
 }
 
@@ -59,8 +64,9 @@ Table read_table() {
     int number = 0;
     while (std::getline(file, line)) {
         ++number;
-        if (line.empty() || line[0] == '#')
+        if (line.empty() || line[0] == '#') {
             continue;
+        }
         if (line.starts_with("config ")) {
             const std::string name = line.substr(7);
             std::string body;
@@ -85,12 +91,16 @@ class Bus {
         policy_ = Policy(config_.policy);
     }
     const Policy& policy() const { return policy_; }
-    ClientPolicy client(uint32_t uid) const { return policy_.for_connection({uid, groups_of(uid), false}); }
+    ClientPolicy client(std::uint32_t uid) const {
+        return policy_.for_connection({uid, groups_of(uid), false});
+    }
     std::vector<std::string> names(const std::string& unique, const std::string& list) const {
         std::vector<std::string> out{unique};
-        if (list != "-")
-            for (auto& name : split(list, ','))
+        if (list != "-") {
+            for (auto& name : split(list, ',')) {
                 out.push_back(name);
+            }
+        }
         return out;
     }
 
@@ -99,13 +109,14 @@ class Bus {
     Policy policy_;
 };
 
-uint32_t uid_of(const std::string& text) {
-    return static_cast<uint32_t>(std::stoul(text));
+std::uint32_t uid_of(const std::string& text) {
+    return static_cast<std::uint32_t>(std::stoul(text));
 }
 
 std::optional<std::string_view> field(const std::string& text) {
-    if (text == "-")
+    if (text == "-") {
         return std::nullopt;
+    }
     return text;
 }
 
@@ -113,8 +124,9 @@ std::optional<std::string_view> field(const std::string& text) {
 bool decide(const Bus& bus, const std::vector<std::string>& f) {
     const std::string& kind = f[0];
     const Policy& policy = bus.policy();
-    if (kind == "own")
+    if (kind == "own") {
         return bus.client(uid_of(f[2])).check_can_own(f[3]);
+    }
     if (kind == "driver") {
         MessageInfo message;
         message.type = MessageType::method_call;
@@ -125,8 +137,9 @@ bool decide(const Bus& bus, const std::vector<std::string>& f) {
         const auto sender = bus.client(uid_of(f[2]));
         const auto sender_names = policy.prepare_names(bus.names(":1.100", "-"));
         Route route{&sender, &sender_names, nullptr, nullptr, false, false};
-        if (policy.check_route(policy.prepare(message), route).verdict != Verdict::allowed)
+        if (policy.check_route(policy.prepare(message), route).verdict != Verdict::allowed) {
             return false;
+        }
         // The driver's reply must then pass the caller's receive rules.
         MessageInfo answer;
         answer.type = MessageType::method_return;
@@ -156,8 +169,9 @@ bool decide(const Bus& bus, const std::vector<std::string>& f) {
         // reply CONFIG SUID RUID requested|unrequested TYPE
         MessageInfo message;
         message.type = f[5] == "error" ? MessageType::error : MessageType::method_return;
-        if (message.type == MessageType::error)
+        if (message.type == MessageType::error) {
             message.error_name = "org.example.Error";
+        }
         message.has_reply_serial = true;
         message.destination = ":1.101";
         message.sender = ":1.100";
@@ -194,10 +208,11 @@ TEST(DifferentialTable, BusgateDecidesLikeDbusDaemon) {
     const Table table = read_table();
     ASSERT_GE(table.cases.size(), 200u) << "differential-cases.txt missing or short";
     std::map<std::string, std::unique_ptr<Bus>> buses;
-    for (const auto& [name, body] : table.configs)
+    for (const auto& [name, body] : table.configs) {
         buses[name] = std::make_unique<Bus>(body);
+    }
 
-    size_t from_dbus_daemon = 0, allowed = 0, denied = 0;
+    std::size_t from_dbus_daemon = 0, allowed = 0, denied = 0;
     for (const Case& probe : table.cases) {
         SCOPED_TRACE("differential-cases.txt:" + std::to_string(probe.line) + ": " + probe.text);
         ASSERT_GE(probe.fields.size(), 4u);

@@ -10,15 +10,19 @@ using busgate::marshal::MessageType;
 namespace {
 
 UserDatabase numeric_users() {
-    auto numeric = [](std::string_view name) -> std::optional<uint32_t> {
-        if (name == "alice")
+    auto numeric = [](std::string_view name) -> std::optional<std::uint32_t> {
+        if (name == "alice") {
             return 1000;
-        if (name == "staff")
+        }
+        if (name == "staff") {
             return 50;
-        if (name == "wheel")
+        }
+        if (name == "wheel") {
             return 10;
-        if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit))
-            return static_cast<uint32_t>(std::stoul(std::string(name)));
+        }
+        if (!name.empty() && std::all_of(name.begin(), name.end(), ::isdigit)) {
+            return static_cast<std::uint32_t>(std::stoul(std::string(name)));
+        }
         return std::nullopt;
     };
     return UserDatabase{numeric, numeric};
@@ -62,13 +66,13 @@ MessageInfo broadcast(std::string_view interface, std::string_view member) {
 
 struct Fixture {
     explicit Fixture(std::string_view policies) : policy(policy_of(policies)) {}
-    bool send(const MessageInfo& message, std::vector<std::string> receiver_names, uint32_t uid = 1000,
-              bool requested_reply = false, std::vector<uint32_t> groups = {}) const {
+    bool send(const MessageInfo& message, std::vector<std::string> receiver_names, std::uint32_t uid = 1000,
+              bool requested_reply = false, std::vector<std::uint32_t> groups = {}) const {
         auto client = policy.for_connection({uid, std::move(groups), false});
         auto names = policy.prepare_names(receiver_names);
         return client.check_can_send(policy.prepare(message), &names, requested_reply).allowed;
     }
-    bool send_to_driver(const MessageInfo& message, uint32_t uid = 1000) const {
+    bool send_to_driver(const MessageInfo& message, std::uint32_t uid = 1000) const {
         auto client = policy.for_connection({uid, {}, false});
         return client.check_can_send(policy.prepare(message), nullptr, false).allowed;
     }
@@ -292,7 +296,7 @@ TEST(PolicyEvaluation, FdCountRules) {
     Fixture f(
         "<policy context=\"default\"><allow send_destination=\"*\"/>"
         "<deny send_path=\"/max2\" max_fds=\"2\"/><deny send_path=\"/min4\" min_fds=\"4\"/></policy>");
-    auto with_fds = [](std::string_view path, uint32_t fds) {
+    auto with_fds = [](std::string_view path, std::uint32_t fds) {
         MessageInfo message = call(":1.1", "a.I", "M", path);
         message.unix_fds = fds;
         return message;
@@ -323,7 +327,7 @@ TEST(PolicyEvaluation, ConnectionRulesStartFromTheBusOwner) {
         "<policy context=\"mandatory\"><deny user=\"1001\"/><deny group=\"10\"/></policy>");
     EXPECT_TRUE(system.policy.allows_connection(1002, {}, false));
     EXPECT_FALSE(system.policy.allows_connection(1001, {}, false));
-    const uint32_t wheel[] = {100, 10};
+    const std::uint32_t wheel[] = {100, 10};
     EXPECT_FALSE(system.policy.allows_connection(1002, wheel, false));
     // user= rules inside an at_console policy are accepted but never consulted, as in dbus-daemon.
     Fixture console("<policy at_console=\"true\"><allow user=\"*\"/></policy>");

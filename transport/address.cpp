@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -27,12 +29,15 @@ bool is_optionally_escaped(unsigned char c) {
 }
 
 int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
+    if (c >= '0' && c <= '9') {
         return c - '0';
-    if (c >= 'a' && c <= 'f')
+    }
+    if (c >= 'a' && c <= 'f') {
         return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
+    }
+    if (c >= 'A' && c <= 'F') {
         return c - 'A' + 10;
+    }
     return -1;
 }
 
@@ -163,7 +168,7 @@ ListenResult listen_tcp(const AddressEntry& entry, bool with_nonce) {
         }
         // With port 0, every further socket takes the port the first one got.
         if (!result.listeners.empty()) {
-            const auto network_port = htons(static_cast<uint16_t>(std::stoi(port_text)));
+            const auto network_port = htons(static_cast<std::uint16_t>(std::stoi(port_text)));
             if (info->ai_family == AF_INET6) {
                 reinterpret_cast<sockaddr_in6*>(info->ai_addr)->sin6_port = network_port;
             } else {
@@ -179,9 +184,9 @@ ListenResult listen_tcp(const AddressEntry& entry, bool with_nonce) {
             sockaddr_storage bound{};
             socklen_t length = sizeof bound;
             ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &length);
-            const uint16_t actual = bound.ss_family == AF_INET6
-                                        ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                        : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+            const std::uint16_t actual = bound.ss_family == AF_INET6
+                                             ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                             : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
             port_text = std::to_string(actual);
         }
         Listener listener;
@@ -396,7 +401,7 @@ ListenResult listen_on_systemd_sockets() {
 
 std::string make_guid() {
     std::string bytes = util::random_bytes(12);
-    const auto now = static_cast<uint32_t>(std::time(nullptr));
+    const auto now = static_cast<std::uint32_t>(std::time(nullptr));
     for (int shift = 24; shift >= 0; shift -= 8) {
         bytes.push_back(static_cast<char>((now >> shift) & 0xff));
     }

@@ -6,6 +6,8 @@
 
 #include <boost/uuid/detail/sha1.hpp>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>

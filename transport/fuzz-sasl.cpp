@@ -1,6 +1,7 @@
 // libFuzzer target for the SASL server: any bytes, fed in two pieces, must leave it in a sane state:
 // every reply is complete CRLF lines, bytes past BEGIN exist only once authenticated, and it never
 // keeps more than its 16 KiB limit of unprocessed input while still talking.
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>

@@ -1,6 +1,7 @@
 #include "transport/sasl.h"
 
 #include <charconv>
+#include <cstdint>
 #include <utility>
 
 #include "busgate/marshal/names.h"

@@ -3,6 +3,7 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json.hpp>
+#include <cstddef>
 #include <string>
 
 #include "bus/match_rule.h"

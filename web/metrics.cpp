@@ -1,6 +1,8 @@
 // OpenMetrics text exposition of a bus::BusSnapshot (see metrics.h).
 #include "web/metrics.h"
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 

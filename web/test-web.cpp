@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 

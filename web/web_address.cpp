@@ -4,6 +4,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <map>

@@ -14,10 +14,10 @@
 
 namespace busgate::core {
 
-inline constexpr size_t bloom_size_bytes = 64;   // m = 512 bits
-inline constexpr unsigned bloom_hash_count = 8;  // k
-inline constexpr size_t bloom_bit_count = bloom_size_bytes * 8;
-inline constexpr size_t bloom_word_count = bloom_size_bytes / 8;
+inline constexpr std::size_t bloom_size_bytes = 64;  // m = 512 bits
+inline constexpr unsigned bloom_hash_count = 8;      // k
+inline constexpr std::size_t bloom_bit_count = bloom_size_bytes * 8;
+inline constexpr std::size_t bloom_word_count = bloom_size_bytes / 8;
 inline constexpr unsigned bloom_max_argument = 63;
 
 // The k bit indices kdbus sets for one element string (no trailing NUL hashed).
@@ -26,14 +26,14 @@ std::array<unsigned, bloom_hash_count> bloom_element_bits(std::string_view eleme
 // A 512-bit set stored as host-endian u64 words, word i holding bits 64*i .. 64*i+63.
 class BloomBits {
   public:
-    using Words = std::array<uint64_t, bloom_word_count>;
+    using Words = std::array<std::uint64_t, bloom_word_count>;
 
     BloomBits() = default;
     explicit BloomBits(const Words& words) : words_(words) {}
 
     const Words& words() const { return words_; }
     bool test(unsigned bit) const { return (words_[bit >> 6] >> (bit & 63)) & 1; }
-    void set(unsigned bit) { words_[bit >> 6] |= uint64_t{1} << (bit & 63); }
+    void set(unsigned bit) { words_[bit >> 6] |= std::uint64_t{1} << (bit & 63); }
     bool empty() const;
     unsigned popcount() const;
     void clear() { words_ = {}; }
@@ -96,7 +96,7 @@ class BloomMask : public BloomBits {
 };
 
 struct BloomBitsHash {
-    size_t operator()(const BloomBits& bits) const;
+    std::size_t operator()(const BloomBits& bits) const;
 };
 
 }  // namespace busgate::core

@@ -14,6 +14,8 @@
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,18 +38,18 @@
 namespace busgate::core {
 
 struct BusLimits {
-    size_t max_connections_per_user = 1024;           // KDBUS_USER_MAX_CONN
-    size_t max_names_per_connection = 256;            // KDBUS_CONN_MAX_NAMES (owned + queued + activated)
-    size_t max_matches_per_connection = 256;          // KDBUS_MATCH_MAX
-    size_t max_pending_replies_per_connection = 128;  // calls a connection may wait on at once
-    size_t max_fds_per_message = 253;
-    uint64_t max_message_bytes = 128 * 1024 * 1024;
+    std::size_t max_connections_per_user = 1024;   // KDBUS_USER_MAX_CONN
+    std::size_t max_names_per_connection = 256;    // KDBUS_CONN_MAX_NAMES (owned + queued + activated)
+    std::size_t max_matches_per_connection = 256;  // KDBUS_MATCH_MAX
+    std::size_t max_pending_replies_per_connection = 128;  // calls a connection may wait on at once
+    std::size_t max_fds_per_message = 253;
+    std::uint64_t max_message_bytes = 128 * 1024 * 1024;
     QueueLimits queue;  // per receiving connection
     QuotaLimits quota;  // per receiving user
 };
 
 struct BusConfig {
-    uint32_t owner_uid = 0;  // connections of this uid (and root) are privileged on the default endpoint
+    std::uint32_t owner_uid = 0;  // connections of this uid (and root) are privileged on the default endpoint
     BusLimits limits;
     // false: the bus policy (the policy holders' entries) does not gate OWN and TALK at all. Endpoint
     // policies still apply.
@@ -65,7 +67,7 @@ struct BusConfig {
 struct HelloParams {
     Credentials credentials;
     util::UniqueFd pidfd;
-    uint64_t flags = 0;  // hello_flag::*; activator and policy_holder are exclusive and privileged
+    std::uint64_t flags = 0;  // hello_flag::*; activator and policy_holder are exclusive and privileged
     EndpointId endpoint = default_endpoint;
     std::string name;                 // activators and policy holders: the name they stand for
     std::vector<PolicyEntry> policy;  // activators and policy holders: their initial rules
@@ -74,17 +76,17 @@ struct HelloParams {
 
 struct ListEntry {
     ConnectionId id = 0;
-    uint64_t connection_flags = 0;  // hello flags
-    std::string name;               // empty: a bare record for the unique id
-    uint64_t name_flags = 0;        // name_flag::* (primary, in_queue, activator, saved flags)
+    std::uint64_t connection_flags = 0;  // hello flags
+    std::string name;                    // empty: a bare record for the unique id
+    std::uint64_t name_flags = 0;        // name_flag::* (primary, in_queue, activator, saved flags)
     friend bool operator==(const ListEntry&, const ListEntry&) = default;
 };
 
 struct SendReceipt {
-    uint64_t sequence = 0;
+    std::uint64_t sequence = 0;
     ConnectionId destination = 0;  // unicast: the connection the message was queued on (0 if dropped)
-    size_t delivered = 0;          // receivers it was queued on
-    size_t dropped = 0;            // broadcast receivers that matched but lost it to limits or quotas
+    std::size_t delivered = 0;     // receivers it was queued on
+    std::size_t dropped = 0;       // broadcast receivers that matched but lost it to limits or quotas
 };
 
 class Bus {
@@ -102,16 +104,16 @@ class Bus {
     const Connection* connection(ConnectionId id) const;
     // CONN_INFO: the connection if `caller` may see it (custom endpoints hide peers without visible names).
     Result<const Connection*> connection_info(ConnectionId caller, ConnectionId id) const;
-    size_t connection_count() const { return connections_.size(); }
+    std::size_t connection_count() const { return connections_.size(); }
 
     // ---- names
     // flags: name_flag::{replace_existing, allow_replacement, queue}. permission_denied when neither the
     // endpoint nor (unless privileged) the bus policy grants OWN.
-    Result<AcquireResult> acquire_name(ConnectionId id, std::string_view name, uint64_t flags);
+    Result<AcquireResult> acquire_name(ConnectionId id, std::string_view name, std::uint64_t flags);
     Result<ReleaseResult> release_name(ConnectionId id, std::string_view name);
     // list_flag::{unique, names, activators, queued}; names the caller cannot SEE are left out, and so are
     // policy holders (they stand for rules, not for a peer).
-    std::vector<ListEntry> list(ConnectionId caller, uint64_t flags) const;
+    std::vector<ListEntry> list(ConnectionId caller, std::uint64_t flags) const;
     // GetNameOwner: the primary owner; name_has_no_owner if none (or only an activator) or invisible.
     Result<ConnectionId> name_owner(ConnectionId caller, std::string_view name) const;
     // ListQueuedOwners: primary owner first, then the queue.
@@ -124,7 +126,7 @@ class Bus {
     std::optional<QueueItem> receive(ConnectionId id);
     const QueueItem* peek(ConnectionId id) const;
     // Broadcasts and notifications this connection lost to limits since the last call (kdbus dropped_msgs).
-    uint64_t take_dropped(ConnectionId id);
+    std::uint64_t take_dropped(ConnectionId id);
     // Connections whose queue went from empty to non-empty since the last call, for the gateway's writers.
     // `ready` is cleared and filled; its storage is swapped with the bus's, so reusing one vector allocates
     // nothing.
@@ -132,14 +134,14 @@ class Bus {
 
     // ---- replies
     // REPLY_TIMEOUT to the caller of every call whose deadline is <= now. Returns how many expired.
-    size_t expire(Timestamp now);
+    std::size_t expire(Timestamp now);
     std::optional<Timestamp> next_deadline() { return replies_.next_deadline(); }
-    size_t pending_replies(ConnectionId caller) const { return replies_.pending_for_caller(caller); }
+    std::size_t pending_replies(ConnectionId caller) const { return replies_.pending_for_caller(caller); }
 
     // ---- matches
     Status add_match(ConnectionId id, MessageMatch match);
     Status add_match(ConnectionId id, NotificationMatch match);
-    Status remove_match(ConnectionId id, uint64_t cookie);
+    Status remove_match(ConnectionId id, std::uint64_t cookie);
 
     // ---- policy and endpoints
     // A policy holder (or activator) replaces all its rules at once; on error the old ones stay.
@@ -155,7 +157,7 @@ class Bus {
     const QuotaRegistry& quotas() const { return quotas_; }
     const MatchIndex& matches() const { return matches_; }
     const NameRegistry& names() const { return names_; }
-    uint64_t last_sequence() const { return clock_; }
+    std::uint64_t last_sequence() const { return clock_; }
 
     // Policy checks, exposed for the gateway's driver (e.g. to answer NameHasOwner from a custom endpoint).
     bool can_see_name(const Connection& viewer, std::string_view name) const;
@@ -182,19 +184,19 @@ class Bus {
     void mark_readable(Connection& connection);
 
     void apply_name_changes(const std::vector<NameChange>& changes);
-    void move_name_messages(ConnectionId from, ConnectionId to, uint64_t name_id);
+    void move_name_messages(ConnectionId from, ConnectionId to, std::uint64_t name_id);
     void notify_name_change(const NameChange& change);
     void notify_id_change(NotificationType type, const Connection& subject);
-    void notify_reply(NotificationType type, ConnectionId caller, uint64_t cookie);
+    void notify_reply(NotificationType type, ConnectionId caller, std::uint64_t cookie);
 
     void begin_fanout();
-    void add_candidate(Connection& connection, const uint64_t* cookie);
+    void add_candidate(Connection& connection, const std::uint64_t* cookie);
 
     Result<SendReceipt> broadcast(Connection& sender, OutgoingMessage& message);
     Result<SendReceipt> unicast(Connection& sender, OutgoingMessage& message);
 
     BusConfig config_;
-    uint64_t clock_ = 0;
+    std::uint64_t clock_ = 0;
     // Ordinary connections are numbered 1, 2, ... in the order they said Hello; the bus's own connections
     // (driver, activators, policy holders) come from a range of their own, so they never use
     // up a number a client can see.
@@ -207,8 +209,8 @@ class Bus {
     // Every connection of a user keeps its quota alive; only ordinary ones count toward the limit (the bus's
     // own activators and policy holders never take a client's place).
     struct UserConnections {
-        size_t all = 0;
-        size_t ordinary = 0;
+        std::size_t all = 0;
+        std::size_t ordinary = 0;
     };
     boost::unordered_flat_map<UserKey, UserConnections> connections_per_user_;
     std::vector<ConnectionId> readable_;
@@ -219,7 +221,7 @@ class Bus {
     ReplyTracker replies_;
     QuotaRegistry quotas_;
 
-    uint64_t fanout_generation_ = 0;
+    std::uint64_t fanout_generation_ = 0;
     std::vector<Connection*> candidates_;
 };
 

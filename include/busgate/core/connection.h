@@ -4,6 +4,8 @@
 // connection (its queue, its readable mark).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "busgate/core/quota.h"
@@ -17,8 +19,8 @@ class Bus;
 
 class Connection {
   public:
-    Connection(ConnectionId id, Credentials credentials, util::UniqueFd pidfd, uint64_t flags, EndpointId endpoint,
-               bool privileged, UserKey user, std::string description)
+    Connection(ConnectionId id, Credentials credentials, util::UniqueFd pidfd, std::uint64_t flags,
+               EndpointId endpoint, bool privileged, UserKey user, std::string description)
         : id_(id),
           credentials_(std::move(credentials)),
           pidfd_(std::move(pidfd)),
@@ -31,7 +33,7 @@ class Connection {
     ConnectionId id() const { return id_; }
     const Credentials& credentials() const { return credentials_; }
     int pidfd() const { return pidfd_.get(); }  // -1 when the gateway had none
-    uint64_t flags() const { return flags_; }
+    std::uint64_t flags() const { return flags_; }
     EndpointId endpoint() const { return endpoint_; }
     bool privileged() const { return privileged_; }
     UserKey user() const { return user_; }
@@ -43,7 +45,7 @@ class Connection {
     bool accepts_fds() const { return flags_ & hello_flag::accept_fds; }
 
     const QueueCounters& queue_counters() const { return queue_.counters(); }
-    size_t queued() const { return queue_.size(); }
+    std::size_t queued() const { return queue_.size(); }
 
   private:
     friend class Bus;
@@ -51,7 +53,7 @@ class Connection {
     ConnectionId id_;
     Credentials credentials_;
     util::UniqueFd pidfd_;
-    uint64_t flags_;
+    std::uint64_t flags_;
     EndpointId endpoint_;
     bool privileged_;
     UserKey user_;
@@ -61,7 +63,7 @@ class Connection {
     bool readable_listed_ = false;
     // Fan-out bookkeeping: the sequence of the delivery this connection was last collected for, and the
     // cookies of its matches that selected it.
-    uint64_t fanout_stamp_ = 0;
+    std::uint64_t fanout_stamp_ = 0;
     MatchCookies fanout_cookies_;
 };
 

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,7 +25,7 @@ namespace busgate::core {
 
 // Matches data messages (broadcasts). An empty mask and no sender filter matches every broadcast.
 struct MessageMatch {
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     ConnectionId sender_id = any_connection;
     std::string sender_name;  // non-empty: the sender must be the primary owner of this name at send time
     BloomMask mask;
@@ -32,7 +33,7 @@ struct MessageMatch {
 
 // Matches one type of notification. Unused fields stay "any".
 struct NotificationMatch {
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     NotificationType type = NotificationType::name_change;
     ConnectionId id = any_connection;      // ID_ADD / ID_REMOVE: the connection
     ConnectionId old_id = any_connection;  // NAME_*: previous owner (0 for NAME_ADD)
@@ -45,46 +46,50 @@ class MatchIndex {
     struct Rule;
     struct SharedMask {
         BloomMask mask;
-        int bucket = -1;   // the set bit it is filed under; -1: wildcard bucket
-        size_t slot = 0;   // its position in that bucket
-        size_t order = 0;  // its position in the re-filing rotation
+        int bucket = -1;        // the set bit it is filed under; -1: wildcard bucket
+        std::size_t slot = 0;   // its position in that bucket
+        std::size_t order = 0;  // its position in the re-filing rotation
         std::vector<Rule*> rules;
     };
     struct Rule {
         ConnectionId owner = 0;
-        uint64_t cookie = 0;
+        std::uint64_t cookie = 0;
         ConnectionId sender_id = any_connection;
         std::string sender_name;
         SharedMask* shared = nullptr;
     };
 
-    explicit MatchIndex(size_t max_matches_per_connection = 256);
+    explicit MatchIndex(std::size_t max_matches_per_connection = 256);
     ~MatchIndex();
     MatchIndex(const MatchIndex&) = delete;
     MatchIndex& operator=(const MatchIndex&) = delete;
 
     Status add(ConnectionId owner, MessageMatch match);
     Status add(ConnectionId owner, NotificationMatch match);
-    Status remove(ConnectionId owner, uint64_t cookie);
+    Status remove(ConnectionId owner, std::uint64_t cookie);
     void remove_all(ConnectionId owner);
 
     // Calls visit(const Rule&) for every message rule whose mask `filter` covers. The sender filters are
     // the caller's to check. Each rule is visited at most once.
     template <typename Visit>
     void for_each_candidate(const BloomFilter& filter, Visit&& visit) const {
-        for (const Rule* rule : wildcard_.rules)
+        for (const Rule* rule : wildcard_.rules) {
             visit(*rule);
+        }
         const auto& words = filter.words();
         for (unsigned w = 0; w < bloom_word_count; ++w) {
-            for (uint64_t word = words[w]; word != 0; word &= word - 1) {
+            for (std::uint64_t word = words[w]; word != 0; word &= word - 1) {
                 const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
                 for (const BucketEntry& entry : buckets_[bit]) {
-                    uint64_t missing = 0;
-                    for (unsigned i = 0; i < bloom_word_count; ++i)
+                    std::uint64_t missing = 0;
+                    for (unsigned i = 0; i < bloom_word_count; ++i) {
                         missing |= entry.mask[i] & ~words[i];
-                    if (missing == 0)
-                        for (const Rule* rule : entry.shared->rules)
+                    }
+                    if (missing == 0) {
+                        for (const Rule* rule : entry.shared->rules) {
                             visit(*rule);
+                        }
+                    }
                 }
             }
         }
@@ -99,23 +104,26 @@ class MatchIndex {
     template <typename Visit>
     void for_each_notification_match(NotificationType type, Visit&& visit) const {
         auto found = notification_subscribers_.find(type);
-        if (found == notification_subscribers_.end())
+        if (found == notification_subscribers_.end()) {
             return;
+        }
         for (const auto& [owner, count] : found->second) {
             const auto& matches = connections_.find(owner)->second.notification_rules;
-            for (const auto& match : matches)
-                if (match.type == type)
+            for (const auto& match : matches) {
+                if (match.type == type) {
                     visit(owner, match);
+                }
+            }
         }
     }
 
     // Whether any broadcast could reach anyone: without message matches a sender need not build a filter.
     bool has_message_rules() const { return !masks_.empty() || !wildcard_.rules.empty(); }
-    size_t match_count(ConnectionId owner) const;
-    size_t shared_mask_count() const { return masks_.size(); }
-    size_t rule_count() const;
+    std::size_t match_count(ConnectionId owner) const;
+    std::size_t shared_mask_count() const { return masks_.size(); }
+    std::size_t rule_count() const;
     // How many shared masks a broadcast with this filter has to test (for tests and benchmarks).
-    size_t masks_visited(const BloomFilter& filter) const;
+    std::size_t masks_visited(const BloomFilter& filter) const;
 
   private:
     struct ConnectionMatches {
@@ -135,21 +143,21 @@ class MatchIndex {
     void unfile(SharedMask& shared);
     void refile(SharedMask& shared);
 
-    size_t max_matches_;
+    std::size_t max_matches_;
     boost::unordered_flat_map<ConnectionId, ConnectionMatches> connections_;
     boost::unordered_flat_map<BloomBits, std::unique_ptr<SharedMask>, BloomBitsHash> masks_;
     std::array<std::vector<BucketEntry>, bloom_bit_count> buckets_;
     SharedMask wildcard_;
-    boost::unordered_flat_map<NotificationType, boost::unordered_flat_map<ConnectionId, size_t>>
+    boost::unordered_flat_map<NotificationType, boost::unordered_flat_map<ConnectionId, std::size_t>>
         notification_subscribers_;
 
     // How often each bit was set in recent broadcast filters (halved at every re-filing), and the bits of
     // "message-type:<t>", which nearly every broadcast carries and which count as hot before any traffic.
-    std::array<uint32_t, bloom_bit_count> heat_{};
+    std::array<std::uint32_t, bloom_bit_count> heat_{};
     BloomBits type_bits_;
-    uint32_t observed_ = 0;
+    std::uint32_t observed_ = 0;
     std::vector<SharedMask*> rotation_;
-    size_t rotation_cursor_ = 0;
+    std::size_t rotation_cursor_ = 0;
 };
 
 }  // namespace busgate::core

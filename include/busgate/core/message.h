@@ -54,24 +54,25 @@ struct OutgoingMessage {
     PayloadRef payload;
     ConnectionId destination_id = 0;
     std::string_view destination_name;
-    uint64_t cookie = 0;        // the sender's serial
-    uint64_t reply_cookie = 0;  // the serial this answers, 0 if not a reply
-    uint64_t flags = 0;         // message_flag::*
-    Timestamp timeout = 0;      // absolute deadline for the reply when expect_reply; 0 = none
-    BloomFilter bloom;          // broadcasts only
+    std::uint64_t cookie = 0;        // the sender's serial
+    std::uint64_t reply_cookie = 0;  // the serial this answers, 0 if not a reply
+    std::uint64_t flags = 0;         // message_flag::*
+    Timestamp timeout = 0;           // absolute deadline for the reply when expect_reply; 0 = none
+    BloomFilter bloom;               // broadcasts only
 };
 
 // A small list of the match cookies that selected a broadcast or notification for this receiver; most
 // deliveries match one rule, so a few are stored inline.
 class MatchCookies {
   public:
-    void push_back(uint64_t cookie) {
+    void push_back(std::uint64_t cookie) {
         if (size_ < inline_.size() && overflow_.empty()) {
             inline_[size_++] = cookie;
             return;
         }
-        if (overflow_.empty())
+        if (overflow_.empty()) {
             overflow_.assign(inline_.begin(), inline_.begin() + size_);
+        }
         overflow_.push_back(cookie);
         ++size_;
     }
@@ -79,23 +80,25 @@ class MatchCookies {
         size_ = 0;
         overflow_.clear();
     }
-    size_t size() const { return size_; }
+    std::size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
-    std::span<const uint64_t> view() const {
-        return overflow_.empty() ? std::span<const uint64_t>(inline_.data(), size_)
-                                 : std::span<const uint64_t>(overflow_);
+    std::span<const std::uint64_t> view() const {
+        return overflow_.empty() ? std::span<const std::uint64_t>(inline_.data(), size_)
+                                 : std::span<const std::uint64_t>(overflow_);
     }
-    bool contains(uint64_t cookie) const {
-        for (auto c : view())
-            if (c == cookie)
+    bool contains(std::uint64_t cookie) const {
+        for (auto c : view()) {
+            if (c == cookie) {
                 return true;
+            }
+        }
         return false;
     }
 
   private:
-    std::array<uint64_t, 3> inline_{};
-    size_t size_ = 0;
-    std::vector<uint64_t> overflow_;
+    std::array<std::uint64_t, 3> inline_{};
+    std::size_t size_ = 0;
+    std::vector<std::uint64_t> overflow_;
 };
 
 struct Notification {
@@ -104,12 +107,12 @@ struct Notification {
     // in_queue...).
     std::string name;
     ConnectionId old_id = 0;
-    uint64_t old_flags = 0;
+    std::uint64_t old_flags = 0;
     ConnectionId new_id = 0;
-    uint64_t new_flags = 0;
+    std::uint64_t new_flags = 0;
     // ID_*: the connection and its hello flags.
     ConnectionId id = 0;
-    uint64_t id_flags = 0;
+    std::uint64_t id_flags = 0;
     // REPLY_*: the cookie of the call that will get no reply (also in QueueItem::reply_cookie).
 };
 
@@ -117,20 +120,20 @@ struct QueueItem {
     enum class Kind { message, notification };
 
     Kind kind = Kind::message;
-    uint64_t sequence = 0;  // global order: equal for all receivers of one broadcast
+    std::uint64_t sequence = 0;  // global order: equal for all receivers of one broadcast
     ConnectionId sender = kernel_connection;
     ConnectionId destination = 0;  // the receiver, or broadcast_destination for broadcasts
-    uint64_t cookie = 0;
-    uint64_t reply_cookie = 0;
-    uint64_t flags = 0;
+    std::uint64_t cookie = 0;
+    std::uint64_t reply_cookie = 0;
+    std::uint64_t flags = 0;
     PayloadRef payload;
     // Broadcasts and broadcast notifications: the cookies of this receiver's matches that selected it. Empty
     // for unicast, and for name notifications delivered because the receiver itself gained or lost the name.
     MatchCookies matched;
     Notification notification;  // kind == notification
 
-    size_t byte_count() const { return payload ? payload->bytes.size() : 0; }
-    size_t fd_count() const { return payload ? payload->fds.size() : 0; }
+    std::size_t byte_count() const { return payload ? payload->bytes.size() : 0; }
+    std::size_t fd_count() const { return payload ? payload->fds.size() : 0; }
 };
 
 }  // namespace busgate::core

@@ -9,6 +9,8 @@
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,12 +24,12 @@ namespace busgate::core {
 
 struct NameOwner {
     ConnectionId id = 0;
-    uint64_t flags = 0;  // name_flag::saved bits
+    std::uint64_t flags = 0;  // name_flag::saved bits
 };
 
 struct NameEntry {
     std::string name;
-    uint64_t name_id = 0;
+    std::uint64_t name_id = 0;
     std::vector<NameOwner> owners;  // owners[0] is the primary owner
     ConnectionId activator = 0;     // 0: none
 
@@ -40,22 +42,23 @@ struct NameEntry {
 struct NameChange {
     NotificationType type = NotificationType::name_add;
     std::string name;
-    uint64_t name_id = 0;
+    std::uint64_t name_id = 0;
     ConnectionId old_id = 0;
-    uint64_t old_flags = 0;
+    std::uint64_t old_flags = 0;
     ConnectionId new_id = 0;
-    uint64_t new_flags = 0;
+    std::uint64_t new_flags = 0;
     bool from_activator = false;  // the activator handed the name to a real owner: move its queued messages
     bool to_activator = false;    // the name went back to its activator: move the old owner's messages back
 };
 
 class NameRegistry {
   public:
-    explicit NameRegistry(size_t max_names_per_connection = 256) : max_names_(max_names_per_connection) {}
+    explicit NameRegistry(std::size_t max_names_per_connection = 256)
+        : max_names_(max_names_per_connection) {}
 
     // Acquire (kdbus NAME_ACQUIRE; the dbus1 driver answers RequestName with it). `flags` are
     // name_flag::{replace_existing, allow_replacement, queue}.
-    Result<AcquireResult> acquire(ConnectionId id, std::string_view name, uint64_t flags,
+    Result<AcquireResult> acquire(ConnectionId id, std::string_view name, std::uint64_t flags,
                                   std::vector<NameChange>& changes);
     // Release (kdbus NAME_RELEASE). The activator of a name cannot release it (it holds it until it
     // disconnects).
@@ -69,31 +72,37 @@ class NameRegistry {
     // The names `id` is primary owner of, and the name it is the activator of.
     template <typename Visit>
     void for_each_owned(ConnectionId id, Visit&& visit) const {
-        if (auto found = memberships_.find(id); found != memberships_.end())
-            for (const NameEntry* entry : found->second)
-                if (entry->destination() == id)
+        if (auto found = memberships_.find(id); found != memberships_.end()) {
+            for (const NameEntry* entry : found->second) {
+                if (entry->destination() == id) {
                     visit(*entry);
+                }
+            }
+        }
     }
     // Every name `id` owns, waits for or activates.
     template <typename Visit>
     void for_each_membership(ConnectionId id, Visit&& visit) const {
-        if (auto found = memberships_.find(id); found != memberships_.end())
-            for (const NameEntry* entry : found->second)
+        if (auto found = memberships_.find(id); found != memberships_.end()) {
+            for (const NameEntry* entry : found->second) {
                 visit(*entry);
+            }
+        }
     }
     // Every entry, for listing.
     template <typename Visit>
     void for_each(Visit&& visit) const {
-        for (const auto& [name, entry] : entries_)
+        for (const auto& [name, entry] : entries_) {
             visit(*entry);
+        }
     }
     // How many names `id` owns, waits for or activates.
-    size_t membership_count(ConnectionId id) const;
+    std::size_t membership_count(ConnectionId id) const;
     bool is_primary(ConnectionId id, std::string_view name) const {
         const NameEntry* entry = find(name);
         return entry && !entry->owners.empty() && entry->owners.front().id == id;
     }
-    size_t size() const { return entries_.size(); }
+    std::size_t size() const { return entries_.size(); }
 
   private:
     NameEntry& create(std::string_view name);
@@ -101,8 +110,8 @@ class NameRegistry {
     void add_membership(ConnectionId id, NameEntry& entry);
     void remove_membership(ConnectionId id, const NameEntry& entry);
 
-    size_t max_names_;
-    uint64_t next_name_id_ = 1;
+    std::size_t max_names_;
+    std::uint64_t next_name_id_ = 1;
     boost::unordered_flat_map<std::string, std::unique_ptr<NameEntry>, StringHash, std::equal_to<>> entries_;
     boost::unordered_flat_map<ConnectionId, std::vector<NameEntry*>> memberships_;
 };

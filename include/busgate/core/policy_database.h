@@ -10,6 +10,7 @@
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -22,12 +23,12 @@
 
 namespace busgate::core {
 
-enum class Access : uint8_t { see = 0, talk = 1, own = 2 };
-enum class Grantee : uint8_t { user = 1, group = 2, world = 3 };
+enum class Access : std::uint8_t { see = 0, talk = 1, own = 2 };
+enum class Grantee : std::uint8_t { user = 1, group = 2, world = 3 };
 
 struct PolicyGrant {
     Grantee grantee = Grantee::world;
-    uint32_t id = 0;  // uid or gid; ignored for world
+    std::uint32_t id = 0;  // uid or gid; ignored for world
     Access access = Access::see;
 };
 
@@ -48,7 +49,7 @@ bool is_valid_well_known_name(std::string_view name);
 
 struct StringHash {
     using is_transparent = void;
-    size_t operator()(std::string_view text) const;
+    std::size_t operator()(std::string_view text) const;
 };
 
 class PolicyDatabase {
@@ -56,8 +57,8 @@ class PolicyDatabase {
     // Replaces every entry of `owner` with `entries`, atomically: on error nothing changes. Fails with
     // invalid_name for a malformed name, invalid_argument for a wildcard, subtree or "*" entry when
     // `allow_wildcards` is false, already_exists when another owner holds the same name.
-    Status replace(uint64_t owner, std::span<const PolicyEntry> entries, bool allow_wildcards = true);
-    void remove_owner(uint64_t owner);
+    Status replace(std::uint64_t owner, std::span<const PolicyEntry> entries, bool allow_wildcards = true);
+    void remove_owner(std::uint64_t owner);
 
     // The highest access `credentials` get on `name`, or nothing (below SEE).
     std::optional<Access> query(const Credentials& credentials, std::string_view name) const;
@@ -67,11 +68,11 @@ class PolicyDatabase {
     }
     // What the "*" entry alone grants: access to every name and every connection, whatever it owns.
     bool allows_any(const Credentials& credentials, Access needed) const;
-    size_t size() const { return exact_.size() + wildcard_.size() + subtree_.size() + (any_ ? 1 : 0); }
+    std::size_t size() const { return exact_.size() + wildcard_.size() + subtree_.size() + (any_ ? 1 : 0); }
 
   private:
     struct Entry {
-        uint64_t owner = 0;
+        std::uint64_t owner = 0;
         std::vector<PolicyGrant> grants;
     };
     using Table = boost::unordered_flat_map<std::string, Entry, StringHash, std::equal_to<>>;

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
 #include <cstdint>
 
 #include "busgate/core/result.h"
@@ -20,19 +21,19 @@ namespace busgate::core {
 
 // Users are uids on the default endpoint; a custom endpoint's connections share one anonymous user per
 // endpoint (kdbus), see user_key_for_endpoint.
-using UserKey = uint64_t;
+using UserKey = std::uint64_t;
 
 enum class QuotaResource : unsigned { bytes = 0, fds = 1, messages = 2 };
-inline constexpr size_t quota_resource_count = 3;
+inline constexpr std::size_t quota_resource_count = 3;
 
 struct QuotaLimits {
     // bus1's defaults for in-flight bytes and fds; messages as bus1's slices.
-    uint64_t bytes = 16 * 1024 * 1024;
-    uint64_t fds = 4096;
-    uint64_t messages = 16384;
+    std::uint64_t bytes = 16 * 1024 * 1024;
+    std::uint64_t fds = 4096;
+    std::uint64_t messages = 16384;
 };
 
-using QuotaAmounts = std::array<uint64_t, quota_resource_count>;
+using QuotaAmounts = std::array<std::uint64_t, quota_resource_count>;
 
 // What one queued item holds; give it back with QuotaRegistry::discharge.
 struct QuotaCharge {
@@ -52,10 +53,10 @@ class QuotaRegistry {
     // Drops the record of a user that has nothing charged (its last connection left).
     void forget_user(UserKey user);
 
-    uint64_t remaining(UserKey user, QuotaResource resource) const;
-    uint64_t share(UserKey user, UserKey actor, QuotaResource resource) const;
-    size_t actor_count(UserKey user) const;
-    size_t user_count() const { return users_.size(); }
+    std::uint64_t remaining(UserKey user, QuotaResource resource) const;
+    std::uint64_t share(UserKey user, UserKey actor, QuotaResource resource) const;
+    std::size_t actor_count(UserKey user) const;
+    std::size_t user_count() const { return users_.size(); }
     const QuotaLimits& limits() const { return limits_; }
 
   private:

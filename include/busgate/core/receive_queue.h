@@ -5,6 +5,7 @@
 // leaves the queue (popped, moved out or dropped).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -15,33 +16,33 @@
 namespace busgate::core {
 
 struct QueueLimits {
-    uint64_t max_bytes = 127 * 1024 * 1024;  // dbus-daemon's max_outgoing_bytes
-    uint64_t max_messages = 16384;
-    uint64_t max_fds = 4096;
+    std::uint64_t max_bytes = 127 * 1024 * 1024;  // dbus-daemon's max_outgoing_bytes
+    std::uint64_t max_messages = 16384;
+    std::uint64_t max_fds = 4096;
 };
 
 struct QueueCounters {
-    uint64_t bytes = 0;
-    uint64_t messages = 0;
-    uint64_t fds = 0;
-    uint64_t dropped = 0;  // broadcasts and notifications lost to limits or quotas since the last reset
+    std::uint64_t bytes = 0;
+    std::uint64_t messages = 0;
+    std::uint64_t fds = 0;
+    std::uint64_t dropped = 0;  // broadcasts and notifications lost to limits or quotas since the last reset
 };
 
 // A queued item with the core's bookkeeping.
 struct QueuedEntry {
     QueueItem item;
-    uint64_t name_id = 0;  // the name it was sent to (0: by id or broadcast), for activator hand-overs
-    UserKey actor = 0;     // the sending user, to re-charge when moved
+    std::uint64_t name_id = 0;  // the name it was sent to (0: by id or broadcast), for activator hand-overs
+    UserKey actor = 0;          // the sending user, to re-charge when moved
     QuotaCharge charge;
 };
 
 class ReceiveQueue {
   public:
     bool empty() const { return head_ == entries_.size(); }
-    size_t size() const { return entries_.size() - head_; }
+    std::size_t size() const { return entries_.size() - head_; }
     const QueueCounters& counters() const { return counters_; }
     void count_dropped() { ++counters_.dropped; }
-    uint64_t take_dropped() { return std::exchange(counters_.dropped, 0); }
+    std::uint64_t take_dropped() { return std::exchange(counters_.dropped, 0); }
 
     bool fits(const QueueLimits& limits, const QueueItem& item) const {
         return counters_.messages + 1 <= limits.max_messages &&
@@ -59,7 +60,7 @@ class ReceiveQueue {
     std::vector<QueuedEntry> extract(Pred&& pred) {
         std::vector<QueuedEntry> taken;
         std::vector<QueuedEntry> kept;
-        for (size_t i = head_; i < entries_.size(); ++i) {
+        for (std::size_t i = head_; i < entries_.size(); ++i) {
             if (pred(entries_[i])) {
                 account(entries_[i].item, -1);
                 taken.push_back(std::move(entries_[i]));
@@ -81,7 +82,7 @@ class ReceiveQueue {
     void compact();
 
     std::vector<QueuedEntry> entries_;
-    size_t head_ = 0;
+    std::size_t head_ = 0;
     QueueCounters counters_;
 };
 

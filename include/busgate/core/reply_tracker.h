@@ -7,6 +7,8 @@
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -18,21 +20,22 @@ namespace busgate::core {
 struct PendingReply {
     ConnectionId callee = 0;
     ConnectionId caller = 0;
-    uint64_t cookie = 0;
+    std::uint64_t cookie = 0;
     Timestamp deadline = 0;
 };
 
 class ReplyTracker {
   public:
-    explicit ReplyTracker(size_t max_per_caller = 128) : max_per_caller_(max_per_caller) {}
+    explicit ReplyTracker(std::size_t max_per_caller = 128) : max_per_caller_(max_per_caller) {}
 
     // too_many_pending_replies when the caller has its maximum; invalid_argument for a duplicate.
-    Status add(ConnectionId callee, ConnectionId caller, uint64_t cookie, Timestamp deadline);
+    Status add(ConnectionId callee, ConnectionId caller, std::uint64_t cookie, Timestamp deadline);
     // Removes the entry a reply from `callee` to `caller` answering `cookie` consumes; false if none.
-    bool consume(ConnectionId callee, ConnectionId caller, uint64_t cookie);
-    bool contains(ConnectionId callee, ConnectionId caller, uint64_t cookie) const;
+    bool consume(ConnectionId callee, ConnectionId caller, std::uint64_t cookie);
+    bool contains(ConnectionId callee, ConnectionId caller, std::uint64_t cookie) const;
     // The call was moved to another connection (activator hand-over): the reply must now come from there.
-    bool redirect(ConnectionId old_callee, ConnectionId new_callee, ConnectionId caller, uint64_t cookie);
+    bool redirect(ConnectionId old_callee, ConnectionId new_callee, ConnectionId caller,
+                  std::uint64_t cookie);
 
     // Removes and returns every entry whose deadline is <= now, earliest first.
     std::vector<PendingReply> take_expired(Timestamp now);
@@ -42,25 +45,25 @@ class ReplyTracker {
     void drop_caller(ConnectionId caller);
 
     std::optional<Timestamp> next_deadline();
-    size_t pending_for_caller(ConnectionId caller) const;
-    size_t size() const { return entries_.size(); }
+    std::size_t pending_for_caller(ConnectionId caller) const;
+    std::size_t size() const { return entries_.size(); }
 
   private:
     struct Key {
         ConnectionId callee, caller;
-        uint64_t cookie;
+        std::uint64_t cookie;
         friend bool operator==(const Key&, const Key&) = default;
     };
     struct KeyHash {
-        size_t operator()(const Key& key) const;
+        std::size_t operator()(const Key& key) const;
     };
     struct Value {
         Timestamp deadline;
-        uint64_t generation;
+        std::uint64_t generation;
     };
     struct HeapItem {
         Timestamp deadline;
-        uint64_t generation;
+        std::uint64_t generation;
         Key key;
     };
 
@@ -68,13 +71,13 @@ class ReplyTracker {
     void push_deadline(const Key& key, const Value& value);
     void prune_heap();
 
-    size_t max_per_caller_;
-    uint64_t next_generation_ = 1;
+    std::size_t max_per_caller_;
+    std::uint64_t next_generation_ = 1;
     boost::unordered_flat_map<Key, Value, KeyHash> entries_;
-    boost::unordered_flat_map<ConnectionId, size_t> per_caller_;
+    boost::unordered_flat_map<ConnectionId, std::size_t> per_caller_;
     // Min-heap on deadline with lazy deletion: items whose generation no longer matches are stale.
     std::vector<HeapItem> heap_;
-    size_t live_deadlines_ = 0;
+    std::size_t live_deadlines_ = 0;
 };
 
 }  // namespace busgate::core

@@ -20,28 +20,28 @@ namespace busgate::policy {
 // dbus-daemon's BusLimits. Defaults are dbus-daemon's compiled-in values (bus/config-parser.c), which do
 // not depend on the bus type: session.conf raises them explicitly.
 struct Limits {
-    int64_t max_incoming_bytes = 127 * 1024 * 1024;
-    int64_t max_incoming_unix_fds = 64;
-    int64_t max_outgoing_bytes = 127 * 1024 * 1024;
-    int64_t max_outgoing_unix_fds = 64;
-    int64_t max_message_size = 32 * 1024 * 1024;
-    int64_t max_message_unix_fds = 16;
-    int32_t service_start_timeout = 25000;  // ms
-    int32_t auth_timeout = 5000;            // ms
-    int32_t pending_fd_timeout = 150000;    // ms
-    int32_t max_completed_connections = 2048;
-    int32_t max_incomplete_connections = 64;
-    int32_t max_connections_per_user = 256;
-    int32_t max_pending_service_starts = 512;
-    int32_t max_names_per_connection = 512;
-    int32_t max_match_rules_per_connection = 512;
-    int32_t max_replies_per_connection = 128;
-    int32_t reply_timeout = -1;  // ms; -1 means never
+    std::int64_t max_incoming_bytes = 127 * 1024 * 1024;
+    std::int64_t max_incoming_unix_fds = 64;
+    std::int64_t max_outgoing_bytes = 127 * 1024 * 1024;
+    std::int64_t max_outgoing_unix_fds = 64;
+    std::int64_t max_message_size = 32 * 1024 * 1024;
+    std::int64_t max_message_unix_fds = 16;
+    std::int32_t service_start_timeout = 25000;  // ms
+    std::int32_t auth_timeout = 5000;            // ms
+    std::int32_t pending_fd_timeout = 150000;    // ms
+    std::int32_t max_completed_connections = 2048;
+    std::int32_t max_incomplete_connections = 64;
+    std::int32_t max_connections_per_user = 256;
+    std::int32_t max_pending_service_starts = 512;
+    std::int32_t max_names_per_connection = 512;
+    std::int32_t max_match_rules_per_connection = 512;
+    std::int32_t max_replies_per_connection = 128;
+    std::int32_t reply_timeout = -1;  // ms; -1 means never
     // Accepted by dbus-daemon 1.14 (for its experimental containers interface); busgate keeps them.
-    int32_t max_containers = 512;
-    int32_t max_containers_per_user = 16;
-    int32_t max_connections_per_container = 8;
-    int32_t max_container_metadata_bytes = 4096;
+    std::int32_t max_containers = 512;
+    std::int32_t max_containers_per_user = 16;
+    std::int32_t max_connections_per_container = 8;
+    std::int32_t max_container_metadata_bytes = 4096;
 
     bool operator==(const Limits&) const = default;
 };
@@ -57,7 +57,7 @@ struct ServiceDir {
     bool operator==(const ServiceDir&) const = default;
 };
 
-enum class AppArmorMode : uint8_t { enabled, disabled, required };
+enum class AppArmorMode : std::uint8_t { enabled, disabled, required };
 
 // Where something came from, for messages; never part of equality.
 struct SourceLocation {
@@ -66,11 +66,17 @@ struct SourceLocation {
     bool operator==(const SourceLocation&) const { return true; }
 };
 
-enum class RuleKind : uint8_t { send, receive, own, user, group };
-enum class Tristate : uint8_t { any, yes, no };
+enum class RuleKind : std::uint8_t { send, receive, own, user, group };
+enum class Tristate : std::uint8_t { any, yes, no };
 
 // The message types a rule can name; `any` is "*" or no attribute.
-enum class RuleMessageType : uint8_t { any = 0, method_call = 1, method_return = 2, error = 3, signal = 4 };
+enum class RuleMessageType : std::uint8_t {
+    any = 0,
+    method_call = 1,
+    method_return = 2,
+    error = 3,
+    signal = 4
+};
 
 // One <allow> or <deny>, after dbus-daemon's normalisation: "*" became "no constraint" (nullopt), except
 // for user/group where it is `id == nullopt`.
@@ -91,15 +97,15 @@ struct Rule {
     bool eavesdrop = false;
     bool requested_reply = true;  // default: true for allow, false for deny (dbus-daemon)
     bool log = false;
-    uint32_t min_fds = 0;
-    uint32_t max_fds = max_message_unix_fds;
+    std::uint32_t min_fds = 0;
+    std::uint32_t max_fds = max_message_unix_fds;
 
     // user/group: nullopt is "*"
-    std::optional<uint32_t> id;
+    std::optional<std::uint32_t> id;
 
     SourceLocation where;
 
-    static constexpr uint32_t max_message_unix_fds = 33554432;  // DBUS_MAXIMUM_MESSAGE_UNIX_FDS
+    static constexpr std::uint32_t max_message_unix_fds = 33554432;  // DBUS_MAXIMUM_MESSAGE_UNIX_FDS
     bool operator==(const Rule&) const = default;
 };
 
@@ -107,10 +113,10 @@ struct Rule {
 struct PolicyRules {
     std::vector<Rule> default_rules;
     std::vector<Rule> mandatory_rules;
-    std::map<uint32_t, std::vector<Rule>> user_rules;   // <policy user="...">, by uid
-    std::map<uint32_t, std::vector<Rule>> group_rules;  // <policy group="...">, by gid
-    std::vector<Rule> at_console_rules;                 // <policy at_console="true">
-    std::vector<Rule> not_at_console_rules;             // <policy at_console="false">
+    std::map<std::uint32_t, std::vector<Rule>> user_rules;   // <policy user="...">, by uid
+    std::map<std::uint32_t, std::vector<Rule>> group_rules;  // <policy group="...">, by gid
+    std::vector<Rule> at_console_rules;                      // <policy at_console="true">
+    std::vector<Rule> not_at_console_rules;                  // <policy at_console="false">
 
     bool operator==(const PolicyRules&) const = default;
 };
@@ -129,7 +135,7 @@ struct EndpointConfig {
     std::vector<std::string> see, talk, own;  // <see name=.../>, <talk .../>, <own .../>
     std::vector<std::string> calls;           // <call rule="NAME=[METHOD][@PATH]"/>
     std::vector<std::string> broadcasts;      // <broadcast rule="..."/>
-    int64_t max_connections = 256;
+    std::int64_t max_connections = 256;
     SourceLocation where;
 
     bool operator==(const EndpointConfig&) const = default;
@@ -182,8 +188,8 @@ class ConfigError : public std::runtime_error {
 // database; a number must still name an existing account. Unknown names drop the policy or rule with a
 // warning, as dbus-daemon does.
 struct UserDatabase {
-    std::function<std::optional<uint32_t>(std::string_view)> user_id;
-    std::function<std::optional<uint32_t>(std::string_view)> group_id;
+    std::function<std::optional<std::uint32_t>(std::string_view)> user_id;
+    std::function<std::optional<std::uint32_t>(std::string_view)> group_id;
     static UserDatabase system();
 };
 

@@ -8,6 +8,7 @@
 // Nothing here throws or allocates per rule evaluated.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -31,22 +32,22 @@ struct MessageInfo {
     std::optional<std::string_view> destination;
     std::optional<std::string_view> sender;
     bool has_reply_serial = false;  // a method return or error (REPLY_SERIAL present)
-    uint32_t unix_fds = 0;
+    std::uint32_t unix_fds = 0;
 };
 
 // Who is asking: the connection's uid, all its groups (dbus-daemon uses the user database's groups of the
 // uid), and whether the user is at the console (dbus-daemon: systemd seats, or /run/console/<user>).
 struct ConnectionCredentials {
-    uint32_t uid = 0;
-    std::vector<uint32_t> groups;
+    std::uint32_t uid = 0;
+    std::vector<std::uint32_t> groups;
     bool at_console = false;
 };
 
 struct Decision {
     bool allowed = false;
-    bool log = false;            // the deciding send rule had log="true"
-    uint32_t matched_rules = 0;  // dbus-daemon's "toggles", for its rejection message
-    const Rule* rule = nullptr;  // the last rule that matched, if any
+    bool log = false;                 // the deciding send rule had log="true"
+    std::uint32_t matched_rules = 0;  // dbus-daemon's "toggles", for its rejection message
+    const Rule* rule = nullptr;       // the last rule that matched, if any
 };
 
 class Policy;
@@ -56,12 +57,12 @@ class PreparedMessage {
   private:
     friend class Policy;
     friend class ClientPolicy;
-    uint8_t type_ = 0;
+    std::uint8_t type_ = 0;
     bool has_reply_serial_ = false;
     bool has_destination_ = false;
-    uint32_t unix_fds_ = 0;
-    uint32_t path_ = 0, interface_ = 0, member_ = 0, error_ = 0, destination_ = 0, sender_ = 0;
-    std::vector<uint64_t> destination_prefixes_;  // bit per prefix rule name the destination falls under
+    std::uint32_t unix_fds_ = 0;
+    std::uint32_t path_ = 0, interface_ = 0, member_ = 0, error_ = 0, destination_ = 0, sender_ = 0;
+    std::vector<std::uint64_t> destination_prefixes_;  // bit per prefix rule name the destination falls under
 };
 
 // The names a connection owns or is queued for (its unique name included), resolved against one Policy.
@@ -73,8 +74,8 @@ class PeerNames {
   private:
     friend class Policy;
     friend class ClientPolicy;
-    std::vector<uint32_t> names_;     // interned ids of the names that some rule mentions
-    std::vector<uint64_t> prefixes_;  // bit per prefix rule name any of the names falls under
+    std::vector<std::uint32_t> names_;     // interned ids of the names that some rule mentions
+    std::vector<std::uint64_t> prefixes_;  // bit per prefix rule name any of the names falls under
 };
 
 class ClientPolicy {
@@ -91,13 +92,13 @@ class ClientPolicy {
                                bool eavesdropping) const;
     bool check_can_own(std::string_view name) const;
 
-    size_t rule_count() const { return send_.size() + receive_.size() + own_.size(); }
+    std::size_t rule_count() const { return send_.size() + receive_.size() + own_.size(); }
 
   private:
     friend class Policy;
     struct Compiled;
     std::shared_ptr<const Compiled> compiled_;
-    std::vector<uint32_t> send_, receive_, own_;  // indices into compiled_->rules, in evaluation order
+    std::vector<std::uint32_t> send_, receive_, own_;  // indices into compiled_->rules, in evaluation order
 };
 
 // One message's trip from sender to one recipient, as bus_context_check_security_policy() sees it.
@@ -111,7 +112,7 @@ struct Route {
         false;  // a reply whose call is pending from this recipient (reply tracker's answer)
 };
 
-enum class Verdict : uint8_t { allowed, send_denied, receive_denied };
+enum class Verdict : std::uint8_t { allowed, send_denied, receive_denied };
 
 struct RouteDecision {
     Verdict verdict = Verdict::allowed;
@@ -129,7 +130,7 @@ class Policy {
 
     // May a connection of `uid` (with `groups`) stay connected? dbus-daemon: default and mandatory
     // user=/group= rules, starting from "only the uid the bus runs as".
-    bool allows_connection(uint32_t uid, std::span<const uint32_t> groups, bool uid_owns_bus) const;
+    bool allows_connection(std::uint32_t uid, std::span<const std::uint32_t> groups, bool uid_owns_bus) const;
 
     PreparedMessage prepare(const MessageInfo& message) const;
     PeerNames prepare_names(std::span<const std::string_view> names) const;
@@ -139,7 +140,7 @@ class Policy {
     // rules, then the recipient's receive rules.
     RouteDecision check_route(const PreparedMessage& message, const Route& route) const;
 
-    size_t interned_strings() const;
+    std::size_t interned_strings() const;
 
   private:
     std::shared_ptr<const ClientPolicy::Compiled> compiled_;

@@ -264,6 +264,9 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         arm_timer();
     }
     if (!alive) {
+        // What it sent before the bad part is delivered while it is still there to be its sender, as
+        // dbus-daemon dispatches the messages it read before the one that made it close the connection.
+        deliver();
         if (Peer* still = peers_.at_socket(fd)) {
             disconnect(*still, reason);
         }
@@ -382,6 +385,7 @@ void BusDaemon::on_timer() {
     for (const int fd : late) {
         if (Peer* peer = peers_.at_socket(fd)) {
             disconnect(*peer, "file descriptors pending too long for their message");
+            deliver();  // one disconnection's signals and errors before the next one's, as dbus-daemon
         }
     }
     deliver();

@@ -106,12 +106,16 @@ void BusDaemon::flush(Peer& peer) {
         disconnect(peer, error == EPIPE || error == ECONNRESET ? transport::peer_hung_up : "write failed");
         return;
     }
+    const int fd = peer.client->fd();
     if (peer.stalled && peer.registered()) {
         // Room again: what waited in the core comes now (and is flushed next, by the caller's loop).
         peer.stalled = false;
         deliver_to(peer.id);
+        if (peers_.at_socket(fd) == nullptr) {
+            return;  // delivering cut it off
+        }
     }
-    loop_.modify(peer.client->fd(), peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    loop_.modify(fd, peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {

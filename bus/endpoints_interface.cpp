@@ -149,6 +149,7 @@ Driver::Outcome remove_endpoint(Driver& driver, Peer& peer, const transport::Inc
     if (!driver.daemon().endpoints().remove(name)) {
         return Refusal{BusError::invalid_args, "No endpoint named \"" + name + "\""};
     }
+    driver.daemon().deliver();  // its connections' NameOwnerChanged (and what they cause) come first
     driver.reply(peer, call, BodyWriter());
     return Driver::handled;
 }

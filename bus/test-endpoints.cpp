@@ -269,6 +269,34 @@ TEST(EndpointsDriver, AddListAndRemoveAnEndpoint) {
               "org.freedesktop.DBus.Error.InvalidArgs: No endpoint named \"sandbox\"");
 }
 
+TEST(EndpointsDriver, TheConnectionsARemovalDropsLeaveBeforeTheReply) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    Reply added = add_endpoint(admin, "sandbox", (bus.directory() / "sandbox.socket").string());
+    ASSERT_TRUE(added.ok()) << added.error();
+    BusClient inside(read_string(added));
+    // The driver's signals about what a call caused go out before its reply, as dbus-daemon sends them:
+    // the bus numbers its own messages in the order it sends them.
+    const std::string rule = "type='signal',member='NameOwnerChanged',arg0='" + inside.unique_name() + "'";
+    std::uint64_t left_cookie = 0;
+    const auto on_signal = [](sd_bus_message* message, void* cookie, sd_bus_error*) {
+        (void)sd_bus_message_get_cookie(message, static_cast<std::uint64_t*>(cookie));
+        return 0;
+    };
+    ASSERT_GE(sd_bus_add_match(admin.bus, nullptr, rule.c_str(), on_signal, &left_cookie), 0);
+    Reply removed = call_endpoints(admin, "RemoveEndpoint", "s", "sandbox");
+    ASSERT_TRUE(removed.ok()) << removed.error();
+    std::uint64_t reply_cookie = 0;
+    ASSERT_GE(sd_bus_message_get_cookie(removed.message, &reply_cookie), 0);
+    EXPECT_TRUE(eventually([&] {
+        while (sd_bus_process(admin.bus, nullptr) > 0) {
+        }
+        return left_cookie != 0;
+    }));
+    EXPECT_LT(left_cookie, reply_cookie);
+}
+
 TEST(EndpointsDriver, StopListeningKeepsTheEndpointButRefusesNewConnections) {
     BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
     RunningBus bus;

@@ -2,6 +2,8 @@
 // missing destinations, broadcasts and match rules, reply tracking, eavesdroppers and monitors. Checked
 // against dbus-daemon 1.14 with BUSGATE_TEST_REFERENCE_DAEMON=/usr/bin/dbus-daemon.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
 
@@ -9,6 +11,8 @@
 #include <string>
 
 #include "bus/test_harness.h"
+#include "busgate/marshal/writer.h"
+#include "busgate/util/unique_fd.h"
 
 using namespace busgate;
 using namespace busgate::bus;
@@ -54,7 +58,63 @@ bool sees_call(BusClient& client, const char* member,
     return message != nullptr;
 }
 
+// A client that speaks the wire itself: authenticated (EXTERNAL) and past Hello, or an invalid fd.
+util::UniqueFd raw_client(const std::string& address) {
+    const std::string path = address.substr(address.find('=') + 1, address.find(',') - address.find('=') - 1);
+    util::UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un where{};
+    where.sun_family = AF_UNIX;
+    path.copy(where.sun_path, sizeof where.sun_path - 1);
+    if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&where), sizeof where) != 0) {
+        return {};
+    }
+    std::string uid = std::to_string(::getuid());
+    std::string hex;
+    for (const char digit : uid) {
+        hex += "3" + std::string(1, digit);
+    }
+    const std::string auth = std::string(1, '\0') + "AUTH EXTERNAL " + hex + "\r\n";
+    char answer[256];
+    if (::write(socket.get(), auth.data(), auth.size()) < 0 ||
+        ::read(socket.get(), answer, sizeof answer) <= 0 || ::write(socket.get(), "BEGIN\r\n", 7) < 0) {
+        return {};
+    }
+    const std::vector<std::uint8_t> hello = marshal::build_message({.type = marshal::MessageType::method_call,
+                                                                    .serial = 1,
+                                                                    .path = "/org/freedesktop/DBus",
+                                                                    .interface = "org.freedesktop.DBus",
+                                                                    .member = "Hello",
+                                                                    .destination = "org.freedesktop.DBus"});
+    if (::write(socket.get(), hello.data(), hello.size()) < 0 ||
+        ::read(socket.get(), answer, sizeof answer) <= 0) {
+        return {};
+    }
+    return socket;
+}
+
 }  // namespace
+
+TEST(Routing, WhatAClientSentBeforeGarbageIsDeliveredBeforeItIsCutOff) {
+    // dbus-daemon dispatches the messages it read before the one that made it close the connection; the
+    // receive policy (every bus has one) still knows their sender then.
+    RunningBus bus;
+    BusClient listener(bus.address());
+    ASSERT_EQ(add_match(listener, "type='signal',interface='org.example.Garbage'"), "");
+    util::UniqueFd sender = raw_client(bus.address());
+    ASSERT_TRUE(sender);
+    marshal::BodyWriter body;
+    body.string("intact");
+    std::vector<std::uint8_t> bytes = marshal::build_message({.type = marshal::MessageType::signal,
+                                                              .serial = 2,
+                                                              .path = "/org/example",
+                                                              .interface = "org.example.Garbage",
+                                                              .member = "Before"},
+                                                             body);
+    const std::uint8_t garbage[16] = {'X', 1, 0, 1, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};  // no byte order
+    bytes.insert(bytes.end(), std::begin(garbage), std::end(garbage));
+    ASSERT_EQ(::write(sender.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    EXPECT_EQ(next_signal(listener), "Before:intact");
+}
 
 TEST(Routing, AUnicastToAUniqueNameReachesItAndTheReplyComesBack) {
     RunningBus bus;

@@ -82,6 +82,12 @@ class Activation;
 class Driver;
 class Endpoints;
 
+// How the policy gate checks one message (BusDaemon::policy_gate).
+struct GateCheck {
+    bool eavesdropping = false;   // the recipient is a monitor or eavesdropper, not the addressee
+    bool reply_expected = false;  // a reply the core will accept as answering a pending call
+};
+
 class BusDaemon {
   public:
     BusDaemon(transport::EventLoop& loop, DaemonOptions options);
@@ -191,6 +197,12 @@ class BusDaemon {
     // What a connection of a container endpoint may hear of a broadcast: signals its broadcast rules allow,
     // and the bus's NameOwnerChanged only for names (and connections) it can see.
     bool endpoint_may_hear(Peer& peer, const core::QueueItem& item);
+    // The one policy gate: the XML rules for `header` from `sender` to `recipient` (either null: the
+    // driver; a null recipient is also one not there yet, an activation), in dbus-daemon's order. Only
+    // with a policy. Its callers decide what a denial means: an error, a message dropped, no copy.
+    policy::RouteDecision policy_gate(Peer* sender, Peer* recipient, const marshal::MessageHeader& header,
+                                      const GateCheck& check = {});
+    void count_denial(const policy::RouteDecision& decision);
     // The XML policy for one message from `sender` to `recipient` (null: the driver); on denial the
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
     bool policy_allows(Peer* sender, Peer* recipient, const transport::IncomingMessage& message);

@@ -135,22 +135,12 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     const marshal::MessageHeader& header = *parsed;
     if (policy_) {
         Peer* sender = from_driver ? nullptr : find_peer(item.sender);
-        const policy::PreparedMessage prepared = policy_->prepare(policy_view(header));
-        policy::Route route;
-        if (sender != nullptr) {
-            route.sender = &sender->policy;
-            route.sender_names = &names_of(*sender);
-        }
-        route.recipient = &peer.policy;
-        route.recipient_names = &names_of(peer);
         if (!from_driver && sender == nullptr) {
             return false;  // the sender left before its broadcast was delivered: its send rules are unknown
         }
-        const policy::RouteDecision decision = policy_->check_route(prepared, route);
+        const policy::RouteDecision decision = policy_gate(sender, &peer, header);
         if (decision.verdict != policy::Verdict::allowed) {
-            ++counters_
-                  .denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
-                                                                            : BusCounters::receive_denied];
+            count_denial(decision);
             if (!broadcast && from_driver && peers_.has_monitors()) {
                 // A driver message the receiver may not have: dbus-daemon shows monitors the error it
                 // addresses to itself.
@@ -240,13 +230,7 @@ bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem&
     if (header == nullptr) {
         return false;
     }
-    const policy::PreparedMessage prepared = policy_->prepare(policy_view(*header));
-    policy::Route route;
-    route.sender = &sender->policy;
-    route.sender_names = &names_of(*sender);
-    route.recipient = &recipient.policy;
-    route.recipient_names = &names_of(recipient);
-    const policy::RouteDecision decision = policy_->check_route(prepared, route);
+    const policy::RouteDecision decision = policy_gate(sender, &recipient, *header);
     if (decision.verdict == policy::Verdict::allowed) {
         return true;
     }

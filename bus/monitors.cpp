@@ -66,17 +66,9 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
         if (!wanted_here) {
             return;
         }
-        if (policy_) {
-            policy::Route route;
-            route.sender = &sender.policy;
-            route.sender_names = &names_of(sender);
-            route.recipient = &listener.policy;
-            route.recipient_names = &names_of(listener);
-            route.eavesdropping = true;
-            if (policy_->check_route(policy_->prepare(policy_view(header)), route).verdict !=
-                policy::Verdict::allowed) {
-                return;
-            }
+        if (policy_ && policy_gate(&sender, &listener, header, {.eavesdropping = true}).verdict !=
+                           policy::Verdict::allowed) {
+            return;
         }
         if (!copy) {
             copy = RoutedMessage::copy(bytes, fds);

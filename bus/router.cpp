@@ -301,29 +301,41 @@ const policy::PeerNames& BusDaemon::names_of(Peer& peer) {
     return peer.names;
 }
 
+policy::RouteDecision BusDaemon::policy_gate(Peer* sender, Peer* recipient,
+                                             const marshal::MessageHeader& header, const GateCheck& check) {
+    policy::MessageInfo info = policy_view(header);
+    policy::Route route;
+    if (sender != nullptr) {
+        info.sender = sender->unique_name;  // a client's own header has no SENDER until the router stamps it
+        route.sender = &sender->policy;
+        route.sender_names = &names_of(*sender);
+    }
+    if (recipient != nullptr) {
+        route.recipient = &recipient->policy;
+        route.recipient_names = &names_of(*recipient);
+    }
+    route.eavesdropping = check.eavesdropping;
+    route.reply_expected = check.reply_expected;
+    return policy_->check_route(policy_->prepare(info), route);
+}
+
+void BusDaemon::count_denial(const policy::RouteDecision& decision) {
+    ++counters_.denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
+                                                                         : BusCounters::receive_denied];
+}
+
 bool BusDaemon::policy_allows(Peer* sender, Peer* recipient, const transport::IncomingMessage& message) {
     if (!policy_) {
         return true;
     }
     const marshal::MessageHeader& header = message.header;
-    policy::MessageInfo info = policy_view(header);
-    info.sender = sender->unique_name;
-    const policy::PreparedMessage prepared = policy_->prepare(info);
-    policy::Route route;
-    route.sender = &sender->policy;
-    route.sender_names = &names_of(*sender);
-    if (recipient != nullptr) {
-        route.recipient = &recipient->policy;
-        route.recipient_names = &names_of(*recipient);
-    }
     // A reply the core accepts answers a pending call (the core refuses the others).
-    route.reply_expected = header.has(marshal::HeaderField::reply_serial);
-    const policy::RouteDecision decision = policy_->check_route(prepared, route);
+    const policy::RouteDecision decision = policy_gate(
+        sender, recipient, header, {.reply_expected = header.has(marshal::HeaderField::reply_serial)});
     if (decision.verdict == policy::Verdict::allowed) {
         return true;
     }
-    ++counters_.denials[decision.verdict == policy::Verdict::send_denied ? BusCounters::send_denied
-                                                                         : BusCounters::receive_denied];
+    count_denial(decision);
     send_error(*sender, message, BusError::access_denied,
                rejection_text(decision, header, sender->unique_name));
     return false;

@@ -60,7 +60,10 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
         if (errno == EAGAIN || errno == EINTR) {
             return true;
         }
-        reason = std::string("read failed: ") + std::strerror(errno);
+        // A peer that closes its socket with our output unread resets the connection: it hung up all the
+        // same, which is nothing to log.
+        reason = errno == ECONNRESET ? std::string(peer_hung_up)
+                                     : std::string("read failed: ") + std::strerror(errno);
         return false;
     }
     if (direct) {

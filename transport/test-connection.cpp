@@ -79,6 +79,16 @@ std::vector<std::uint8_t> call_with_fds(std::uint32_t fds) {
 
 }  // namespace
 
+TEST(Connection, APeerThatClosesWithOutputUnreadHungUp) {
+    AuthenticatedClient authenticated({});
+    ASSERT_TRUE(authenticated.client->flush());  // the SASL answers wait, unread, at the peer
+    authenticated.pair.peer.reset();             // closing with unread input resets the connection
+    std::vector<IncomingMessage> messages;
+    std::string reason;
+    EXPECT_FALSE(authenticated.client->read(messages, reason));
+    EXPECT_EQ(reason, peer_hung_up);  // the normal end of a connection, which the bus does not log
+}
+
 TEST(Connection, FdsWaitingForTheirMessageAreTimedAndReleased) {
     AuthenticatedClient authenticated({.max_message_unix_fds = 16});
     Connection& client = *authenticated.client;

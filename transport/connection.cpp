@@ -69,17 +69,7 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
     if (direct) {
         input_.resize(used + static_cast<std::size_t>(received));
     }
-    for (cmsghdr* message = CMSG_FIRSTHDR(&header); message != nullptr;
-         message = CMSG_NXTHDR(&header, message)) {
-        if (message->cmsg_level == SOL_SOCKET && message->cmsg_type == SCM_RIGHTS) {
-            const std::size_t count = (message->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t i = 0; i < count; ++i) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(message) + i * sizeof(int), sizeof fd);
-                received_fds_.emplace_back(fd);
-            }
-        }
-    }
+    take_fds(header);
     if ((header.msg_flags & MSG_CTRUNC) != 0) {
         reason = "too many file descriptors in one read";
         return false;
@@ -95,32 +85,13 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
 
     std::span<const std::uint8_t> fresh(shared.get(), direct ? 0 : static_cast<std::size_t>(received));
     if (!authenticated()) {
-        input_.append(fresh);
-        std::string_view bytes(reinterpret_cast<const char*>(input_.data()), input_.size());
-        if (!nonce_.empty()) {
-            const std::size_t take = std::min(nonce_.size(), bytes.size());
-            if (bytes.substr(0, take) != std::string_view(nonce_).substr(0, take)) {
-                reason = "wrong nonce";
-                return false;
-            }
-            nonce_.erase(0, take);
-            bytes.remove_prefix(take);
-        }
-        sasl_.receive(bytes);
-        input_.clear();
-        if (std::string reply = sasl_.take_output(); !reply.empty()) {
-            send_bytes(std::move(reply));
-        }
-        if (sasl_.state() == SaslServer::State::need_disconnect) {
-            reason = "authentication failed";
+        if (!authenticate(fresh, reason)) {
             return false;
         }
         if (!authenticated()) {
             return true;
         }
-        const std::string_view rest = sasl_.unused_bytes();
-        input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()});
-        fresh = {};
+        fresh = {};  // what followed BEGIN is in input_ now
     }
     if (input_.empty()) {
         if (!frame_messages(fresh, messages, reason)) {  // the common case: no copy of the tail before
@@ -143,6 +114,48 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
         pending_fds_since_ = 0;
     } else if (pending_fds_since_ == 0) {
         pending_fds_since_ = util::monotonic_ns();
+    }
+    return true;
+}
+
+void Connection::take_fds(msghdr& header) {
+    for (cmsghdr* message = CMSG_FIRSTHDR(&header); message != nullptr;
+         message = CMSG_NXTHDR(&header, message)) {
+        if (message->cmsg_level == SOL_SOCKET && message->cmsg_type == SCM_RIGHTS) {
+            const std::size_t count = (message->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t i = 0; i < count; ++i) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(message) + i * sizeof(int), sizeof fd);
+                received_fds_.emplace_back(fd);
+            }
+        }
+    }
+}
+
+bool Connection::authenticate(std::span<const std::uint8_t> fresh, std::string& reason) {
+    input_.append(fresh);
+    std::string_view bytes(reinterpret_cast<const char*>(input_.data()), input_.size());
+    if (!nonce_.empty()) {
+        const std::size_t take = std::min(nonce_.size(), bytes.size());
+        if (bytes.substr(0, take) != std::string_view(nonce_).substr(0, take)) {
+            reason = "wrong nonce";
+            return false;
+        }
+        nonce_.erase(0, take);
+        bytes.remove_prefix(take);
+    }
+    sasl_.receive(bytes);
+    input_.clear();
+    if (std::string reply = sasl_.take_output(); !reply.empty()) {
+        send_bytes(std::move(reply));
+    }
+    if (sasl_.state() == SaslServer::State::need_disconnect) {
+        reason = "authentication failed";
+        return false;
+    }
+    if (authenticated()) {
+        const std::string_view rest = sasl_.unused_bytes();
+        input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()});
     }
     return true;
 }

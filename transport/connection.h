@@ -4,6 +4,7 @@
 // names or routing: the daemon takes framed messages out and puts payloads in.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <algorithm>
@@ -94,6 +95,11 @@ class Connection {
     };
 
     void drop_written_frames();
+    // The fds a recvmsg brought, kept until the message that carries them is framed.
+    void take_fds(msghdr& header);
+    // Bytes before BEGIN: the nonce (nonce-tcp), then SASL. False with `reason` when the peer must go;
+    // once authenticated, what followed BEGIN is in input_.
+    bool authenticate(std::span<const std::uint8_t> fresh, std::string& reason);
     // Frames every complete message of `bytes`; keeps the unfinished rest in input_. When `owner`
     // holds exactly one message (a large one read in parts) it becomes that message's buffer.
     bool frame_messages(std::span<const std::uint8_t> bytes, std::vector<IncomingMessage>& messages,

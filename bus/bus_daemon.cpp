@@ -177,10 +177,10 @@ void BusDaemon::accepted(const transport::Listener& listener,
                          std::unique_ptr<transport::Connection> connection) {
     auto peer = std::make_unique<Peer>();
     peer->endpoint = listener.endpoint;
-    peer->client = std::move(connection);
+    peer->connection = std::move(connection);
     peer->listener_address = listener.connectable;
     ++counters_.connections_accepted;
-    const int fd = peer->client->fd();
+    const int fd = peer->connection->fd();
     // Every event ends in one delivery of what it caused (deliver() is never called from inside itself).
     loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) {
         on_client_event(fd, events);
@@ -227,19 +227,19 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
     if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         return;
     }
-    const bool was_authenticated = peer.client->authenticated();
-    const bool had_pending_fds = peer.client->pending_fds_since() != 0;
+    const bool was_authenticated = peer.connection->authenticated();
+    const bool had_pending_fds = peer.connection->pending_fds_since() != 0;
     std::vector<transport::IncomingMessage> messages;
     std::string reason;
-    const bool alive = peer.client->read(messages, reason);
-    if (!was_authenticated && peer.client->authenticated()) {
-        if (peer.client->sasl().authenticated_anonymously() && !options_.allow_anonymous) {
+    const bool alive = peer.connection->read(messages, reason);
+    if (!was_authenticated && peer.connection->authenticated()) {
+        if (peer.connection->sasl().authenticated_anonymously() && !options_.allow_anonymous) {
             disconnect(peer, "anonymous authentication is not allowed");
             return;
         }
-        if (policy_ && !peer.client->sasl().authenticated_anonymously()) {
-            const std::uint32_t uid = peer.client->sasl().authorized_uid().value_or(~0u);
-            const auto& groups = peer.client->credentials().groups;
+        if (policy_ && !peer.connection->sasl().authenticated_anonymously()) {
+            const std::uint32_t uid = peer.connection->sasl().authorized_uid().value_or(~0u);
+            const auto& groups = peer.connection->credentials().groups;
             if (!policy_->allows_connection(uid, std::span<const std::uint32_t>(groups.data(), groups.size()),
                                             uid == options_.bus_uid)) {
                 disconnect(peer, "the policy does not let this user connect");
@@ -247,7 +247,7 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
             }
         }
     }
-    if (peer.client->has_output()) {
+    if (peer.connection->has_output()) {
         dirty_.push_back(fd);
     }
     for (transport::IncomingMessage& message : messages) {
@@ -260,7 +260,7 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
             deliver();  // monitors see each message's consequences before the next message
         }
     }
-    if (options_.reply_timeout_ns || (!had_pending_fds && peer.client->pending_fds_since() != 0)) {
+    if (options_.reply_timeout_ns || (!had_pending_fds && peer.connection->pending_fds_since() != 0)) {
         arm_timer();
     }
     if (!alive) {
@@ -307,11 +307,11 @@ std::optional<std::string> BusDaemon::apply_policy(const policy::PolicyRules& ru
 }
 
 void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
-    const int fd = peer.client->fd();
+    const int fd = peer.connection->fd();
     // A client that hangs up is the normal end; anything else is the bus cutting it off, which an
     // operator must be able to find out about.
     if (reason != transport::peer_hung_up) {
-        const transport::PeerCredentials& credentials = peer.client->credentials();
+        const transport::PeerCredentials& credentials = peer.connection->credentials();
         std::fprintf(stderr, "busgate: Disconnecting %s (uid=%ld pid=%d): %.*s\n",
                      peer.unique_name.empty() ? "an unregistered connection" : peer.unique_name.c_str(),
                      credentials.uid ? static_cast<long>(*credentials.uid) : -1L,
@@ -330,7 +330,7 @@ void BusDaemon::disconnect(Peer& peer, std::string_view reason) {
     }
     loop_.remove(fd);
     // Best effort: errors queued for a misbehaving client (e.g. before Hello) still go out.
-    (void)peer.client->flush();
+    (void)peer.connection->flush();
     peers_.remove(peer);
     acceptor_.closed(fd);  // no longer incomplete, and an fd is free again
 }
@@ -347,7 +347,7 @@ void BusDaemon::disconnect_endpoint_members(core::EndpointId id, std::string_vie
 
 void BusDaemon::settle(Peer& peer) {
     if (peer.registered()) {
-        acceptor_.completed(peer.client->fd());
+        acceptor_.completed(peer.connection->fd());
     }
 }
 
@@ -366,8 +366,8 @@ void BusDaemon::arm_timer() {
         earlier(*accepting);
     }
     peers_.for_each([&earlier](const Peer& peer) {
-        if (const std::uint64_t since = peer.client->pending_fds_since(); since != 0) {
-            earlier(since + peer.client->limits().pending_fd_timeout_ns);
+        if (const std::uint64_t since = peer.connection->pending_fds_since(); since != 0) {
+            earlier(since + peer.connection->limits().pending_fd_timeout_ns);
         }
     });
     loop_.set_timer(deadline, [this] { on_timer(); });
@@ -379,8 +379,8 @@ void BusDaemon::on_timer() {
     activation_->expire(now);
     acceptor_.expire(now);  // resumes a pause that is over, drops who took too long to authenticate
     const std::vector<int> late = peers_.sockets_where([now](const Peer& peer) {
-        const std::uint64_t since = peer.client->pending_fds_since();
-        return since != 0 && since + peer.client->limits().pending_fd_timeout_ns <= now;
+        const std::uint64_t since = peer.connection->pending_fds_since();
+        return since != 0 && since + peer.connection->limits().pending_fd_timeout_ns <= now;
     });
     for (const int fd : late) {
         if (Peer* peer = peers_.at_socket(fd)) {

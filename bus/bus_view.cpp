@@ -161,7 +161,7 @@ BusSnapshot BusDaemon::snapshot() {
         connection.unique_name = peer.unique_name;
         connection.endpoint = peer.listener_address;
         connection.monitor = peer.monitor;
-        connection.queued_bytes = peer.client->queued_bytes();
+        connection.queued_bytes = peer.connection->queued_bytes();
         if (const core::Connection* core_connection =
                 peer.registered() ? bus_.connection(peer.id) : nullptr) {
             const core::Credentials& credentials = core_connection->credentials();
@@ -171,7 +171,7 @@ BusSnapshot BusDaemon::snapshot() {
             connection.security_label = credentials.security_label;
             connection.names = bus_.owned_names(peer.id);
         } else {
-            const transport::PeerCredentials& credentials = peer.client->credentials();
+            const transport::PeerCredentials& credentials = peer.connection->credentials();
             connection.uid = credentials.uid.value_or(~0u);
             connection.gid = credentials.gid.value_or(~0u);
             connection.pid = credentials.pid;

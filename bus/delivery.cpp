@@ -54,7 +54,7 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
             break;
         }
         if (peer != nullptr && next->kind == core::QueueItem::Kind::message &&
-            !peer->client->can_take(*next->payload)) {
+            !peer->connection->can_take(*next->payload)) {
             peer->stalled = true;
             break;
         }
@@ -70,7 +70,7 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
             if (!wanted(*peer, *item)) {
                 continue;  // a bloom false positive
             }
-            if (!peer->client->send(item->payload)) {
+            if (!peer->connection->send(item->payload)) {
                 // Room was checked before the item was taken and nothing here writes to this client since;
                 // should that ever change, a lost message must not pass in silence.
                 ++counters_.quota_hits[BusCounters::outgoing_queue];
@@ -95,18 +95,18 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
     }
     // Only when this added output: a socket that is full waits for EPOLLOUT, not for another flush now.
     if (wrote) {
-        dirty_.push_back(peer->client->fd());
+        dirty_.push_back(peer->connection->fd());
     }
 }
 
 void BusDaemon::flush(Peer& peer) {
-    if (!peer.client->flush()) {
+    if (!peer.connection->flush()) {
         // A peer that closed its end while the bus still wrote to it hung up; anything else is worth a log.
         const int error = errno;
         disconnect(peer, error == EPIPE || error == ECONNRESET ? transport::peer_hung_up : "write failed");
         return;
     }
-    const int fd = peer.client->fd();
+    const int fd = peer.connection->fd();
     if (peer.stalled && peer.registered()) {
         // Room again: what waited in the core comes now (and is flushed next, by the caller's loop).
         peer.stalled = false;
@@ -115,7 +115,7 @@ void BusDaemon::flush(Peer& peer) {
             return;  // delivering cut it off
         }
     }
-    loop_.modify(fd, peer.client->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    loop_.modify(fd, peer.connection->has_output() ? EPOLLIN | EPOLLOUT : EPOLLIN);
 }
 
 bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {

@@ -406,8 +406,8 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
         return Refusal{BusError::limits_exceeded,
                        "The maximum number of active connections has been reached"};
     }
-    const transport::PeerCredentials& socket = peer.client->credentials();
-    const std::uint32_t uid = peer.client->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
+    const transport::PeerCredentials& socket = peer.connection->credentials();
+    const std::uint32_t uid = peer.connection->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
     std::size_t same_user = 0;
     for (const auto& [id, other] : daemon_.registered()) {
         const core::Connection* connection = daemon_.core().connection(id);
@@ -425,7 +425,7 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
     params.credentials.groups.assign(socket.groups.begin(), socket.groups.end());
     params.credentials.security_label = socket.security_label;
     params.endpoint = peer.endpoint;
-    if (peer.client->unix_fds_allowed()) {
+    if (peer.connection->unix_fds_allowed()) {
         params.flags |= core::hello_flag::accept_fds;
     }
     auto id = daemon_.core().hello(std::move(params));

@@ -99,8 +99,8 @@ Driver::Outcome Driver::get_connection_credentials(Peer& peer, const transport::
     // Taken from the socket only now (the kernel keeps the process as it was when it connected, so the pidfd
     // cannot name a later process with the same pid): a connection costs the bus one descriptor, not two.
     const auto target = daemon_.registered().find(connection->id());
-    if (target != daemon_.registered().end() && peer.client->unix_fds_allowed()) {
-        if (util::UniqueFd copy = transport::peer_pidfd(target->second->client->fd()); copy) {
+    if (target != daemon_.registered().end() && peer.connection->unix_fds_allowed()) {
+        if (util::UniqueFd copy = transport::peer_pidfd(target->second->connection->fd()); copy) {
             body.open_dict_entry()
                 .string("ProcessFD")
                 .open_variant("h")
@@ -266,7 +266,7 @@ Driver::Outcome Driver::get_connection_stats(Peer& peer, const transport::Incomi
     body.open_dict_entry().string("UniqueName").open_variant("s").string(target->unique_name);
     body.close_variant().close_dict_entry();
     add_uint32(body, "MatchRules", static_cast<std::uint32_t>(target->matches.size()));
-    add_uint32(body, "OutgoingBytes", static_cast<std::uint32_t>(target->client->queued_bytes()));
+    add_uint32(body, "OutgoingBytes", static_cast<std::uint32_t>(target->connection->queued_bytes()));
     body.close_array();
     reply(peer, call, body);
     return handled;

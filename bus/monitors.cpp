@@ -21,7 +21,7 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
             continue;
         }
         Peer& monitor = *found;
-        if (!fds.empty() && !monitor.client->unix_fds_allowed()) {
+        if (!fds.empty() && !monitor.connection->unix_fds_allowed()) {
             continue;
         }
         for (const MatchRule& rule : monitor.monitor_rules) {
@@ -29,7 +29,7 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
                 if (!copy) {
                     copy = RoutedMessage::copy(bytes, fds);
                 }
-                monitor.client->send(copy);
+                monitor.connection->send(copy);
                 dirty_.push_back(fd);
                 break;
             }
@@ -53,7 +53,7 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
         // A container endpoint hears only what is addressed to it or broadcast: never eavesdrops.
         if (!listener.eavesdrops() || &listener == recipient || !listener.registered() ||
             listener.endpoint != core::default_endpoint ||
-            (!fds.empty() && !listener.client->unix_fds_allowed())) {
+            (!fds.empty() && !listener.connection->unix_fds_allowed())) {
             return;
         }
         bool wanted_here = false;
@@ -73,8 +73,8 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
         if (!copy) {
             copy = RoutedMessage::copy(bytes, fds);
         }
-        listener.client->send(copy);
-        dirty_.push_back(listener.client->fd());
+        listener.connection->send(copy);
+        dirty_.push_back(listener.connection->fd());
     });
 }
 

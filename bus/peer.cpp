@@ -15,12 +15,12 @@ const InstalledMatch* Peer::match(std::uint64_t cookie) const {
 
 Peer& PeerRegistry::add(std::unique_ptr<Peer> peer) {
     Peer& added = *peer;
-    by_socket_[peer->client->fd()] = std::move(peer);
+    by_socket_[peer->connection->fd()] = std::move(peer);
     return added;
 }
 
 void PeerRegistry::remove(Peer& peer) {
-    const int fd = peer.client->fd();
+    const int fd = peer.connection->fd();
     if (peer.registered()) {
         by_id_.erase(peer.id);
     }
@@ -63,7 +63,7 @@ void PeerRegistry::became_monitor(Peer& peer, std::vector<MatchRule> rules) {
     }
     peer.monitor_rules = std::move(rules);
     peer.monitor = true;
-    monitors_.push_back(peer.client->fd());
+    monitors_.push_back(peer.connection->fd());
 }
 
 void PeerRegistry::eavesdrop_rule_added(Peer& peer) {

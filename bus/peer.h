@@ -24,7 +24,7 @@ struct InstalledMatch {
     bool in_core;  // the core holds its mask (it can match broadcasts)
 };
 struct Peer {
-    std::unique_ptr<transport::Connection> client;
+    std::unique_ptr<transport::Connection> connection;   // its socket: bytes in and out
     core::ConnectionId id = 0;                           // 0 until Hello
     core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
     std::string unique_name;

@@ -400,7 +400,7 @@ void Activation::succeed(Service& service) {
     service.pending = false;
     service.deadline.reset();
     for (const StartCall& call : std::exchange(service.start_calls, {})) {
-        if (daemon_.find_peer(call.caller) == nullptr) {
+        if (daemon_.peers().find(call.caller) == nullptr) {
             continue;
         }
         marshal::BodyWriter body;
@@ -432,7 +432,7 @@ void Activation::fail_named(Service& service, std::string_view error_name, std::
         }
     }
     for (const StartCall& call : std::exchange(service.start_calls, {})) {
-        if (daemon_.find_peer(call.caller) == nullptr) {
+        if (daemon_.peers().find(call.caller) == nullptr) {
             continue;
         }
         marshal::BodyWriter body;

@@ -123,7 +123,6 @@ class BusDaemon {
 
     // The bus's own parts (driver.cpp, activation.cpp, endpoints.cpp) work through what follows.
     using Peer = bus::Peer;
-    using Registered = PeerRegistry::ById;
     transport::EventLoop& loop() { return loop_; }
     core::Bus& core() { return bus_; }
     const core::Bus& core() const { return bus_; }
@@ -134,11 +133,7 @@ class BusDaemon {
     Endpoints& endpoints() { return *endpoints_; }
     // Every client, by socket and (past Hello) by core id.
     PeerRegistry& peers() { return peers_; }
-    // Connections past Hello, by core id.
-    const Registered& registered() const { return peers_.by_id(); }
-    Peer* find_peer(core::ConnectionId id) const { return peers_.find(id); }
     bool has_policy() const { return policy_.has_value(); }
-    bool has_monitors() const { return peers_.has_monitors(); }
     std::uint32_t last_serial() const { return serial_; }
     std::size_t incomplete_count() const { return acceptor_.incomplete_count(); }
     std::uint32_t next_serial();
@@ -265,8 +260,5 @@ class BusDaemon {
     BusCounters counters_;
     std::shared_ptr<BusObserver> observer_;  // null unless the web interface is on
 };
-
-// `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.
-std::vector<std::uint8_t> stamped_message(const transport::IncomingMessage& message, std::string_view sender);
 
 }  // namespace busgate::bus

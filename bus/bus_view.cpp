@@ -243,7 +243,7 @@ PolicyCheckResult BusDaemon::check_policy(const PolicyCheckRequest& request) {
     }
     Peer* sender = nullptr;
     if (!request.sender.empty()) {
-        sender = find_peer(id_of_unique_name(request.sender));
+        sender = peers_.find(id_of_unique_name(request.sender));
         if (sender == nullptr) {
             result.error = "no connection " + request.sender;
             return result;
@@ -260,7 +260,7 @@ PolicyCheckResult BusDaemon::check_policy(const PolicyCheckRequest& request) {
             const auto owner = bus_.name_owner(driver_id_, request.destination);
             return owner ? *owner : 0;
         }();
-        recipient = find_peer(target);
+        recipient = peers_.find(target);
         if (recipient != nullptr) {
             result.recipient = recipient->unique_name;
         }

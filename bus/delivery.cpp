@@ -44,7 +44,7 @@ void BusDaemon::deliver() {
 }
 
 void BusDaemon::deliver_to(core::ConnectionId id) {
-    Peer* peer = find_peer(id);
+    Peer* peer = peers_.find(id);
     bool wrote = false;
     for (;;) {
         // A receiver that does not read is never cut off for it (dbus-daemon refuses the senders instead):
@@ -134,38 +134,27 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
     }
     const marshal::MessageHeader& header = *parsed;
     if (policy_) {
-        Peer* sender = from_driver ? nullptr : find_peer(item.sender);
+        Peer* sender = from_driver ? nullptr : peers_.find(item.sender);
         if (!from_driver && sender == nullptr) {
             return false;  // the sender left before its broadcast was delivered: its send rules are unknown
         }
         const policy::RouteDecision decision = policy_gate(sender, &peer, header);
         if (decision.verdict != policy::Verdict::allowed) {
             count_denial(decision);
-            if (!broadcast && from_driver && peers_.has_monitors()) {
-                // A driver message the receiver may not have: dbus-daemon shows monitors the error it
-                // addresses to itself.
+            // dbus-daemon shows monitors the AccessDenied error the refusal causes, even where nobody gets
+            // it: a driver message the receiver may not have is refused to the bus itself; a rejected
+            // broadcast to its sender, which expects no reply.
+            const std::string_view refused = from_driver ? bus_name : std::string_view(sender->unique_name);
+            if (peers_.has_monitors() && (broadcast ? sender != nullptr : from_driver)) {
                 marshal::BodyWriter body;
-                body.string(rejection_text(decision, header, bus_name));
+                body.string(rejection_text(decision, header, refused));
                 capture(bus_message({.type = marshal::MessageType::error,
                                      .error_name = name_of(BusError::access_denied),
-                                     .destination = bus_name,
+                                     .destination = refused,
                                      .reply_serial = header.serial},
                                     body)
                             ->wire(),
-                        {}, {});
-            }
-            if (broadcast && sender != nullptr && peers_.has_monitors()) {
-                // dbus-daemon shows monitors the error a rejected broadcast would have caused; the sender,
-                // which expects no reply, gets nothing.
-                marshal::BodyWriter body;
-                body.string(rejection_text(decision, header, sender->unique_name));
-                capture(bus_message({.type = marshal::MessageType::error,
-                                     .error_name = name_of(BusError::access_denied),
-                                     .destination = sender->unique_name,
-                                     .reply_serial = header.serial},
-                                    body)
-                            ->wire(),
-                        {}, sender->unique_name);
+                        {}, broadcast ? refused : std::string_view());
             }
             return false;
         }
@@ -222,7 +211,7 @@ bool BusDaemon::allowed_after_activation(Peer& recipient, const core::QueueItem&
     if (!policy_) {
         return true;
     }
-    Peer* sender = find_peer(item.sender);
+    Peer* sender = peers_.find(item.sender);
     if (sender == nullptr) {
         return item.sender == driver_id_;
     }

@@ -306,11 +306,11 @@ void Driver::signal(std::string_view destination, std::string_view member, const
 }
 
 void Driver::lost(std::string_view owner, core::ConnectionId id, const BodyWriter& name) {
-    if (daemon_.find_peer(id) != nullptr) {
+    if (daemon_.peers().find(id) != nullptr) {
         return signal(owner, "NameLost", name);
     }
     // A connection that left is told too, as dbus-daemon tells it: only monitors see that.
-    if (daemon_.has_monitors()) {
+    if (daemon_.peers().has_monitors()) {
         daemon_.capture(marshal::build_message({.type = marshal::MessageType::signal,
                                                 .flags = marshal::flag::no_reply_expected,
                                                 .serial = daemon_.next_serial(),
@@ -351,7 +351,7 @@ void Driver::process_notifications() {
                     break;
                 }
                 for (const core::ConnectionId changed : {notification.old_id, notification.new_id}) {
-                    if (Peer* owner = daemon_.find_peer(changed)) {
+                    if (Peer* owner = daemon_.peers().find(changed)) {
                         owner->names_stale = true;
                     }
                 }
@@ -402,14 +402,14 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
     if (peer.registered()) {
         return Refusal{BusError::failed, "Already handled an Hello message"};
     }
-    if (daemon_.registered().size() >= daemon_.options().max_completed_connections) {
+    if (daemon_.peers().by_id().size() >= daemon_.options().max_completed_connections) {
         return Refusal{BusError::limits_exceeded,
                        "The maximum number of active connections has been reached"};
     }
     const transport::PeerCredentials& socket = peer.connection->credentials();
     const std::uint32_t uid = peer.connection->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
     std::size_t same_user = 0;
-    for (const auto& [id, other] : daemon_.registered()) {
+    for (const auto& [id, other] : daemon_.peers().by_id()) {
         const core::Connection* connection = daemon_.core().connection(id);
         same_user += connection != nullptr && connection->credentials().uid == uid;
     }
@@ -438,7 +438,7 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
     peer.unique_name = unique_name_of(peer.id);
     daemon_.peers().registered(peer);
     daemon_.assign_policy(peer);
-    if (daemon_.has_monitors()) {
+    if (daemon_.peers().has_monitors()) {
         daemon_.capture(stamped_message(call, peer.unique_name), peer.unique_name, {});
     }
     // dbus-daemon answers Hello before it announces the new name.
@@ -730,7 +730,7 @@ Driver::Outcome Driver::reload_config(Peer& peer, const transport::IncomingMessa
     // afterwards, never used through a reference that may dangle.
     const core::ConnectionId caller = peer.id;
     const std::optional<std::string> failure = daemon_.options().reload();
-    Peer* still = daemon_.find_peer(caller);
+    Peer* still = daemon_.peers().find(caller);
     if (still == nullptr) {
         return handled;  // nobody is left to answer
     }

@@ -98,9 +98,9 @@ Driver::Outcome Driver::get_connection_credentials(Peer& peer, const transport::
     std::vector<util::UniqueFd> fds;
     // Taken from the socket only now (the kernel keeps the process as it was when it connected, so the pidfd
     // cannot name a later process with the same pid): a connection costs the bus one descriptor, not two.
-    const auto target = daemon_.registered().find(connection->id());
-    if (target != daemon_.registered().end() && peer.connection->unix_fds_allowed()) {
-        if (util::UniqueFd copy = transport::peer_pidfd(target->second->connection->fd()); copy) {
+    const Peer* target = daemon_.peers().find(connection->id());
+    if (target != nullptr && peer.connection->unix_fds_allowed()) {
+        if (util::UniqueFd copy = transport::peer_pidfd(target->connection->fd()); copy) {
             body.open_dict_entry()
                 .string("ProcessFD")
                 .open_variant("h")
@@ -232,13 +232,13 @@ Driver::Outcome Driver::become_monitor(Peer& peer, const transport::IncomingMess
 
 Driver::Outcome Driver::get_stats(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     std::uint32_t match_rules = 0;
-    for (const auto& [id, other] : daemon_.registered()) {
+    for (const auto& [id, other] : daemon_.peers().by_id()) {
         match_rules += static_cast<std::uint32_t>(other->matches.size());
     }
     BodyWriter body;
     body.open_array("{sv}");
     add_uint32(body, "Serial", daemon_.last_serial());
-    add_uint32(body, "ActiveConnections", static_cast<std::uint32_t>(daemon_.registered().size()));
+    add_uint32(body, "ActiveConnections", static_cast<std::uint32_t>(daemon_.peers().by_id().size()));
     add_uint32(body, "IncompleteConnections", static_cast<std::uint32_t>(daemon_.incomplete_count()));
     add_uint32(body, "MatchRules", match_rules);
     add_uint32(body, "BusNames",
@@ -256,7 +256,7 @@ Driver::Outcome Driver::get_connection_stats(Peer& peer, const transport::Incomi
                        "GetConnectionStats is not meaningful for the message bus \"" + name + "\" itself"};
     }
     const core::Connection* connection = connection_for(peer, name);
-    const Peer* target = connection != nullptr ? daemon_.find_peer(connection->id()) : nullptr;
+    const Peer* target = connection != nullptr ? daemon_.peers().find(connection->id()) : nullptr;
     if (target == nullptr) {
         return no_such_name("statistics", name);
     }
@@ -275,7 +275,7 @@ Driver::Outcome Driver::get_connection_stats(Peer& peer, const transport::Incomi
 Driver::Outcome Driver::get_all_match_rules(Peer& peer, const transport::IncomingMessage& call, BodyReader&) {
     BodyWriter body;
     body.open_array("{sas}");
-    for (const auto& [id, other] : daemon_.registered()) {
+    for (const auto& [id, other] : daemon_.peers().by_id()) {
         body.open_dict_entry().string(other->unique_name).open_array("s");
         for (const auto& installed : other->matches) {
             body.string(installed.rule.to_string());

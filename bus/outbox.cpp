@@ -73,7 +73,7 @@ bool BusDaemon::send_from_bus(const marshal::MessageSpec& spec, const marshal::B
 void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& item,
                               std::string_view error_name, std::string_view text) {
     awaiting_activation_.erase(item.payload.get());
-    Peer* sender = find_peer(item.sender);
+    Peer* sender = peers_.find(item.sender);
     if (sender == nullptr) {
         return;  // the driver, or a sender gone since: nobody to tell
     }

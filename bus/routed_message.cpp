@@ -8,14 +8,21 @@
 
 namespace busgate::bus {
 
-RoutedMessage::Ref RoutedMessage::stamped(transport::IncomingMessage& message, std::string_view sender) {
-    auto routed = std::make_shared<RoutedMessage>();
+std::vector<std::uint8_t> stamped_message(const transport::IncomingMessage& message,
+                                          std::string_view sender) {
     const auto body = marshal::body_of(message.bytes, message.header);
+    std::vector<std::uint8_t> stamped;
     // The header grows by the SENDER field at most (code, signature, length, name, NUL, padding to 8).
     // Reserved once, so the header is written in place and the body appended without a zero fill first.
-    routed->bytes.reserve(std::size_t{message.header.body_offset} + sender.size() + 16 + body.size());
-    marshal::rewrite_header_with_sender(message.bytes, message.header, sender, routed->bytes);
-    routed->bytes.insert(routed->bytes.end(), body.begin(), body.end());
+    stamped.reserve(std::size_t{message.header.body_offset} + sender.size() + 16 + body.size());
+    marshal::rewrite_header_with_sender(message.bytes, message.header, sender, stamped);
+    stamped.insert(stamped.end(), body.begin(), body.end());
+    return stamped;
+}
+
+RoutedMessage::Ref RoutedMessage::stamped(transport::IncomingMessage& message, std::string_view sender) {
+    auto routed = std::make_shared<RoutedMessage>();
+    routed->bytes = stamped_message(message, sender);
     routed->fds = std::move(message.fds);
     return routed;
 }

@@ -22,6 +22,9 @@
 
 namespace busgate::bus {
 
+// `message` as the bus routes it: SENDER stamped, unknown header fields dropped, body unchanged.
+std::vector<std::uint8_t> stamped_message(const transport::IncomingMessage& message, std::string_view sender);
+
 class RoutedMessage final : public core::MessagePayload {
   public:
     using Ref = std::shared_ptr<const RoutedMessage>;

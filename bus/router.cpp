@@ -10,7 +10,6 @@
 #include "bus/routed_message.h"
 #include "busgate/marshal/names.h"
 #include "busgate/marshal/protocol.h"
-#include "busgate/marshal/rewrite.h"
 #include "busgate/util/clock.h"
 
 namespace busgate::bus {
@@ -19,15 +18,6 @@ namespace {
 using marshal::bus_name;
 
 }  // namespace
-
-std::vector<std::uint8_t> stamped_message(const transport::IncomingMessage& message,
-                                          std::string_view sender) {
-    std::vector<std::uint8_t> stamped;
-    marshal::rewrite_header_with_sender(message.bytes, message.header, sender, stamped);
-    const auto body = marshal::body_of(message.bytes, message.header);
-    stamped.insert(stamped.end(), body.begin(), body.end());
-    return stamped;
-}
 
 void BusDaemon::handle_message(Peer& peer, transport::IncomingMessage message) {
     if (message.header.type == marshal::MessageType::invalid ||
@@ -138,8 +128,7 @@ core::OutgoingMessage BusDaemon::translate(Peer& peer, transport::IncomingMessag
     }
 
     // One buffer for every receiver: the stamped header, then the body as the client sent it.
-    RoutedMessage::Ref payload = RoutedMessage::stamped(message, peer.unique_name);
-    outgoing.payload = std::move(payload);
+    outgoing.payload = RoutedMessage::stamped(message, peer.unique_name);
     return outgoing;
 }
 
@@ -155,7 +144,7 @@ bool BusDaemon::passes_gate(Peer& peer, const transport::IncomingMessage& messag
             target = *owner;
         }
     }
-    Peer* recipient = target != 0 ? find_peer(target) : nullptr;
+    Peer* recipient = target != 0 ? peers_.find(target) : nullptr;
     // The endpoint's rules hold for every message it sends that is not a reply: calls and unicast signals.
     if (peer.endpoint != core::default_endpoint &&
         (header.type == marshal::MessageType::method_call || header.type == marshal::MessageType::signal) &&
@@ -219,7 +208,7 @@ void BusDaemon::route(Peer& peer, transport::IncomingMessage& message, bool capt
     }
     count_routed(header.type, bytes);
     if (peers_.has_eavesdroppers() && unicast) {
-        Peer* recipient = find_peer(sent->destination);
+        Peer* recipient = peers_.find(sent->destination);
         deliver();  // the eavesdroppers' earlier messages go first
         eavesdrop(peer, bytes, recipient, payload->fds);
     }

@@ -93,11 +93,14 @@ BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
         // let a stalled one take what waited in the core, and delivering that makes other sockets dirty:
         // go on until nothing is left unwritten that could be written now.
         while (!dirty_.empty()) {
-            for (const int fd : std::exchange(dirty_, {})) {
+            // Swapped, not moved out: both lists keep their capacity, so a wake-up allocates nothing.
+            std::swap(flushing_, dirty_);
+            for (const int fd : flushing_) {
                 if (Peer* peer = peers_.at_socket(fd)) {
                     flush(*peer);
                 }
             }
+            flushing_.clear();
             deliver();
         }
     });
@@ -229,7 +232,10 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
     }
     const bool was_authenticated = peer.connection->authenticated();
     const bool had_pending_fds = peer.connection->pending_fds_since() != 0;
-    std::vector<transport::IncomingMessage> messages;
+    // The list is the daemon's, taken and given back, so that its capacity is reused from one read to
+    // the next (nothing below reads another socket).
+    std::vector<transport::IncomingMessage> messages = std::move(incoming_);
+    messages.clear();
     std::string reason;
     const bool alive = peer.connection->read(messages, reason);
     if (!was_authenticated && peer.connection->authenticated()) {
@@ -260,7 +266,13 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
             deliver();  // monitors see each message's consequences before the next message
         }
     }
-    if (options_.reply_timeout_ns || (!had_pending_fds && peer.connection->pending_fds_since() != 0)) {
+    messages.clear();
+    incoming_ = std::move(messages);
+    const bool holds_pending_fds = peer.connection->pending_fds_since() != 0;
+    if (holds_pending_fds != had_pending_fds) {
+        peers_.holding_fds_changed(peer);
+    }
+    if (options_.reply_timeout_ns || (!had_pending_fds && holds_pending_fds)) {
         arm_timer();
     }
     if (!alive) {
@@ -365,11 +377,10 @@ void BusDaemon::arm_timer() {
     if (const auto accepting = acceptor_.next_deadline()) {
         earlier(*accepting);
     }
-    peers_.for_each([&earlier](const Peer& peer) {
-        if (const std::uint64_t since = peer.connection->pending_fds_since(); since != 0) {
-            earlier(since + peer.connection->limits().pending_fd_timeout_ns);
-        }
-    });
+    for (const int fd : peers_.holding_fds()) {
+        const transport::Connection& connection = *peers_.at_socket(fd)->connection;
+        earlier(connection.pending_fds_since() + connection.limits().pending_fd_timeout_ns);
+    }
     loop_.set_timer(deadline, [this] { on_timer(); });
 }
 
@@ -378,10 +389,13 @@ void BusDaemon::on_timer() {
     bus_.expire(now);
     activation_->expire(now);
     acceptor_.expire(now);  // resumes a pause that is over, drops who took too long to authenticate
-    const std::vector<int> late = peers_.sockets_where([now](const Peer& peer) {
-        const std::uint64_t since = peer.connection->pending_fds_since();
-        return since != 0 && since + peer.connection->limits().pending_fd_timeout_ns <= now;
-    });
+    std::vector<int> late;
+    for (const int fd : peers_.holding_fds()) {
+        const transport::Connection& connection = *peers_.at_socket(fd)->connection;
+        if (connection.pending_fds_since() + connection.limits().pending_fd_timeout_ns <= now) {
+            late.push_back(fd);
+        }
+    }
     for (const int fd : late) {
         if (Peer* peer = peers_.at_socket(fd)) {
             disconnect(*peer, "file descriptors pending too long for their message");

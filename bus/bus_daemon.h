@@ -252,8 +252,10 @@ class BusDaemon {
     // Messages queued on an activator: their policy is checked again when the service takes them.
     boost::unordered_flat_set<const core::MessagePayload*> awaiting_activation_;
     PeerRegistry peers_;
-    std::vector<int> dirty_;                    // peers with output to flush
-    std::vector<core::ConnectionId> readable_;  // scratch for deliver()
+    std::vector<int> dirty_;                            // peers with output to flush
+    std::vector<int> flushing_;                         // the list the idle step is working through
+    std::vector<transport::IncomingMessage> incoming_;  // what the last read framed (its capacity reused)
+    std::vector<core::ConnectionId> readable_;          // scratch for deliver()
     Names names_{*this};
     std::optional<policy::Policy> policy_;
     std::uint32_t serial_ = 0;

@@ -408,12 +408,7 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
     }
     const transport::PeerCredentials& socket = peer.connection->credentials();
     const std::uint32_t uid = peer.connection->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
-    std::size_t same_user = 0;
-    for (const auto& [id, other] : daemon_.peers().by_id()) {
-        const core::Connection* connection = daemon_.core().connection(id);
-        same_user += connection != nullptr && connection->credentials().uid == uid;
-    }
-    if (same_user >= daemon_.options().max_connections_per_user) {
+    if (daemon_.peers().connections_of(uid) >= daemon_.options().max_connections_per_user) {
         ++daemon_.counters().quota_hits[BusCounters::connections_per_user];
         return Refusal{BusError::limits_exceeded, "The maximum number of active connections for UID " +
                                                       std::to_string(uid) + " has been reached"};
@@ -435,6 +430,7 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
                                                       " has been reached"};
     }
     peer.id = *id;
+    peer.uid = uid;
     peer.unique_name = unique_name_of(peer.id);
     daemon_.peers().registered(peer);
     daemon_.assign_policy(peer);

@@ -24,6 +24,12 @@ void PeerRegistry::remove(Peer& peer) {
     if (peer.registered()) {
         by_id_.erase(peer.id);
     }
+    if (peer.uid) {
+        if (const auto count = registered_per_uid_.find(*peer.uid); --count->second == 0) {
+            registered_per_uid_.erase(count);
+        }
+    }
+    holding_fds_.erase(fd);
     if (peer.eavesdrops()) {
         --eavesdroppers_;
     }
@@ -45,6 +51,20 @@ Peer* PeerRegistry::find(core::ConnectionId id) const {
 
 void PeerRegistry::registered(Peer& peer) {
     by_id_[peer.id] = &peer;
+    ++registered_per_uid_[peer.uid.value()];
+}
+
+std::size_t PeerRegistry::connections_of(std::uint32_t uid) const {
+    const auto found = registered_per_uid_.find(uid);
+    return found == registered_per_uid_.end() ? 0 : found->second;
+}
+
+void PeerRegistry::holding_fds_changed(Peer& peer) {
+    if (peer.connection->pending_fds_since() != 0) {
+        holding_fds_.insert(peer.connection->fd());
+    } else {
+        holding_fds_.erase(peer.connection->fd());
+    }
 }
 
 void PeerRegistry::unregistered(Peer& peer) {

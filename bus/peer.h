@@ -4,9 +4,11 @@
 #pragma once
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -24,8 +26,10 @@ struct InstalledMatch {
     bool in_core;  // the core holds its mask (it can match broadcasts)
 };
 struct Peer {
-    std::unique_ptr<transport::Connection> connection;   // its socket: bytes in and out
-    core::ConnectionId id = 0;                           // 0 until Hello
+    std::unique_ptr<transport::Connection> connection;  // its socket: bytes in and out
+    core::ConnectionId id = 0;                          // 0 until Hello
+    // The uid its Hello counted it under, until it leaves: a monitor still counts, as in dbus-daemon.
+    std::optional<std::uint32_t> uid;
     core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
     std::string unique_name;
     std::string listener_address;  // the address of the listener it came through (web interface)
@@ -59,7 +63,7 @@ class PeerRegistry {
     Peer* at_socket(int fd);
     // A connection past Hello (not a monitor), or null.
     Peer* find(core::ConnectionId id) const;
-    // Hello gave `peer` its id.
+    // Hello gave `peer` its id (and its uid).
     void registered(Peer& peer);
     // BecomeMonitor, first step: `peer` is no bus connection any more (no id, no rules).
     void unregistered(Peer& peer);
@@ -68,12 +72,18 @@ class PeerRegistry {
     // `peer`'s first eavesdrop='true' rule came, or its last went (rules counted on the peer).
     void eavesdrop_rule_added(Peer& peer);
     void eavesdrop_rule_removed(Peer& peer);
+    // `peer`'s socket started or stopped holding file descriptors whose message has not arrived yet.
+    void holding_fds_changed(Peer& peer);
 
     std::size_t size() const { return by_socket_.size(); }
     const ById& by_id() const { return by_id_; }
     std::span<const int> monitors() const { return monitors_; }
     bool has_monitors() const { return !monitors_.empty(); }
     bool has_eavesdroppers() const { return eavesdroppers_ > 0; }
+    // Registered connections of `uid` (max_connections_per_user), without a walk over every peer.
+    std::size_t connections_of(std::uint32_t uid) const;
+    // The sockets holding file descriptors for a message still to come (their pending_fd_timeout runs).
+    const boost::unordered_flat_set<int>& holding_fds() const { return holding_fds_; }
     // Every peer, connected or not yet past Hello. `visit` must not add or remove peers.
     template <typename Visit>
     void for_each(Visit&& visit) const {
@@ -98,6 +108,8 @@ class PeerRegistry {
     ById by_id_;
     std::vector<int> monitors_;      // sockets of monitors, in the order they became one
     std::size_t eavesdroppers_ = 0;  // peers with eavesdrop rules
+    boost::unordered_flat_map<std::uint32_t, std::size_t> registered_per_uid_;
+    boost::unordered_flat_set<int> holding_fds_;
 };
 
 }  // namespace busgate::bus

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -535,4 +536,38 @@ TEST(Driver, ActivationErrorsHaveDbusDaemonsSpawnNames) {
     EXPECT_EQ(name_of(BusError::spawn_permissions_invalid),
               "org.freedesktop.DBus.Error.Spawn.PermissionsInvalid");
     EXPECT_EQ(name_of(BusError::timed_out), "org.freedesktop.DBus.Error.TimedOut");
+}
+
+TEST(Driver, TheConnectionsPerUserLimitCountsWhoIsConnectedNow) {
+    // Busgate keeps a count per uid instead of walking every connection at each Hello; the count must
+    // follow connections leaving, and a monitor still counts (dbus-daemon counts completed connections).
+    RunningBus bus([](DaemonOptions& options, const auto&) { options.max_connections_per_user = 3; },
+                   std::string(session_policy) + "<limit name=\"max_connections_per_user\">3</limit>");
+    // The unique name Hello gave, or the error's name.
+    const auto hello = [&bus](std::optional<BusClient>& client) {
+        client.emplace(bus.address(), false);
+        Reply reply = call_bus(*client, "Hello", "");
+        return reply.ok() ? read_string(reply) : reply.error_name;
+    };
+    const std::string limited = "org.freedesktop.DBus.Error.LimitsExceeded";
+    std::optional<BusClient> first, second, third, fourth;
+    ASSERT_EQ(hello(first).front(), ':');
+    const std::string second_name = hello(second);
+    ASSERT_EQ(second_name.front(), ':');
+    ASSERT_EQ(hello(third).front(), ':');
+    EXPECT_EQ(hello(fourth), limited);
+
+    second.reset();
+    ASSERT_TRUE(eventually([&] {
+        return call_string(*first, "GetNameOwner", second_name.c_str()) ==
+               "error:org.freedesktop.DBus.Error.NameHasNoOwner";
+    }));
+    std::optional<BusClient> replacement;
+    EXPECT_EQ(hello(replacement).front(), ':') << "the connection that left still counted";
+
+    Reply became = call_method(*first, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                               "org.freedesktop.DBus.Monitoring", "BecomeMonitor", "asu", 0, 0u);
+    ASSERT_TRUE(became.ok()) << became.error();
+    std::optional<BusClient> fifth;
+    EXPECT_EQ(hello(fifth), limited) << "a monitor is still a connection";
 }

@@ -22,7 +22,16 @@ std::vector<std::uint8_t> stamped_message(const transport::IncomingMessage& mess
 
 RoutedMessage::Ref RoutedMessage::stamped(transport::IncomingMessage& message, std::string_view sender) {
     auto routed = std::make_shared<RoutedMessage>();
-    routed->bytes = stamped_message(message, sender);
+    if (marshal::stampable_in_front(message.header) &&
+        message.bytes.headroom() >= marshal::sender_field_room(sender)) {
+        // The common case: the client's buffer becomes the payload, SENDER written in its headroom; the
+        // body is never copied. `message.header`'s views still point at the fields, which did not move.
+        marshal::stamp_sender_in_front(message.bytes.data(), message.header, sender);
+        message.bytes.grow_front(marshal::sender_field_room(sender));
+        routed->bytes = std::move(message.bytes);
+    } else {
+        routed->bytes.assign(stamped_message(message, sender));
+    }
     routed->fds = std::move(message.fds);
     return routed;
 }
@@ -30,7 +39,7 @@ RoutedMessage::Ref RoutedMessage::stamped(transport::IncomingMessage& message, s
 RoutedMessage::Ref RoutedMessage::built(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
                                         std::vector<util::UniqueFd> fds) {
     auto routed = std::make_shared<RoutedMessage>();
-    routed->bytes = marshal::build_message(spec, body);
+    routed->bytes.assign(marshal::build_message(spec, body));
     routed->fds = std::move(fds);
     return routed;
 }
@@ -38,7 +47,7 @@ RoutedMessage::Ref RoutedMessage::built(const marshal::MessageSpec& spec, const 
 RoutedMessage::Ref RoutedMessage::copy(std::span<const std::uint8_t> bytes,
                                        std::span<const util::UniqueFd> fds) {
     auto routed = std::make_shared<RoutedMessage>();
-    routed->bytes.assign(bytes.begin(), bytes.end());
+    routed->bytes.assign(bytes);
     for (const util::UniqueFd& fd : fds) {
         routed->fds.emplace_back(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3));
     }

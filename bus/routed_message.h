@@ -30,7 +30,8 @@ class RoutedMessage final : public core::MessagePayload {
     using Ref = std::shared_ptr<const RoutedMessage>;
 
     // What `message` becomes on the bus: its header rewritten with SENDER `sender` (unknown fields
-    // dropped), its body as the client sent it; its fds move into the payload.
+    // dropped), its body as the client sent it; its fds move into the payload, and so, most of the time,
+    // do its bytes (`message.header` stays valid while the payload lives).
     static Ref stamped(transport::IncomingMessage& message, std::string_view sender);
     // A message the bus built itself.
     static Ref built(const marshal::MessageSpec& spec, const marshal::BodyWriter& body,

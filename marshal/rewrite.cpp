@@ -1,5 +1,7 @@
 #include "busgate/marshal/rewrite.h"
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstring>
 
@@ -49,6 +51,54 @@ void rewrite_header_with_sender(std::span<const std::uint8_t> message, const Mes
     const auto fields_length = static_cast<std::uint32_t>(out.size() - minimum_header_size);
     wire::store(out.data() + 12, fields_length, header.byte_order);
     out.resize(align_up(out.size(), 8), 0);
+}
+
+bool stampable_in_front(const MessageHeader& header) {
+    if (header.has(HeaderField::sender)) {
+        return false;
+    }
+    // Known fields that tile the array exactly, each at the 8-aligned end of the one before, leave no
+    // room for a field the parser skipped.
+    std::array<FieldLocation, last_known_header_field + 1> fields{};
+    std::size_t count = 0;
+    for (std::uint8_t code = 1; code <= last_known_header_field; ++code) {
+        if (header.present & (1u << code)) {
+            fields[count++] = header.locations[code];
+        }
+    }
+    std::sort(fields.begin(), fields.begin() + static_cast<std::ptrdiff_t>(count),
+              [](const FieldLocation& a, const FieldLocation& b) { return a.offset < b.offset; });
+    std::size_t next = minimum_header_size;
+    std::size_t end = minimum_header_size;
+    for (std::size_t i = 0; i < count; ++i) {
+        if (fields[i].offset != next) {
+            return false;
+        }
+        end = std::size_t{fields[i].offset} + fields[i].size;
+        next = align_up(end, 8);
+    }
+    return end == minimum_header_size + header.fields_length;
+}
+
+std::size_t sender_field_room(std::string_view sender) {
+    // code, signature "s", length, the name and its NUL
+    return align_up(8 + sender.size() + 1, 8);
+}
+
+std::uint8_t* stamp_sender_in_front(std::uint8_t* message, const MessageHeader& header,
+                                    std::string_view sender) {
+    const std::size_t room = sender_field_room(sender);
+    std::uint8_t* const stamped = message - room;
+    std::memmove(stamped, message, minimum_header_size);
+    wire::store(stamped + 12, static_cast<std::uint32_t>(header.fields_length + room), header.byte_order);
+    std::uint8_t* field = stamped + minimum_header_size;
+    const std::uint8_t code_and_signature[4] = {static_cast<std::uint8_t>(HeaderField::sender), 1,
+                                                type::string, 0};
+    std::memcpy(field, code_and_signature, sizeof code_and_signature);
+    wire::store(field + 4, static_cast<std::uint32_t>(sender.size()), header.byte_order);
+    std::memcpy(field + 8, sender.data(), sender.size());
+    std::memset(field + 8 + sender.size(), 0, room - 8 - sender.size());  // the NUL and the padding
+    return stamped;
 }
 
 }  // namespace busgate::marshal

@@ -155,7 +155,7 @@ bool Connection::authenticate(std::span<const std::uint8_t> fresh, std::string& 
     }
     if (authenticated()) {
         const std::string_view rest = sasl_.unused_bytes();
-        input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()});
+        input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()}, message_headroom);
     }
     return true;
 }
@@ -178,7 +178,7 @@ bool Connection::frame_messages(std::span<const std::uint8_t> bytes, std::vector
             message.bytes = std::move(*owner);  // a large message: no second copy
             bytes = message.bytes;
         } else {
-            message.bytes.assign(available.first(frame.total));
+            message.bytes.assign(available.first(frame.total), message_headroom);
         }
         start += frame.total;
         const marshal::Validity validity =
@@ -205,7 +205,7 @@ bool Connection::frame_messages(std::span<const std::uint8_t> bytes, std::vector
         messages.push_back(std::move(message));
     }
     // Only an unfinished message stays with the connection.
-    input_.assign(bytes.subspan(start));
+    input_.assign(bytes.subspan(start), message_headroom);  // it will be a message, moved out whole
     return true;
 }
 

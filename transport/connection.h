@@ -32,8 +32,12 @@ using util::ByteBuffer;
 using util::UniqueFd;
 
 // A complete, validated message as it arrived, with its fds.
+// Free bytes kept in front of every framed message: room for the bus's SENDER field (a unique name of
+// up to 23 characters), so that stamping it moves no body.
+inline constexpr std::size_t message_headroom = 32;
+
 struct IncomingMessage {
-    ByteBuffer bytes;
+    ByteBuffer bytes;               // with message_headroom in front
     marshal::MessageHeader header;  // views into `bytes`
     std::vector<util::UniqueFd> fds;
 };

@@ -16,26 +16,22 @@
 
 #include "busgate/core/bloom.h"
 #include "busgate/core/types.h"
+#include "busgate/util/byte_buffer.h"
 #include "busgate/util/unique_fd.h"
 
 namespace busgate::core {
 
 // The bus's gateway may derive from it to keep what it parsed of the bytes beside them (bus::RoutedMessage).
 struct MessagePayload {
-    std::vector<std::uint8_t> bytes;
+    // A ByteBuffer rather than a vector: what a client sent becomes the payload without a copy (the bus
+    // stamps SENDER in the buffer's headroom).
+    util::ByteBuffer bytes;
     std::vector<util::UniqueFd> fds;
 
     static std::shared_ptr<const MessagePayload> make(std::span<const std::uint8_t> bytes,
                                                       std::vector<util::UniqueFd> fds = {}) {
         auto payload = std::make_shared<MessagePayload>();
-        payload->bytes.assign(bytes.begin(), bytes.end());
-        payload->fds = std::move(fds);
-        return payload;
-    }
-    static std::shared_ptr<const MessagePayload> make(std::vector<std::uint8_t> bytes,
-                                                      std::vector<util::UniqueFd> fds = {}) {
-        auto payload = std::make_shared<MessagePayload>();
-        payload->bytes = std::move(bytes);
+        payload->bytes.assign(bytes);
         payload->fds = std::move(fds);
         return payload;
     }

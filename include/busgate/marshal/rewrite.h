@@ -3,6 +3,7 @@
 // separate buffer so the body can go out straight from the client's bytes (gathered write).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -17,5 +18,18 @@ namespace busgate::marshal {
 // `out` followed by body_of(message, header) is the complete message to deliver.
 void rewrite_header_with_sender(std::span<const std::uint8_t> message, const MessageHeader& header,
                                 std::string_view sender, std::vector<std::uint8_t>& out);
+
+// Stamping without a copy, for the common message: one that carries no SENDER and no field unknown to
+// this version (the rewrite above would keep every field as it is). The SENDER field goes first in the
+// field array, which moves the fixed header back and nothing else: the other fields and the body stay
+// where the message was read.
+bool stampable_in_front(const MessageHeader& header);
+// The bytes stamp_sender_in_front needs in front of the message: the SENDER field, padded to 8.
+std::size_t sender_field_room(std::string_view sender);
+// Writes the stamped message's fixed header sender_field_room(sender) bytes before `message` (whose
+// header is `header`, stampable_in_front), then the SENDER field; returns where the stamped message
+// starts. The bytes from `message` + 16 on are not touched.
+std::uint8_t* stamp_sender_in_front(std::uint8_t* message, const MessageHeader& header,
+                                    std::string_view sender);
 
 }  // namespace busgate::marshal

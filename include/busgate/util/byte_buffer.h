@@ -13,27 +13,42 @@ namespace busgate::util {
 
 // A growable byte buffer that, unlike std::vector, leaves new bytes uninitialized (recvmsg is about
 // to overwrite them) and copies with memcpy. A span of its bytes is what the parsers take.
+//
+// It may keep free bytes in front of its contents (headroom): the bus stamps SENDER into a message by
+// moving the message's 16-byte fixed header back into them, so the rest, the body above all, stays
+// where it was read.
 class ByteBuffer {
   public:
     ByteBuffer() = default;
     ByteBuffer(ByteBuffer&& other) noexcept { *this = std::move(other); }
     ByteBuffer& operator=(ByteBuffer&& other) noexcept {
         data_ = std::move(other.data_);
+        front_ = std::exchange(other.front_, 0);
         size_ = std::exchange(other.size_, 0);
         capacity_ = std::exchange(other.capacity_, 0);
         return *this;
     }
 
-    std::uint8_t* data() { return data_.get(); }
-    const std::uint8_t* data() const { return data_.get(); }
+    std::uint8_t* data() { return data_.get() + front_; }
+    const std::uint8_t* data() const { return data_.get() + front_; }
     std::uint8_t* begin() { return data(); }
     std::uint8_t* end() { return data() + size_; }
     const std::uint8_t* begin() const { return data(); }
     const std::uint8_t* end() const { return data() + size_; }
     std::size_t size() const { return size_; }
-    std::size_t capacity() const { return capacity_; }
+    // Room from data() on.
+    std::size_t capacity() const { return capacity_ - front_; }
     bool empty() const { return size_ == 0; }
     void clear() { size_ = 0; }
+
+    // Free bytes in front of data().
+    std::size_t headroom() const { return front_; }
+    // The contents start `count` bytes earlier, in the headroom (count <= headroom()); those bytes are
+    // uninitialized.
+    void grow_front(std::size_t count) {
+        front_ -= count;
+        size_ += count;
+    }
 
     // Grows to `size` bytes; bytes beyond the old size are uninitialized.
     void resize(std::size_t size) {
@@ -44,41 +59,49 @@ class ByteBuffer {
         if (bytes.empty()) {
             return;
         }
-        reserve(std::max(size_ + bytes.size(), 2 * capacity_));
-        std::memcpy(data_.get() + size_, bytes.data(), bytes.size());
+        reserve(std::max(size_ + bytes.size(), 2 * capacity()));
+        std::memcpy(data() + size_, bytes.data(), bytes.size());
         size_ += bytes.size();
     }
-    // Replaces the contents; `bytes` may lie within this buffer.
-    void assign(std::span<const std::uint8_t> bytes) {
-        if (bytes.size() > capacity_) {
+    // Replaces the contents, with `headroom` free bytes in front of them; `bytes` may lie within this
+    // buffer.
+    void assign(std::span<const std::uint8_t> bytes, std::size_t headroom = 0) {
+        if (capacity_ < headroom || bytes.size() > capacity_ - headroom) {
             ByteBuffer fresh;
-            fresh.reserve(bytes.size());
-            std::memcpy(fresh.data(), bytes.data(), bytes.size());
+            fresh.data_ = std::make_unique_for_overwrite<std::uint8_t[]>(headroom + bytes.size());
+            fresh.capacity_ = headroom + bytes.size();
+            fresh.front_ = headroom;
+            if (!bytes.empty()) {
+                std::memcpy(fresh.data(), bytes.data(), bytes.size());
+            }
             fresh.size_ = bytes.size();
             *this = std::move(fresh);
             return;
         }
         if (!bytes.empty()) {
-            std::memmove(data_.get(), bytes.data(), bytes.size());
+            std::memmove(data_.get() + headroom, bytes.data(), bytes.size());
         }
+        front_ = headroom;
         size_ = bytes.size();
     }
+    // Room for `capacity` bytes from data() on; the headroom is kept.
     void reserve(std::size_t capacity) {
-        if (capacity <= capacity_) {
+        if (capacity <= this->capacity()) {
             return;
         }
-        auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(capacity);
+        auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(front_ + capacity);
         if (size_ > 0) {
-            std::memcpy(fresh.get(), data_.get(), size_);
+            std::memcpy(fresh.get() + front_, data(), size_);
         }
         data_ = std::move(fresh);
-        capacity_ = capacity;
+        capacity_ = front_ + capacity;
     }
 
   private:
     std::unique_ptr<std::uint8_t[]> data_;
+    std::size_t front_ = 0;  // headroom: where the contents start in data_
     std::size_t size_ = 0;
-    std::size_t capacity_ = 0;
+    std::size_t capacity_ = 0;  // of data_, headroom included
 };
 
 }  // namespace busgate::util

@@ -26,9 +26,11 @@ constexpr const char* interface_name = "org.busgate.Bench";
     std::exit(2);
 }
 
-// Answers every method call with an empty reply until the peer goes away.
+// Answers every method call with an empty reply until the peer goes away. What is queued is taken
+// before blocking on the socket: a blocking call before (RequestName) may have read a call already,
+// and read_write would then wait for a message that has long arrived.
 [[noreturn]] void serve(DBusConnection* connection) {
-    while (dbus_connection_read_write(connection, -1)) {
+    do {
         while (DBusMessage* message = dbus_connection_pop_message(connection)) {
             if (dbus_message_get_type(message) == DBUS_MESSAGE_TYPE_METHOD_CALL) {
                 DBusMessage* reply = dbus_message_new_method_return(message);
@@ -37,7 +39,7 @@ constexpr const char* interface_name = "org.busgate.Bench";
             }
             dbus_message_unref(message);
         }
-    }
+    } while (dbus_connection_read_write(connection, -1));
     std::_Exit(0);
 }
 
@@ -132,7 +134,8 @@ void pipelined(const bench::ClientOptions& options, DBusConnection* connection, 
     while (issued < bench::ClientOptions::depth && issued < total) {
         issue();
     }
-    while (answered < total && dbus_connection_read_write(connection, -1)) {
+    // As in serve(): what is queued first, then the socket.
+    do {
         while (DBusMessage* message = dbus_connection_pop_message(connection)) {
             const int type = dbus_message_get_type(message);
             dbus_message_unref(message);
@@ -145,7 +148,7 @@ void pipelined(const bench::ClientOptions& options, DBusConnection* connection, 
                 issue();
             }
         }
-    }
+    } while (answered < total && dbus_connection_read_write(connection, -1));
     const double elapsed = bench::seconds_since(start);
     const double cpu = bench::process_cpu_seconds(options.bus_pid) - cpu_before;
     // Each call is two messages: the call and its reply.

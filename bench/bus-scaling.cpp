@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -398,6 +399,16 @@ std::string background_rule(int connection, int index) {
     }
 }
 
+// The connections that will hold the axis's rules or names, made before the setup is measured so
+// that its cost per item is that of AddMatch or RequestName alone.
+void connect_owners(const Options& options, std::vector<Bus>& background) {
+    if (options.axis == "matches") {
+        connect_many(options.address, background_owners, background);
+    } else if (options.axis == "names") {
+        connect_many(options.address, std::min(background_owners, options.size), background);
+    }
+}
+
 // Sets up the axis's background and returns how many items (connections, rules, names, endpoint
 // clients) it holds.
 long set_up_background(const Options& options, std::vector<Bus>& background) {
@@ -406,7 +417,6 @@ long set_up_background(const Options& options, std::vector<Bus>& background) {
         return options.size;
     }
     if (options.axis == "matches") {
-        connect_many(options.address, background_owners, background);
         for (int c = 0; c < background_owners; ++c) {
             PendingCalls pending{0, true, "AddMatch"};
             for (int r = 0; r < options.size; ++r) {
@@ -418,8 +428,7 @@ long set_up_background(const Options& options, std::vector<Bus>& background) {
         return static_cast<long>(background_owners) * options.size;
     }
     if (options.axis == "names") {
-        const int owners = std::min(background_owners, options.size);
-        connect_many(options.address, owners, background);
+        const int owners = static_cast<int>(background.size());
         for (int c = 0; c < owners; ++c) {
             PendingCalls pending{0, true, "RequestName"};
             for (int n = c; n < options.size; n += owners) {
@@ -480,7 +489,9 @@ int main(int argc, char** argv) {
             return usage();
         }
     }
-    if (options.bus.pid <= 0 || options.axis.empty() || options.size <= 0 ||
+    const bool known_axis = options.axis == "connections" || options.axis == "matches" ||
+                            options.axis == "names" || options.axis == "endpoints";
+    if (options.bus.pid <= 0 || !known_axis || options.size <= 0 ||
         (options.axis == "endpoints" && options.endpoint_dir.empty())) {
         return usage();
     }
@@ -518,6 +529,7 @@ int main(int argc, char** argv) {
     }
 
     std::vector<Bus> background;
+    connect_owners(options, background);
     const double setup_cpu_before = options.bus.cpu_precise_seconds();
     const auto setup_start = Clock::now();
     const long items = set_up_background(options, background);

@@ -223,6 +223,8 @@ class BusDaemon {
                      const core::OutgoingMessage& outgoing, bool capture_here);
     void count_refusal(core::Error error);
     void deliver_to(core::ConnectionId id);
+    // `peer`'s socket has output to write at the next idle step.
+    void mark_dirty(Peer& peer);
     void flush(Peer& peer);
     void on_timer();
     // Counts `peer` as complete once Hello made it a bus connection (until then the acceptor holds it to

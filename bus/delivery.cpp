@@ -95,7 +95,14 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
     }
     // Only when this added output: a socket that is full waits for EPOLLOUT, not for another flush now.
     if (wrote) {
-        dirty_.push_back(peer->connection->fd());
+        mark_dirty(*peer);
+    }
+}
+
+void BusDaemon::mark_dirty(Peer& peer) {
+    if (!peer.dirty) {
+        peer.dirty = true;
+        dirty_.push_back(peer.connection->fd());
     }
 }
 

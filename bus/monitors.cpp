@@ -30,7 +30,7 @@ void BusDaemon::capture(std::span<const std::uint8_t> bytes, std::string_view se
                     copy = RoutedMessage::copy(bytes, fds);
                 }
                 monitor.connection->send(copy);
-                dirty_.push_back(fd);
+                mark_dirty(monitor);
                 break;
             }
         }
@@ -74,7 +74,7 @@ void BusDaemon::eavesdrop(Peer& sender, std::span<const std::uint8_t> bytes, Pee
             copy = RoutedMessage::copy(bytes, fds);
         }
         listener.connection->send(copy);
-        dirty_.push_back(listener.connection->fd());
+        mark_dirty(listener);
     });
 }
 

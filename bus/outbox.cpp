@@ -107,7 +107,7 @@ void BusDaemon::refuse_queued(core::ConnectionId holder, const core::QueueItem& 
 void BusDaemon::send_directly(Peer& peer, const marshal::MessageSpec& spec, const marshal::BodyWriter& body,
                               bool from_bus) {
     peer.connection->send(bus_message(spec, body, {}, from_bus));
-    dirty_.push_back(peer.connection->fd());
+    mark_dirty(peer);
 }
 
 void BusDaemon::send_error(Peer& peer, const transport::IncomingMessage& to, BusError error,

@@ -44,6 +44,7 @@ struct Peer {
     // Its socket's output is full: what the core queued for it waits there (and further senders are
     // refused by the core's queue limit) until the socket drains.
     bool stalled = false;
+    bool dirty = false;               // its socket is on the daemon's list to flush
     std::size_t eavesdrop_rules = 0;  // installed rules with eavesdrop='true'
     bool eavesdrops() const { return eavesdrop_rules > 0; }
     bool registered() const { return id != 0; }

@@ -276,13 +276,11 @@ policy::MessageInfo BusDaemon::policy_view(const marshal::MessageHeader& header)
 const policy::PeerNames& BusDaemon::names_of(Peer& peer) {
     if (peer.names_stale) {
         // dbus-daemon matches send_destination against every name the receiver owns or waits for.
+        // Its own memberships, not a listing of the bus: a RequestName costs the same with 10 names
+        // on the bus as with 10,000.
         std::vector<std::string> names;
-        for (const core::ListEntry& entry :
-             bus_.list(driver_id_, core::list_flag::names | core::list_flag::queued)) {
-            if (entry.id == peer.id && !entry.name.empty()) {
-                names.push_back(entry.name);
-            }
-        }
+        bus_.names().for_each_membership(
+            peer.id, [&names](const core::NameEntry& entry) { names.push_back(entry.name); });
         names.push_back(peer.unique_name);
         peer.names = policy_->prepare_names(std::span<const std::string>(names));
         peer.names_stale = false;

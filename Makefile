@@ -4,6 +4,7 @@ BUILD_SANITIZE ?= build-sanitize
 BUILD_FUZZ     ?= build-fuzz
 FUZZ_SECONDS   ?= 60
 BENCH_RUNS     ?= 5
+SCALING_RUNS   ?= 3
 MESON_TEST     := meson test --print-errorlogs --num-processes 2
 
 # Debian 12 packages the build, the tests and the benchmarks need.
@@ -19,6 +20,7 @@ PACKAGES += dbus-system-bus-common polkitd accountsservice iio-sensor-proxy dbus
 PACKAGES += debhelper dpkg-dev fakeroot lintian util-linux  # make deb and its checks; prlimit, setpriv (issue 17)
 PACKAGES += libglib2.0-tests python3-dbus-tests systemd-tests xdg-dbus-proxy-tests gjs-tests  # the libraries' own suites (issue 15)
 PACKAGES += xdg-dbus-proxy  # busgate-dbus-proxy: the matrix runs against it, and it serves buses that are not busgate (issue 21)
+PACKAGES += libdbus-1-dev libglib2.0-dev python3-matplotlib  # make bench: libdbus and GDBus clients, the scaling chart (issue 19)
 
 # make format only (not make check): the formatter that knows .clang-format's InsertBraces.
 FORMAT_PACKAGES := clang-format-16
@@ -135,6 +137,7 @@ soak: build
 bench: build
 	tools/run-benchmarks $(BUILD)
 	tools/run-bus-benchmarks $(BUILD) $(BENCH_RUNS)
+	tools/run-bus-scaling $(BUILD) $(SCALING_RUNS)
 
 # The one code dialect (issue 18): std:: integer types, then clang-format-16 over every tracked .cpp/.h.
 format: format-deps

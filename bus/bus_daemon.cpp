@@ -304,7 +304,10 @@ void BusDaemon::assign_policy(Peer& peer) {
     peer.policy = policy_->for_connection(
         {.uid = connection->credentials().uid,
          .groups = std::move(groups),
-         .at_console = at_console(options_.console_directory, connection->credentials().uid)});
+         // Only a policy with at_console rules asks: the look-up reads the user database at every Hello.
+         .at_console =
+             (!options_.policy->at_console_rules.empty() || !options_.policy->not_at_console_rules.empty()) &&
+             at_console(options_.console_directory, connection->credentials().uid)});
     peer.names_stale = true;
 }
 

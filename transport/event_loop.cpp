@@ -61,7 +61,9 @@ void EventLoop::remove(int fd) {
 
 void EventLoop::set_timer(std::optional<std::uint64_t> deadline, std::function<void()> callback) {
     timer_callback_ = std::move(callback);
-    if (deadline == timer_deadline_) {
+    // An armed deadline that is earlier stays: firing early costs one wake-up, re-arming costs a
+    // syscall at every change (every accept moves the authentication deadline).
+    if (deadline == timer_deadline_ || (timer_deadline_ && (!deadline || *deadline > *timer_deadline_))) {
         return;
     }
     timer_deadline_ = deadline;

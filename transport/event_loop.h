@@ -28,7 +28,8 @@ class EventLoop {
     bool modify(int fd, std::uint32_t events);  // free when `events` are those already watched
     void remove(int fd);
 
-    // Calls `callback` once `deadline` (util::monotonic_ns()) is reached; a later call replaces it.
+    // Calls `callback` once `deadline` (util::monotonic_ns()) is reached; a later call replaces it. It
+    // may run early, at a deadline set before that has not passed yet: `callback` checks what is due.
     void set_timer(std::optional<std::uint64_t> deadline, std::function<void()> callback);
     // Blocks `signals` and calls `callback(signal)` when one arrives.
     bool watch_signals(const std::vector<int>& signals, std::function<void(int)> callback);

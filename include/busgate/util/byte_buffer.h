@@ -59,28 +59,34 @@ class ByteBuffer {
         if (bytes.empty()) {
             return;
         }
-        reserve(std::max(size_ + bytes.size(), 2 * capacity()));
+        if (size_ + bytes.size() > capacity()) {
+            reserve(std::max(size_ + bytes.size(), 2 * capacity()));
+        }
         std::memcpy(data() + size_, bytes.data(), bytes.size());
         size_ += bytes.size();
     }
     // Replaces the contents, with `headroom` free bytes in front of them; `bytes` may lie within this
     // buffer.
     void assign(std::span<const std::uint8_t> bytes, std::size_t headroom = 0) {
+        if (bytes.empty()) {
+            // Nothing to hold allocates nothing: an idle connection's input buffer stays unallocated.
+            if (capacity_ >= headroom) {
+                front_ = headroom;
+            }
+            size_ = 0;
+            return;
+        }
         if (capacity_ < headroom || bytes.size() > capacity_ - headroom) {
             ByteBuffer fresh;
             fresh.data_ = std::make_unique_for_overwrite<std::uint8_t[]>(headroom + bytes.size());
             fresh.capacity_ = headroom + bytes.size();
             fresh.front_ = headroom;
-            if (!bytes.empty()) {
-                std::memcpy(fresh.data(), bytes.data(), bytes.size());
-            }
+            std::memcpy(fresh.data(), bytes.data(), bytes.size());
             fresh.size_ = bytes.size();
             *this = std::move(fresh);
             return;
         }
-        if (!bytes.empty()) {
-            std::memmove(data_.get() + headroom, bytes.data(), bytes.size());
-        }
+        std::memmove(data_.get() + headroom, bytes.data(), bytes.size());
         front_ = headroom;
         size_ = bytes.size();
     }

@@ -268,6 +268,9 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
         // queues with 400,000 entries before the first is written (monitors, too, see each message's
         // consequences before the next message). The writes still go out once per wake-up.
         deliver();
+        if (peers_.at_socket(fd) == nullptr) {
+            return;  // delivering cut the sender off (its own output queue)
+        }
     }
     messages.clear();
     incoming_ = std::move(messages);

@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -35,22 +34,15 @@ PeerCredentials read_peer_credentials(int socket) {
     groups.resize(status == 0 ? length / sizeof(gid_t) : 0);
     credentials.groups = std::move(groups);
     // SELinux labels with MLS ranges can outgrow a small buffer; the kernel says how much it needs.
-    // Without a security module that labels sockets the kernel answers ENOPROTOOPT, and goes on doing so
-    // for the life of the process: asked once, not at every accept.
-    static std::atomic<bool> labels_exist{true};  // several buses may run in one process (tests)
-    if (labels_exist) {
-        std::string label(256, '\0');
-        length = static_cast<socklen_t>(label.size());
+    std::string label(256, '\0');
+    length = static_cast<socklen_t>(label.size());
+    status = ::getsockopt(socket, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
+    if (status != 0 && errno == ERANGE && length > label.size()) {
+        label.resize(length);
         status = ::getsockopt(socket, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
-        if (status != 0 && errno == ERANGE && length > label.size()) {
-            label.resize(length);
-            status = ::getsockopt(socket, SOL_SOCKET, SO_PEERSEC, label.data(), &length);
-        }
-        if (status == 0) {
-            credentials.security_label.assign(label.data(), strnlen(label.data(), length));
-        } else if (errno == ENOPROTOOPT) {
-            labels_exist = false;
-        }
+    }
+    if (status == 0) {
+        credentials.security_label.assign(label.data(), strnlen(label.data(), length));
     }
     return credentials;
 }

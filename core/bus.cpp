@@ -630,7 +630,7 @@ Result<SendReceipt> Bus::broadcast(Connection& sender, OutgoingMessage& message)
     begin_fanout();
     const ConnectionId sender_id = sender.id();
     matches_.observe(message.bloom);
-    matches_.for_each_candidate(message.bloom, [&](const MatchIndex::Rule& rule) {
+    matches_.for_each_candidate(message.bloom, sender_id, names_, [&](const MatchIndex::Rule& rule) {
         if (rule.owner == sender_id && !config_.broadcasts_reach_sender) {
             return;
         }

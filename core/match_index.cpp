@@ -9,6 +9,10 @@ namespace {
 constexpr std::uint32_t heat_halving_interval = 4096;
 constexpr unsigned masks_refiled_per_broadcast = 4;
 
+void erase_rule(std::vector<MatchIndex::Rule*>& rules, MatchIndex::Rule* rule) {
+    rules.erase(std::find(rules.begin(), rules.end(), rule));
+}
+
 }  // namespace
 
 MatchIndex::MatchIndex(std::size_t max_matches_per_connection) : max_matches_(max_matches_per_connection) {
@@ -136,11 +140,40 @@ MatchIndex::SharedMask* MatchIndex::acquire_shared(const BloomMask& mask) {
     return result;
 }
 
+void MatchIndex::SenderRules::add(Rule* rule) {
+    if (rule->sender_id != any_connection) {
+        by_id[rule->sender_id].push_back(rule);
+    } else if (!rule->sender_name.empty()) {
+        by_name[rule->sender_name].push_back(rule);
+    } else {
+        any.push_back(rule);
+    }
+    ++size;
+}
+
+void MatchIndex::SenderRules::remove(Rule* rule) {
+    if (rule->sender_id != any_connection) {
+        auto found = by_id.find(rule->sender_id);
+        erase_rule(found->second, rule);
+        if (found->second.empty()) {
+            by_id.erase(found);
+        }
+    } else if (!rule->sender_name.empty()) {
+        auto found = by_name.find(rule->sender_name);
+        erase_rule(found->second, rule);
+        if (found->second.empty()) {
+            by_name.erase(found);
+        }
+    } else {
+        erase_rule(any, rule);
+    }
+    --size;
+}
+
 void MatchIndex::release_shared(Rule* rule) {
     SharedMask* shared = rule->shared;
-    auto& rules = shared->rules;
-    rules.erase(std::find(rules.begin(), rules.end(), rule));
-    if (!rules.empty() || shared == &wildcard_) {
+    shared->rules.remove(rule);
+    if (!shared->rules.empty() || shared == &wildcard_) {
         return;
     }
     unfile(*shared);
@@ -160,7 +193,7 @@ Status MatchIndex::add(ConnectionId owner, MessageMatch match) {
     rule->sender_id = match.sender_id;
     rule->sender_name = std::move(match.sender_name);
     rule->shared = acquire_shared(match.mask);
-    rule->shared->rules.push_back(rule.get());
+    rule->shared->rules.add(rule.get());
     connections_[owner].rules.push_back(std::move(rule));
     return {};
 }

@@ -35,6 +35,54 @@ std::set<std::pair<ConnectionId, std::uint64_t>> candidates(const MatchIndex& in
     return found;
 }
 
+std::set<std::pair<ConnectionId, std::uint64_t>> candidates_from(const MatchIndex& index,
+                                                                 const BloomFilter& filter,
+                                                                 ConnectionId sender,
+                                                                 const NameRegistry& names) {
+    std::set<std::pair<ConnectionId, std::uint64_t>> found;
+    index.for_each_candidate(filter, sender, names, [&](const MatchIndex::Rule& rule) {
+        EXPECT_TRUE(found.emplace(rule.owner, rule.cookie).second) << "rule visited twice";
+    });
+    return found;
+}
+
+// Rules that share one mask and differ only in their sender are many on a real bus (every client
+// watching its own service's signals); a broadcast must not walk the other senders' ones.
+TEST(MatchIndex, ABroadcastVisitsOnlyTheRulesOnItsSender) {
+    MatchIndex index;
+    NameRegistry names;
+    std::vector<NameChange> changes;
+    ASSERT_TRUE(names.acquire(7, "org.example.Seven", 0, changes).ok());
+    ASSERT_TRUE(names.acquire(8, "org.example.Eight", 0, changes).ok());
+    ASSERT_TRUE(names.acquire(7, "org.example.Eight", name_flag::queue, changes).ok());  // 7 only waits
+    ASSERT_TRUE(names.attach_activator(7, "org.example.Activated", changes).ok());
+    const BloomMask changed = mask_member("Changed");
+    ASSERT_TRUE(index.add(1, MessageMatch{10, any_connection, "", changed}).ok());
+    ASSERT_TRUE(index.add(1, MessageMatch{11, 7, "", changed}).ok());
+    ASSERT_TRUE(index.add(1, MessageMatch{12, 8, "", changed}).ok());
+    ASSERT_TRUE(index.add(2, MessageMatch{20, any_connection, "org.example.Seven", changed}).ok());
+    ASSERT_TRUE(index.add(2, MessageMatch{21, any_connection, "org.example.Eight", changed}).ok());
+    ASSERT_TRUE(index.add(2, MessageMatch{22, any_connection, "org.example.Activated", changed}).ok());
+    ASSERT_TRUE(index.add(3, MessageMatch{30, 8, "", BloomMask()}).ok());  // wildcard mask, on sender 8
+    const BloomFilter filter = filter_member("Changed");
+    using Found = std::set<std::pair<ConnectionId, std::uint64_t>>;
+    EXPECT_EQ(candidates_from(index, filter, 7, names), (Found{{1, 10}, {1, 11}, {2, 20}}));
+    EXPECT_EQ(candidates_from(index, filter, 8, names), (Found{{1, 10}, {1, 12}, {2, 21}, {3, 30}}));
+    EXPECT_EQ(candidates_from(index, filter, 9, names), (Found{{1, 10}}));
+    EXPECT_EQ(candidates(index, filter).size(), 7U);  // without a sender, every covered rule
+    // Many name rules and a sender with one name: the lookup goes from the sender's side.
+    for (int i = 0; i < 20; ++i) {
+        const std::string name = "org.example.Other" + std::to_string(i);
+        ASSERT_TRUE(
+            index.add(4, MessageMatch{static_cast<std::uint64_t>(40 + i), any_connection, name, changed})
+                .ok());
+    }
+    EXPECT_EQ(candidates_from(index, filter, 7, names), (Found{{1, 10}, {1, 11}, {2, 20}}));
+    ASSERT_TRUE(index.remove(1, 11).ok());
+    ASSERT_TRUE(index.remove(2, 20).ok());
+    EXPECT_EQ(candidates_from(index, filter, 7, names), (Found{{1, 10}}));
+}
+
 TEST(MatchIndex, FindsOnlyRulesWhoseMaskTheFilterCovers) {
     MatchIndex index;
     ASSERT_TRUE(index.add(1, MessageMatch{10, any_connection, "", mask_member("Changed")}).ok());

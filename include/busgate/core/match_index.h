@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "busgate/core/bloom.h"
+#include "busgate/core/name_registry.h"
 #include "busgate/core/result.h"
 #include "busgate/core/types.h"
 
@@ -44,12 +45,29 @@ struct NotificationMatch {
 class MatchIndex {
   public:
     struct Rule;
+    // The rules of one mask, grouped by their sender filter: a broadcast visits the rules that take any
+    // sender, those on its id and those on the names it is primary owner of, never another sender's.
+    struct SenderRules {
+        std::vector<Rule*> any;
+        boost::unordered_flat_map<ConnectionId, std::vector<Rule*>> by_id;
+        boost::unordered_flat_map<std::string, std::vector<Rule*>, StringHash, std::equal_to<>> by_name;
+        std::size_t size = 0;
+
+        void add(Rule* rule);
+        void remove(Rule* rule);
+        bool empty() const { return size == 0; }
+        template <typename Visit>
+        void for_each(Visit&& visit) const;
+        // The rules a broadcast from `sender` may match, by sender filter; `names` says what it owns.
+        template <typename Visit>
+        void for_each_from(ConnectionId sender, const NameRegistry& names, Visit&& visit) const;
+    };
     struct SharedMask {
         BloomMask mask;
         int bucket = -1;        // the set bit it is filed under; -1: wildcard bucket
         std::size_t slot = 0;   // its position in that bucket
         std::size_t order = 0;  // its position in the re-filing rotation
-        std::vector<Rule*> rules;
+        SenderRules rules;
     };
     struct Rule {
         ConnectionId owner = 0;
@@ -69,30 +87,19 @@ class MatchIndex {
     Status remove(ConnectionId owner, std::uint64_t cookie);
     void remove_all(ConnectionId owner);
 
-    // Calls visit(const Rule&) for every message rule whose mask `filter` covers. The sender filters are
-    // the caller's to check. Each rule is visited at most once.
+    // Calls visit(const Rule&) for every message rule whose mask `filter` covers. Each rule is visited at
+    // most once.
     template <typename Visit>
     void for_each_candidate(const BloomFilter& filter, Visit&& visit) const {
-        for (const Rule* rule : wildcard_.rules) {
-            visit(*rule);
-        }
-        const auto& words = filter.words();
-        for (unsigned w = 0; w < bloom_word_count; ++w) {
-            for (std::uint64_t word = words[w]; word != 0; word &= word - 1) {
-                const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
-                for (const BucketEntry& entry : buckets_[bit]) {
-                    std::uint64_t missing = 0;
-                    for (unsigned i = 0; i < bloom_word_count; ++i) {
-                        missing |= entry.mask[i] & ~words[i];
-                    }
-                    if (missing == 0) {
-                        for (const Rule* rule : entry.shared->rules) {
-                            visit(*rule);
-                        }
-                    }
-                }
-            }
-        }
+        for_each_covered(filter, [&](const SenderRules& rules) { rules.for_each(visit); });
+    }
+    // The same, skipping the rules whose sender filter names another connection or a name `sender` is not
+    // primary owner of in `names`. What is visited still has its sender filter for the caller to check.
+    template <typename Visit>
+    void for_each_candidate(const BloomFilter& filter, ConnectionId sender, const NameRegistry& names,
+                            Visit&& visit) const {
+        for_each_covered(filter,
+                         [&](const SenderRules& rules) { rules.for_each_from(sender, names, visit); });
     }
 
     // Tells the index which bits broadcasts carry, so that masks get filed under bits that are rarely set.
@@ -136,6 +143,27 @@ class MatchIndex {
         SharedMask* shared;
     };
 
+    // Calls visit(const SenderRules&) for the wildcard bucket and every shared mask `filter` covers.
+    template <typename Visit>
+    void for_each_covered(const BloomFilter& filter, Visit&& visit) const {
+        visit(wildcard_.rules);
+        const auto& words = filter.words();
+        for (unsigned w = 0; w < bloom_word_count; ++w) {
+            for (std::uint64_t word = words[w]; word != 0; word &= word - 1) {
+                const unsigned bit = w * 64 + static_cast<unsigned>(__builtin_ctzll(word));
+                for (const BucketEntry& entry : buckets_[bit]) {
+                    std::uint64_t missing = 0;
+                    for (unsigned i = 0; i < bloom_word_count; ++i) {
+                        missing |= entry.mask[i] & ~words[i];
+                    }
+                    if (missing == 0) {
+                        visit(entry.shared->rules);
+                    }
+                }
+            }
+        }
+    }
+
     SharedMask* acquire_shared(const BloomMask& mask);
     void release_shared(Rule* rule);
     unsigned coldest_bit(const BloomMask& mask) const;
@@ -159,5 +187,60 @@ class MatchIndex {
     std::vector<SharedMask*> rotation_;
     std::size_t rotation_cursor_ = 0;
 };
+
+template <typename Visit>
+void MatchIndex::SenderRules::for_each(Visit&& visit) const {
+    for (const Rule* rule : any) {
+        visit(*rule);
+    }
+    for (const auto& [id, rules] : by_id) {
+        for (const Rule* rule : rules) {
+            visit(*rule);
+        }
+    }
+    for (const auto& [name, rules] : by_name) {
+        for (const Rule* rule : rules) {
+            visit(*rule);
+        }
+    }
+}
+
+template <typename Visit>
+void MatchIndex::SenderRules::for_each_from(ConnectionId sender, const NameRegistry& names,
+                                            Visit&& visit) const {
+    for (const Rule* rule : any) {
+        visit(*rule);
+    }
+    if (auto found = by_id.find(sender); found != by_id.end()) {
+        for (const Rule* rule : found->second) {
+            visit(*rule);
+        }
+    }
+    if (by_name.empty()) {
+        return;
+    }
+    // Walk the smaller side: the names on rules here, or the names the sender owns.
+    const auto visit_name = [&](const std::vector<Rule*>& rules) {
+        for (const Rule* rule : rules) {
+            visit(*rule);
+        }
+    };
+    if (by_name.size() <= names.membership_count(sender)) {
+        for (const auto& [name, rules] : by_name) {
+            if (names.is_primary(sender, name)) {
+                visit_name(rules);
+            }
+        }
+        return;
+    }
+    names.for_each_owned(sender, [&](const NameEntry& entry) {
+        if (entry.owners.empty() || entry.owners.front().id != sender) {
+            return;  // the activator of a name is not its owner
+        }
+        if (auto found = by_name.find(entry.name); found != by_name.end()) {
+            visit_name(found->second);
+        }
+    });
+}
 
 }  // namespace busgate::core

@@ -5,12 +5,11 @@
 namespace busgate::bus {
 
 const InstalledMatch* Peer::match(std::uint64_t cookie) const {
-    for (const InstalledMatch& installed : matches) {
-        if (installed.cookie == cookie) {
-            return &installed;
-        }
-    }
-    return nullptr;
+    // AddMatch appends with the next cookie and RemoveMatch erases in place: the list stays sorted.
+    const auto found = std::lower_bound(
+        matches.begin(), matches.end(), cookie,
+        [](const InstalledMatch& installed, std::uint64_t wanted) { return installed.cookie < wanted; });
+    return found != matches.end() && found->cookie == cookie ? &*found : nullptr;
 }
 
 Peer& PeerRegistry::add(std::unique_ptr<Peer> peer) {

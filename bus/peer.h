@@ -32,8 +32,8 @@ struct Peer {
     std::optional<std::uint32_t> uid;
     core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
     std::string unique_name;
-    std::string listener_address;  // the address of the listener it came through (web interface)
-    std::vector<InstalledMatch> matches;
+    std::string listener_address;         // the address of the listener it came through (web interface)
+    std::vector<InstalledMatch> matches;  // in the order added, so by increasing cookie
     std::uint64_t next_match_cookie = 1;
     policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello
     policy::PeerNames names;      // its unique and well-known names, as the policy sees them

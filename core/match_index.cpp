@@ -148,7 +148,6 @@ void MatchIndex::SenderRules::add(Rule* rule) {
     } else {
         any.push_back(rule);
     }
-    ++size;
 }
 
 void MatchIndex::SenderRules::remove(Rule* rule) {
@@ -167,7 +166,6 @@ void MatchIndex::SenderRules::remove(Rule* rule) {
     } else {
         erase_rule(any, rule);
     }
-    --size;
 }
 
 void MatchIndex::release_shared(Rule* rule) {

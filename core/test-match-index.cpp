@@ -26,24 +26,26 @@ BloomFilter filter_member(std::string_view member) {
     return filter;
 }
 
-std::set<std::pair<ConnectionId, std::uint64_t>> candidates(const MatchIndex& index,
-                                                            const BloomFilter& filter) {
+// What one of MatchIndex's for_each_candidate overloads visits, given as a call taking the visitor.
+template <typename ForEach>
+std::set<std::pair<ConnectionId, std::uint64_t>> visited(ForEach&& for_each) {
     std::set<std::pair<ConnectionId, std::uint64_t>> found;
-    index.for_each_candidate(filter, [&](const MatchIndex::Rule& rule) {
+    for_each([&](const MatchIndex::Rule& rule) {
         EXPECT_TRUE(found.emplace(rule.owner, rule.cookie).second) << "rule visited twice";
     });
     return found;
+}
+
+std::set<std::pair<ConnectionId, std::uint64_t>> candidates(const MatchIndex& index,
+                                                            const BloomFilter& filter) {
+    return visited([&](auto visit) { index.for_each_candidate(filter, visit); });
 }
 
 std::set<std::pair<ConnectionId, std::uint64_t>> candidates_from(const MatchIndex& index,
                                                                  const BloomFilter& filter,
                                                                  ConnectionId sender,
                                                                  const NameRegistry& names) {
-    std::set<std::pair<ConnectionId, std::uint64_t>> found;
-    index.for_each_candidate(filter, sender, names, [&](const MatchIndex::Rule& rule) {
-        EXPECT_TRUE(found.emplace(rule.owner, rule.cookie).second) << "rule visited twice";
-    });
-    return found;
+    return visited([&](auto visit) { index.for_each_candidate(filter, sender, names, visit); });
 }
 
 // Rules that share one mask and differ only in their sender are many on a real bus (every client

@@ -51,16 +51,23 @@ class MatchIndex {
         std::vector<Rule*> any;
         boost::unordered_flat_map<ConnectionId, std::vector<Rule*>> by_id;
         boost::unordered_flat_map<std::string, std::vector<Rule*>, StringHash, std::equal_to<>> by_name;
-        std::size_t size = 0;
 
         void add(Rule* rule);
-        void remove(Rule* rule);
-        bool empty() const { return size == 0; }
+        void remove(Rule* rule);  // a group left empty is erased, so no map holds an empty list
+        bool empty() const { return any.empty() && by_id.empty() && by_name.empty(); }
         template <typename Visit>
         void for_each(Visit&& visit) const;
         // The rules a broadcast from `sender` may match, by sender filter; `names` says what it owns.
         template <typename Visit>
         void for_each_from(ConnectionId sender, const NameRegistry& names, Visit&& visit) const;
+
+      private:
+        template <typename Visit>
+        static void visit_all(const std::vector<Rule*>& rules, Visit& visit) {
+            for (const Rule* rule : rules) {
+                visit(*rule);
+            }
+        }
     };
     struct SharedMask {
         BloomMask mask;
@@ -190,55 +197,40 @@ class MatchIndex {
 
 template <typename Visit>
 void MatchIndex::SenderRules::for_each(Visit&& visit) const {
-    for (const Rule* rule : any) {
-        visit(*rule);
-    }
+    visit_all(any, visit);
     for (const auto& [id, rules] : by_id) {
-        for (const Rule* rule : rules) {
-            visit(*rule);
-        }
+        visit_all(rules, visit);
     }
     for (const auto& [name, rules] : by_name) {
-        for (const Rule* rule : rules) {
-            visit(*rule);
-        }
+        visit_all(rules, visit);
     }
 }
 
 template <typename Visit>
 void MatchIndex::SenderRules::for_each_from(ConnectionId sender, const NameRegistry& names,
                                             Visit&& visit) const {
-    for (const Rule* rule : any) {
-        visit(*rule);
-    }
+    visit_all(any, visit);
     if (auto found = by_id.find(sender); found != by_id.end()) {
-        for (const Rule* rule : found->second) {
-            visit(*rule);
-        }
+        visit_all(found->second, visit);
     }
     if (by_name.empty()) {
         return;
     }
     // Walk the smaller side: the names on rules here, or the names the sender owns.
-    const auto visit_name = [&](const std::vector<Rule*>& rules) {
-        for (const Rule* rule : rules) {
-            visit(*rule);
-        }
-    };
     if (by_name.size() <= names.membership_count(sender)) {
         for (const auto& [name, rules] : by_name) {
             if (names.is_primary(sender, name)) {
-                visit_name(rules);
+                visit_all(rules, visit);
             }
         }
         return;
     }
     names.for_each_owned(sender, [&](const NameEntry& entry) {
-        if (entry.owners.empty() || entry.owners.front().id != sender) {
+        if (!entry.owned_by(sender)) {
             return;  // the activator of a name is not its owner
         }
         if (auto found = by_name.find(entry.name); found != by_name.end()) {
-            visit_name(found->second);
+            visit_all(found->second, visit);
         }
     });
 }

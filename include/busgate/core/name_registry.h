@@ -36,6 +36,7 @@ struct NameEntry {
     // The connection messages to this name go to: the primary owner, else the activator, else 0.
     ConnectionId destination() const { return owners.empty() ? activator : owners.front().id; }
     bool only_activator() const { return owners.empty() && activator != 0; }
+    bool owned_by(ConnectionId id) const { return !owners.empty() && owners.front().id == id; }
 };
 
 // One ownership change; the Bus turns it into a NAME_ADD / NAME_REMOVE / NAME_CHANGE notification.
@@ -100,7 +101,7 @@ class NameRegistry {
     std::size_t membership_count(ConnectionId id) const;
     bool is_primary(ConnectionId id, std::string_view name) const {
         const NameEntry* entry = find(name);
-        return entry && !entry->owners.empty() && entry->owners.front().id == id;
+        return entry && entry->owned_by(id);
     }
     std::size_t size() const { return entries_.size(); }
 

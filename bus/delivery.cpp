@@ -210,6 +210,10 @@ bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
     if (!marshal::is_unique_name(*name)) {
         return bus_.can_see_name(*self, *name);
     }
+    if (const Endpoints::Endpoint* endpoint = endpoints_->find(peer.endpoint);
+        endpoint != nullptr && endpoint->spec.sloppy_names) {
+        return true;
+    }
     const core::Connection* subject = bus_.connection(id_of_unique_name(*name));
     return subject != nullptr && (subject == self || bus_.can_see_connection(*self, *subject));
 }

@@ -65,9 +65,8 @@ bool name_matches(std::string_view pattern, std::string_view name) {
     if (!pattern.ends_with(".*")) {
         return pattern == name;
     }
-    pattern.remove_suffix(1);  // keep the '.'
-    return name.starts_with(pattern) && name.size() > pattern.size() &&
-           name.find('.', pattern.size()) == std::string_view::npos;
+    pattern.remove_suffix(2);
+    return name.starts_with(pattern) && (name.size() == pattern.size() || name[pattern.size()] == '.');
 }
 
 bool MethodRule::matches(const marshal::MessageHeader& header) const {
@@ -236,7 +235,8 @@ bool Endpoints::same_spec(const EndpointSpec& a, const EndpointSpec& b) {
     };
     return a.name == b.name && a.type == b.type && (a.path == b.path || b.path.empty() || a.path.empty()) &&
            a.see == b.see && a.talk == b.talk && a.own == b.own && same_rules(a.calls, b.calls) &&
-           same_rules(a.broadcasts, b.broadcasts) && a.max_connections == b.max_connections;
+           same_rules(a.broadcasts, b.broadcasts) && a.max_connections == b.max_connections &&
+           a.sloppy_names == b.sloppy_names;
 }
 
 Endpoints::~Endpoints() {
@@ -273,9 +273,14 @@ std::vector<core::PolicyEntry> Endpoints::core_policy(const EndpointSpec& spec) 
     for (const MethodRule& rule : spec.broadcasts) {
         grant(rule.name, core::Access::talk);
     }
+    // "name.*" is the core's subtree entry: the name and every name below it, which only adds to what an
+    // exact entry grants, so the highest level that matches holds (as in xdg-dbus-proxy).
     std::vector<core::PolicyEntry> entries;
     for (const auto& [pattern, level] : access) {
-        entries.push_back({pattern, {{core::Grantee::world, 0, level}}});
+        const bool subtree = pattern.ends_with(".*");
+        entries.push_back({subtree ? pattern.substr(0, pattern.size() - 2) : pattern,
+                           {{core::Grantee::world, 0, level}},
+                           subtree});
     }
     return entries;
 }

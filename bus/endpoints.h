@@ -3,8 +3,9 @@
 // do not exist for them. On top, xdg-dbus-proxy's method-level rules: `call` rules let a connection call
 // only the methods they name of a name it may otherwise only see, `broadcast` rules let it hear only the
 // signals they name. The bus's XML policy applies as well: both must allow.
-// Rules: a name is "org.example.Foo" or "org.example.*" (exactly one more element, as the core's
-// wildcards); a method rule is "[INTERFACE.MEMBER|INTERFACE.*|*][@/path|@/path/*]".
+// Rules: a name is "org.example.Foo" or "org.example.*" (org.example and every name below it, at any depth,
+// as xdg-dbus-proxy reads it; the core's subtree entry, not its one-element wildcard); a method rule is
+// "[INTERFACE.MEMBER|INTERFACE.*|*][@/path|@/path/*]".
 #pragma once
 
 #include <sys/types.h>
@@ -40,7 +41,7 @@ struct MethodRule {
 
 // "NAME=[METHOD][@PATH]" into a MethodRule; nullopt (with `error`) when malformed.
 std::optional<MethodRule> parse_method_rule(std::string_view text, std::string& error);
-// "org.example.Foo" matches itself; "org.example.*" matches "org.example.X" (one more element).
+// "org.example.Foo" matches itself; "org.example.*" matches org.example and every name below it.
 bool name_matches(std::string_view pattern, std::string_view name);
 
 struct EndpointSpec {
@@ -51,6 +52,9 @@ struct EndpointSpec {
     std::vector<MethodRule> calls, broadcasts;
     std::size_t max_connections = 256;
     bool remove_with_creator = false;
+    // xdg-dbus-proxy's --sloppy-names: NameOwnerChanged of every unique name reaches its clients, not only
+    // of the connections they may see (Flatpak asks it for the accessibility bus).
+    bool sloppy_names = false;
 };
 
 // Where endpoints without a path= put their sockets: $XDG_RUNTIME_DIR/busgate, or /run/busgate for a bus

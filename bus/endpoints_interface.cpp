@@ -88,6 +88,10 @@ Driver::Outcome add_endpoint(Driver& driver, Peer& peer, const transport::Incomi
             const auto value = reader.read_boolean();
             ok = value.has_value();
             spec.remove_with_creator = value.value_or(false);
+        } else if (key == "SloppyNames") {
+            const auto value = reader.read_boolean();
+            ok = value.has_value();
+            spec.sloppy_names = value.value_or(false);
         } else {
             problem = "unknown option \"" + key + "\"";
         }

@@ -45,15 +45,17 @@ marshal::MessageHeader call_header(std::string_view path, std::string_view inter
 
 }  // namespace
 
-TEST(EndpointNames, APatternMatchesItselfOrExactlyOneMoreElement) {
+TEST(EndpointNames, APatternMatchesItselfAndEveryNameBelowIt) {
     EXPECT_TRUE(name_matches("org.example.Foo", "org.example.Foo"));
     EXPECT_FALSE(name_matches("org.example.Foo", "org.example.Foo.Bar"));
     EXPECT_FALSE(name_matches("org.example.Foo", "org.example.Fo"));
+    // As xdg-dbus-proxy: the name itself and every name below it, at any depth.
     EXPECT_TRUE(name_matches("org.example.*", "org.example.Foo"));
-    EXPECT_FALSE(name_matches("org.example.*", "org.example.Foo.Bar"));  // two more elements
-    EXPECT_FALSE(name_matches("org.example.*", "org.example"));          // the namespace itself
-    EXPECT_FALSE(name_matches("org.example.*", "org.example."));
+    EXPECT_TRUE(name_matches("org.example.*", "org.example.Foo.Bar"));
+    EXPECT_TRUE(name_matches("org.example.*", "org.example"));
     EXPECT_FALSE(name_matches("org.example.*", "org.examples.Foo"));
+    EXPECT_FALSE(name_matches("org.example.*", "org.exampl"));
+    EXPECT_FALSE(name_matches("org.example.*", "org"));
 }
 
 TEST(EndpointMethodRules, ANameAloneAllowsEveryMethodOnEveryPath) {

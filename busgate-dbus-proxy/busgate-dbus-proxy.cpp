@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -178,26 +179,6 @@ std::optional<Options> parse(std::vector<std::string> arguments) {
     return options;
 }
 
-// xdg-dbus-proxy's "org.foo.*" covers org.foo and every name below it; an endpoint's pattern covers
-// exactly one more element, so the name itself is added. Deeper names are not covered (see the man page).
-void add_pattern(std::vector<std::string>& into, const std::string& pattern) {
-    if (pattern.ends_with(".*") && pattern.find('.') < pattern.size() - 2) {
-        into.push_back(pattern.substr(0, pattern.size() - 2));
-    }
-    into.push_back(pattern);
-}
-
-std::string rule_names(const std::string& rule, std::vector<std::string>& extra) {
-    // NAME=RULE where NAME may be "org.foo.*": the rule for org.foo itself as well.
-    const std::size_t equals = rule.find('=');
-    const std::string name = rule.substr(0, equals);
-    if (name.ends_with(".*") && name.find('.') < name.size() - 2) {
-        extra.push_back(name.substr(0, name.size() - 2) +
-                        (equals == std::string::npos ? "" : rule.substr(equals)));
-    }
-    return rule;
-}
-
 bool is_busgate(sd_bus* bus) {
     sd_bus_error error{nullptr, nullptr,
                        0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
@@ -287,22 +268,7 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
     if (group.socket < 0) {
         return false;
     }
-    std::vector<std::string> see, talk, own, calls, broadcasts;
-    for (const std::string& name : group.see) {
-        add_pattern(see, name);
-    }
-    for (const std::string& name : group.talk) {
-        add_pattern(talk, name);
-    }
-    for (const std::string& name : group.own) {
-        add_pattern(own, name);
-    }
-    for (const std::string& rule : group.calls) {
-        calls.push_back(rule_names(rule, calls));
-    }
-    for (const std::string& rule : group.broadcasts) {
-        broadcasts.push_back(rule_names(rule, broadcasts));
-    }
+    // An endpoint reads names and rules as xdg-dbus-proxy does ("org.foo.*" is org.foo and all below it).
     const std::string name = "dbus-proxy-" + std::to_string(::getpid()) + "-" + std::to_string(index);
     sd_bus_message* call = nullptr;
     int result =
@@ -318,22 +284,25 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
         result = sd_bus_message_append(call, "{sv}", "Type", "s", "xdg-dbus-proxy");
     }
     if (result >= 0) {
-        result = append_list(call, "See", see);
+        result = append_list(call, "See", group.see);
     }
     if (result >= 0) {
-        result = append_list(call, "Talk", talk);
+        result = append_list(call, "Talk", group.talk);
     }
     if (result >= 0) {
-        result = append_list(call, "Own", own);
+        result = append_list(call, "Own", group.own);
     }
     if (result >= 0) {
-        result = append_list(call, "Call", calls);
+        result = append_list(call, "Call", group.calls);
     }
     if (result >= 0) {
-        result = append_list(call, "Broadcast", broadcasts);
+        result = append_list(call, "Broadcast", group.broadcasts);
     }
     if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "RemoveWithCreator", "b", 1);
+    }
+    if (result >= 0 && group.sloppy_names) {
+        result = sd_bus_message_append(call, "{sv}", "SloppyNames", "b", 1);
     }
     if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "Socket", "h", group.socket);
@@ -418,10 +387,10 @@ int main(int argc, char** argv) {
             fallback.push_back(&group);
             continue;
         }
-        if (group.log || group.sloppy_names) {
+        if (group.log) {
             std::fprintf(stderr,
-                         "busgate-dbus-proxy: %s: %s is not supported for busgate endpoints, ignored\n",
-                         group.path.c_str(), group.log ? "--log" : "--sloppy-names");
+                         "busgate-dbus-proxy: %s: --log is not supported for busgate endpoints, ignored\n",
+                         group.path.c_str());
         }
         if (!add_endpoint(group, i, problem)) {
             std::fprintf(stderr, "%s\n", problem.c_str());

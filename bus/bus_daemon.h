@@ -71,6 +71,11 @@ struct DaemonOptions {
     std::string console_directory = "/var/run/console";
     // busgate's <endpoint>s: container endpoints made at start.
     std::vector<policy::EndpointConfig> endpoints;
+    // Endpoints made at run time (org.busgate.Endpoints1), bounded by dbus-daemon 1.14's container limits:
+    // in all, per creating uid, and the connections of one made by a user other than root and the bus's.
+    std::size_t max_endpoints = 512;
+    std::size_t max_endpoints_per_user = 16;
+    std::size_t max_connections_per_user_endpoint = 8;
     // The <policy> rules; without them (tests of routing alone) nothing is checked.
     std::optional<policy::PolicyRules> policy;
     // ReloadConfig: reloads the configuration (and calls apply_policy); returns an error text on failure,

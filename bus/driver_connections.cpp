@@ -93,6 +93,12 @@ Driver::Outcome Driver::get_connection_credentials(Peer& peer, const transport::
             body.open_dict_entry().string("EndpointType").open_variant("s").string(endpoint->spec.type);
             body.close_variant().close_dict_entry();
         }
+        // Who made it: a service can tell a root-made sandbox from one any user made for itself.
+        body.open_dict_entry()
+            .string("EndpointCreatorUnixUserID")
+            .open_variant("u")
+            .uint32(static_cast<std::uint32_t>(endpoint->creator_uid));
+        body.close_variant().close_dict_entry();
     }
     // ProcessFD (dbus-daemon 1.15): a pidfd of the process, for callers that can receive fds.
     std::vector<util::UniqueFd> fds;

@@ -319,7 +319,7 @@ std::optional<std::filesystem::path> endpoint_socket_directory(const std::string
 }
 
 std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, core::ConnectionId creator,
-                                          std::string& error, util::UniqueFd socket) {
+                                          std::string& error, util::UniqueFd socket, bool* limited) {
     if (error = validate_endpoint(spec); !error.empty()) {
         return std::nullopt;
     }
@@ -327,12 +327,25 @@ std::optional<std::string> Endpoints::add(EndpointSpec spec, uid_t creator_uid, 
         error = "an endpoint named \"" + spec.name + "\" exists";
         return std::nullopt;
     }
-    if (creator != 0 && std::count_if(endpoints_.begin(), endpoints_.end(), [&](const auto& entry) {
-                            return entry.second.creator != 0 && entry.second.creator_uid == creator_uid;
-                        }) >= static_cast<std::ptrdiff_t>(max_endpoints_per_user)) {
-        error = "uid " + std::to_string(creator_uid) + " has created the most endpoints allowed (" +
-                std::to_string(max_endpoints_per_user) + ")";
-        return std::nullopt;
+    if (creator != 0) {
+        std::size_t made_at_run_time = 0, made_by_creator = 0;
+        for (const auto& [name, endpoint] : endpoints_) {
+            made_at_run_time += endpoint.creator != 0;
+            made_by_creator += endpoint.creator != 0 && endpoint.creator_uid == creator_uid;
+        }
+        const DaemonOptions& options = daemon_.options();
+        if (made_by_creator >= options.max_endpoints_per_user) {
+            error = "uid " + std::to_string(creator_uid) + " has created the most endpoints allowed (" +
+                    std::to_string(options.max_endpoints_per_user) + ")";
+        } else if (made_at_run_time >= options.max_endpoints) {
+            error = "the bus has the most endpoints allowed (" + std::to_string(options.max_endpoints) + ")";
+        }
+        if (!error.empty()) {
+            if (limited != nullptr) {
+                *limited = true;
+            }
+            return std::nullopt;
+        }
     }
     std::optional<transport::Listener> given;
     if (socket) {

@@ -79,16 +79,15 @@ class Endpoints {
         core::ConnectionId creator = 0;  // 0: from the configuration
         std::size_t connections = 0;
     };
-    static constexpr std::size_t max_endpoints_per_user = 16;
-
     explicit Endpoints(BusDaemon& daemon) : daemon_(daemon) {}
     ~Endpoints();
 
     // Creates the core endpoint and starts listening, on `socket` when the creator passed a listening unix
     // socket it bound itself (busgate-dbus-proxy, inside a sandbox's mount namespace), else on spec.path;
-    // the address, or an error text.
+    // the address, or an error text. A creator other than 0 (the configuration) counts against the
+    // daemon's max_endpoints and max_endpoints_per_user; when `limited` is set, the error was a limit.
     std::optional<std::string> add(EndpointSpec spec, uid_t creator_uid, core::ConnectionId creator,
-                                   std::string& error, util::UniqueFd socket = {});
+                                   std::string& error, util::UniqueFd socket = {}, bool* limited = nullptr);
     // Stops accepting connections; those already in stay.
     bool stop_listening(std::string_view name);
     // Closes every connection of the endpoint, then removes it.

@@ -269,7 +269,10 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
         return false;
     }
     // An endpoint reads names and rules as xdg-dbus-proxy does ("org.foo.*" is org.foo and all below it).
-    const std::string name = "dbus-proxy-" + std::to_string(::getpid()) + "-" + std::to_string(index);
+    // The bus names a user's endpoints after it: "uid<UID>-" is required unless we are root or the bus's
+    // user.
+    const std::string name = "uid" + std::to_string(::getuid()) + "-dbus-proxy-" +
+                             std::to_string(::getpid()) + "-" + std::to_string(index);
     sd_bus_message* call = nullptr;
     int result =
         sd_bus_message_new_method_call(group.bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",

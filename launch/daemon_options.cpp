@@ -56,6 +56,10 @@ bus::DaemonOptions daemon_options(const policy::Configuration& configuration,
         static_cast<std::uint64_t>(std::max(limits.pending_fd_timeout, 1)) * 1'000'000u;
     options.core.owner_uid = options.bus_uid;
     options.max_connections_per_user = static_cast<std::size_t>(limits.max_connections_per_user);
+    options.max_endpoints = static_cast<std::size_t>(std::max(limits.max_containers, 0));
+    options.max_endpoints_per_user = static_cast<std::size_t>(std::max(limits.max_containers_per_user, 0));
+    options.max_connections_per_user_endpoint =
+        static_cast<std::size_t>(std::max(limits.max_connections_per_container, 0));
     options.systemd_activation = command_line.systemd_activation;
     options.policy = configuration.policy;
     options.max_match_rules_per_connection = static_cast<std::size_t>(limits.max_match_rules_per_connection);

@@ -19,7 +19,7 @@ PACKAGES += chromium curl jq  # web interface tests: the page in headless Chromi
 PACKAGES += dbus-system-bus-common polkitd accountsservice iio-sensor-proxy dbus-x11
 PACKAGES += debhelper dpkg-dev fakeroot lintian util-linux  # make deb and its checks; prlimit, setpriv (issue 17)
 PACKAGES += libglib2.0-tests python3-dbus-tests systemd-tests xdg-dbus-proxy-tests gjs-tests  # the libraries' own suites (issue 15)
-PACKAGES += xdg-dbus-proxy  # busgate-dbus-proxy: the matrix runs against it, and it serves buses that are not busgate (issue 21)
+PACKAGES += xdg-dbus-proxy bubblewrap  # busgate-dbus-proxy: the matrix runs against xdg-dbus-proxy (which also serves buses that are not busgate) and inside a bwrap sandbox (issue 21)
 PACKAGES += libdbus-1-dev libglib2.0-dev python3-matplotlib  # make bench: libdbus and GDBus clients, the scaling chart (issue 19)
 
 # make format only (not make check): the formatter that knows .clang-format's InsertBraces.

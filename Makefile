@@ -138,6 +138,7 @@ bench: build
 	tools/run-benchmarks $(BUILD)
 	tools/run-bus-benchmarks $(BUILD) $(BENCH_RUNS)
 	tools/run-bus-scaling $(BUILD) $(SCALING_RUNS)
+	tools/run-sandbox-benchmarks $(BUILD) $(BENCH_RUNS)
 
 # The one code dialect (issue 18): std:: integer types, then clang-format-16 over every tracked .cpp/.h.
 format: format-deps

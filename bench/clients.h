@@ -75,6 +75,8 @@ class Latencies {
 // Sequential and pipelined calls of one client library, on a bus or peer to peer.
 struct ClientOptions {
     std::string address;  // empty: peer to peer over a socketpair, no bus
+    // Where the caller connects, when not to `address` (a sandbox's socket); the service stays on `address`.
+    std::string caller_address;
     pid_t bus_pid = 0;
     bool quick = false;
 
@@ -83,7 +85,7 @@ struct ClientOptions {
     static constexpr int depth = 64;  // calls in flight
 };
 
-// PROGRAM ADDRESS [--bus-pid=PID] [--quick]  or  PROGRAM --p2p [--quick]
+// PROGRAM ADDRESS [--caller-address=ADDRESS] [--bus-pid=PID] [--quick]  or  PROGRAM --p2p [--quick]
 inline ClientOptions parse_client_options(int argc, char** argv) {
     ClientOptions options;
     bool p2p = false;
@@ -95,6 +97,8 @@ inline ClientOptions parse_client_options(int argc, char** argv) {
             options.quick = true;
         } else if (argument == "--p2p") {
             p2p = true;
+        } else if (argument.rfind("--caller-address=", 0) == 0) {
+            options.caller_address = argument.substr(17);
         } else if (argument.rfind("--", 0) != 0 && options.address.empty()) {
             options.address = argument;
         } else {
@@ -104,7 +108,9 @@ inline ClientOptions parse_client_options(int argc, char** argv) {
         }
     }
     if (p2p == !options.address.empty()) {
-        std::fprintf(stderr, "usage: %s ADDRESS [--bus-pid=PID] [--quick]\n       %s --p2p [--quick]\n",
+        std::fprintf(stderr,
+                     "usage: %s ADDRESS [--caller-address=ADDRESS] [--bus-pid=PID] [--quick]\n"
+                     "       %s --p2p [--quick]\n",
                      argv[0], argv[0]);
         std::exit(2);
     }

@@ -118,6 +118,33 @@ void sequential(const bench::ClientOptions& options, DBusConnection* connection,
     bench::print(prefix + "_seq_replies", calls);
 }
 
+// What a new client pays before its first answer: connect, authenticate, Hello, one call (through a proxy,
+// also the proxy's own connection to the bus and its bootstrap), one after the other.
+void connects(const bench::ClientOptions& options, const std::string& address, const std::string& prefix) {
+    const int connections = options.quick ? 50 : 500;
+    bench::Latencies latencies;
+    const auto start = bench::Clock::now();
+    for (int i = 0; i < connections; ++i) {
+        const auto began = bench::Clock::now();
+        DBusConnection* connection = connect_bus(address);
+        DBusMessage* call = new_call(true);
+        DBusError error;
+        dbus_error_init(&error);
+        DBusMessage* reply = dbus_connection_send_with_reply_and_block(connection, call, -1, &error);
+        dbus_message_unref(call);
+        if (!reply) {
+            die("the first call", error);
+        }
+        dbus_message_unref(reply);
+        latencies.add(bench::seconds_since(began) * 1e6);
+        dbus_connection_close(connection);
+        dbus_connection_unref(connection);
+    }
+    bench::print(prefix + "_connect_per_s", connections / bench::seconds_since(start));
+    bench::print(prefix + "_connect_p50_us", latencies.percentile(50));
+    bench::print(prefix + "_connect_done", connections);
+}
+
 void pipelined(const bench::ClientOptions& options, DBusConnection* connection, const std::string& prefix) {
     const int total = options.pipelined_calls();
     int issued = 0;
@@ -197,8 +224,10 @@ int main(int argc, char** argv) {
         serve_peer(server);
     }
     DBusConnection* connection = nullptr;
+    const std::string caller_address =
+        options.caller_address.empty() ? options.address : options.caller_address;
     if (on_bus) {
-        connection = connect_bus(options.address);
+        connection = connect_bus(caller_address);
         // Until the service owns its name, calls fail with ServiceUnknown.
         const auto start = bench::Clock::now();
         for (;;) {
@@ -230,6 +259,9 @@ int main(int argc, char** argv) {
     const std::string prefix = on_bus ? "libdbus" : "p2p_libdbus";
     sequential(options, connection, prefix);
     pipelined(options, connection, prefix);
+    if (on_bus) {
+        connects(options, caller_address, prefix);
+    }
     dbus_connection_close(connection);
     dbus_connection_unref(connection);
     kill(service, SIGTERM);

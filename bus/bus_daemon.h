@@ -146,6 +146,10 @@ class BusDaemon {
     // Disconnects `peer`, logging `reason` unless it hung up itself. What that causes (NameOwnerChanged,
     // NoReply errors) is delivered by the caller's deliver(): every event handler ends with one.
     void disconnect(Peer& peer, std::string_view reason);
+    // busgate-dbus-proxy --log: `line` about `peer`, a client of an endpoint that logs, to its creator.
+    void log_endpoint(const Peer& peer, const std::string& line);
+    // Whether lines about `peer` go anywhere (checked before any line is built).
+    bool logs(const Peer& peer) const;
     // Disconnects every connection that came through endpoint `id`.
     void disconnect_endpoint_members(core::EndpointId id, std::string_view reason);
     // Watches the listeners (the bus's own, and an endpoint's while it listens).

@@ -8,6 +8,7 @@
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
 #include "bus/driver.h"
+#include "bus/endpoint_log.h"
 #include "bus/endpoints.h"
 #include "bus/errors.h"
 #include "bus/routed_message.h"
@@ -69,6 +70,11 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
             }
             if (!wanted(*peer, *item)) {
                 continue;  // a bloom false positive
+            }
+            if (logs(*peer)) {
+                if (const marshal::MessageHeader* header = routed(*item->payload).header()) {
+                    log_endpoint(*peer, incoming_log_line(*header));
+                }
             }
             if (!peer->connection->send(item->payload)) {
                 // Room was checked before the item was taken and nothing here writes to this client since;
@@ -179,6 +185,31 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
         }
     }
     return false;
+}
+
+bool BusDaemon::logs(const Peer& peer) const {
+    if (peer.endpoint == core::default_endpoint) {
+        return false;
+    }
+    const auto uid = peer.uid ? peer.uid : peer.connection->credentials().uid;
+    return endpoints_->log_receiver(peer.endpoint, uid.value_or(~0u)) != 0;
+}
+
+void BusDaemon::log_endpoint(const Peer& peer, const std::string& line) {
+    const auto uid = peer.uid ? peer.uid : peer.connection->credentials().uid;
+    const core::ConnectionId creator = endpoints_->log_receiver(peer.endpoint, uid.value_or(~0u));
+    if (creator == 0) {
+        return;
+    }
+    const Endpoints::Endpoint* endpoint = endpoints_->find(peer.endpoint);
+    marshal::BodyWriter body;
+    body.string(endpoint->spec.name).string(line);
+    send_from_bus({.type = marshal::MessageType::signal,
+                   .path = "/org/freedesktop/DBus",
+                   .interface = "org.busgate.Endpoints1",
+                   .member = "Log",
+                   .destination = unique_name_of(creator)},
+                  body);
 }
 
 bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {

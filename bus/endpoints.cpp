@@ -233,10 +233,10 @@ bool Endpoints::same_spec(const EndpointSpec& a, const EndpointSpec& b) {
                                      l.path == r.path && l.path_subtree == r.path_subtree;
                           });
     };
-    return a.name == b.name && a.type == b.type && (a.path == b.path || b.path.empty() || a.path.empty()) &&
-           a.see == b.see && a.talk == b.talk && a.own == b.own && same_rules(a.calls, b.calls) &&
-           same_rules(a.broadcasts, b.broadcasts) && a.max_connections == b.max_connections &&
-           a.sloppy_names == b.sloppy_names;
+    return a.name == b.name && a.type == b.type && a.log == b.log &&
+           (a.path == b.path || b.path.empty() || a.path.empty()) && a.see == b.see && a.talk == b.talk &&
+           a.own == b.own && same_rules(a.calls, b.calls) && same_rules(a.broadcasts, b.broadcasts) &&
+           a.max_connections == b.max_connections && a.sloppy_names == b.sloppy_names;
 }
 
 Endpoints::~Endpoints() {
@@ -459,6 +459,15 @@ void Endpoints::left(core::EndpointId id) {
         endpoint != nullptr && endpoint->connections > 0) {
         --endpoint->connections;
     }
+}
+
+core::ConnectionId Endpoints::log_receiver(core::EndpointId id, std::uint32_t client_uid) const {
+    const Endpoint* endpoint = find(id);
+    if (endpoint == nullptr || !endpoint->spec.log ||
+        (endpoint->spec.log_only_uid && *endpoint->spec.log_only_uid != client_uid)) {
+        return 0;
+    }
+    return endpoint->creator;
 }
 
 bool Endpoints::talks_freely(const EndpointSpec& spec, const std::vector<std::string>& names) {

@@ -55,6 +55,11 @@ struct EndpointSpec {
     // xdg-dbus-proxy's --sloppy-names: NameOwnerChanged of every unique name reaches its clients, not only
     // of the connections they may see (Flatpak asks it for the accessibility bus).
     bool sloppy_names = false;
+    // busgate-dbus-proxy --log: the creator receives org.busgate.Endpoints1.Log signals, the lines
+    // xdg-dbus-proxy prints (endpoint_log.h), for the clients of `log_only_uid` when set (a creator other
+    // than root and the bus's sees no other user's traffic), else for every client.
+    bool log = false;
+    std::optional<std::uint32_t> log_only_uid;
 };
 
 // Where endpoints without a path= put their sockets: $XDG_RUNTIME_DIR/busgate, or /run/busgate for a bus
@@ -104,6 +109,10 @@ class Endpoints {
     // A connection accepted through `id` arrives / leaves (connection limits).
     bool admit(core::EndpointId id);
     void left(core::EndpointId id);
+
+    // Where the --log lines about a client of endpoint `id` with `client_uid` go: the creator, or 0 for
+    // nowhere.
+    core::ConnectionId log_receiver(core::EndpointId id, std::uint32_t client_uid) const;
 
     // The method-level rules, for a connection of endpoint `id`.
     bool may_call(core::EndpointId id, const std::vector<std::string>& target_names,

@@ -4,9 +4,10 @@
 //  - root and the bus's uid, on the bus's own sockets: everything, on every endpoint;
 //  - any other user (Flatpak's proxy on the system bus): AddEndpoint on a listening socket it bound itself
 //    (never a path: the bus creates no file for it), named "uid<UID>-...", gone when its creator's
-//    connection closes, with at most max_connections_per_container connections; ListEndpoints,
-//    StopListening and RemoveEndpoint on its own endpoints only. This grants nothing: every message
-//    through an endpoint still passes the XML policy for the connecting client's own uid.
+//    connection closes, with at most max_connections_per_container connections, whose --log shows only
+//    its own uid's messages; ListEndpoints, StopListening and RemoveEndpoint on its own endpoints only. This
+//    grants nothing: every message through an endpoint still passes the XML policy for the connecting
+//    client's own uid.
 #include "bus/endpoints_interface.h"
 
 #include <fcntl.h>
@@ -73,6 +74,7 @@ std::optional<Refusal> narrow_for_user(Driver& driver, const Caller& caller, End
         spec.max_connections = most;
     }
     spec.remove_with_creator = true;
+    spec.log_only_uid = caller.uid;  // its --log shows no other user's messages
     return std::nullopt;
 }
 
@@ -149,6 +151,10 @@ Driver::Outcome add_endpoint(Driver& driver, Peer& peer, const transport::Incomi
             const auto value = reader.read_boolean();
             ok = value.has_value();
             spec.remove_with_creator = value.value_or(false);
+        } else if (key == "Log") {
+            const auto value = reader.read_boolean();
+            ok = value.has_value();
+            spec.log = value.value_or(false);
         } else if (key == "SloppyNames") {
             const auto value = reader.read_boolean();
             ok = value.has_value();

@@ -4,6 +4,7 @@
 
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
+#include "bus/endpoint_log.h"
 #include "bus/errors.h"
 #include "bus/routed_message.h"
 #include "busgate/marshal/names.h"
@@ -114,6 +115,11 @@ void BusDaemon::send_error(Peer& peer, const transport::IncomingMessage& to, Bus
                            std::string_view text) {
     // As dbus-daemon, whatever was refused is answered, even a signal or a reply that asked for no reply
     // (monitors see it; clients ignore it).
+    if (logs(peer)) {
+        if (auto verdict = verdict_log_line(name_of(error), to.header)) {
+            log_endpoint(peer, *verdict);
+        }
+    }
     marshal::BodyWriter body;
     body.string(text);
     marshal::MessageSpec spec{.type = marshal::MessageType::error,

@@ -5,6 +5,7 @@
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
 #include "bus/driver.h"
+#include "bus/endpoint_log.h"
 #include "bus/endpoints.h"
 #include "bus/errors.h"
 #include "bus/routed_message.h"
@@ -23,6 +24,9 @@ void BusDaemon::handle_message(Peer& peer, transport::IncomingMessage message) {
     if (message.header.type == marshal::MessageType::invalid ||
         static_cast<unsigned>(message.header.type) > static_cast<unsigned>(marshal::MessageType::signal)) {
         return;  // a type this bus does not know: dropped, as dbus-daemon drops it, past no rule
+    }
+    if (logs(peer)) {
+        log_endpoint(peer, outgoing_log_line(message.header));
     }
     if (peer.monitor) {
         // dbus-daemon: "Monitoring connection ... is not allowed to send messages; closing it".

@@ -179,6 +179,20 @@ std::optional<Options> parse(std::vector<std::string> arguments) {
     return options;
 }
 
+// --log: the bus sends the lines about the endpoint's clients to its creator, in xdg-dbus-proxy's form; they
+// are printed as xdg-dbus-proxy prints them, on standard output.
+int print_log_line(sd_bus_message* message, void*, sd_bus_error*) {
+    const char* endpoint = nullptr;
+    const char* line = nullptr;
+    if (sd_bus_message_is_signal(message, "org.busgate.Endpoints1", "Log") > 0 &&
+        sd_bus_message_read(message, "ss", &endpoint, &line) >= 0) {
+        std::printf("%s\n", line);
+        std::fflush(stdout);
+        return 1;
+    }
+    return 0;
+}
+
 bool is_busgate(sd_bus* bus) {
     sd_bus_error error{nullptr, nullptr,
                        0};  // SD_BUS_ERROR_NULL is a C compound literal clang rejects in C++
@@ -304,6 +318,9 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
     if (result >= 0) {
         result = sd_bus_message_append(call, "{sv}", "RemoveWithCreator", "b", 1);
     }
+    if (result >= 0 && group.log) {
+        result = sd_bus_message_append(call, "{sv}", "Log", "b", 1);
+    }
     if (result >= 0 && group.sloppy_names) {
         result = sd_bus_message_append(call, "{sv}", "SloppyNames", "b", 1);
     }
@@ -390,10 +407,10 @@ int main(int argc, char** argv) {
             fallback.push_back(&group);
             continue;
         }
-        if (group.log) {
-            std::fprintf(stderr,
-                         "busgate-dbus-proxy: %s: --log is not supported for busgate endpoints, ignored\n",
+        if (group.log && sd_bus_add_filter(group.bus, nullptr, print_log_line, nullptr) < 0) {
+            std::fprintf(stderr, "busgate-dbus-proxy: %s: cannot receive the bus's log\n",
                          group.path.c_str());
+            return 1;
         }
         if (!add_endpoint(group, i, problem)) {
             std::fprintf(stderr, "%s\n", problem.c_str());
@@ -428,9 +445,28 @@ int main(int argc, char** argv) {
         while (::write(options->ready_fd, &ready, 1) < 0 && errno == EINTR) {
         }
     }
-    // Serve until the lifetime fd hangs up, a bus connection ends, or the fallback proxy exits.
+    // Serve until the lifetime fd hangs up, a bus connection ends, or the fallback proxy exits. What sd-bus
+    // has read already (during AddEndpoint, or with the last batch) is processed before each wait: with
+    // messages queued it asks for no events at all, and would never be woken for them.
     int status = 0;
-    for (;;) {
+    for (bool done = false; !done;) {
+        for (Group& group : options->groups) {
+            if (!group.bus) {
+                continue;
+            }
+            int result;
+            while ((result = sd_bus_process(group.bus, nullptr)) > 0) {
+            }
+            if (result < 0) {
+                std::fprintf(stderr, "busgate-dbus-proxy: lost the connection to %s\n",
+                             group.address.c_str());
+                done = true;
+                status = 1;
+            }
+        }
+        if (done) {
+            break;
+        }
         std::vector<pollfd> polled;
         if (options->ready_fd >= 0) {
             polled.push_back({options->ready_fd, 0, 0});
@@ -452,28 +488,10 @@ int main(int argc, char** argv) {
             status = 1;
             break;
         }
-        bool done = false;
         for (std::size_t i = 0; i < first_bus; ++i) {
             if (polled[i].revents & (POLLHUP | POLLERR | POLLNVAL | POLLIN)) {
                 done = true;
             }
-        }
-        for (Group& group : options->groups) {
-            if (!group.bus) {
-                continue;
-            }
-            int result;
-            while ((result = sd_bus_process(group.bus, nullptr)) > 0) {
-            }
-            if (result < 0) {
-                std::fprintf(stderr, "busgate-dbus-proxy: lost the connection to %s\n",
-                             group.address.c_str());
-                done = true;
-                status = 1;
-            }
-        }
-        if (done) {
-            break;
         }
     }
     for (Group& group : options->groups) {

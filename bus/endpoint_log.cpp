@@ -1,5 +1,5 @@
-// busgate-dbus-proxy --log: what xdg-dbus-proxy prints of a sandbox's traffic, in its form, from the bus's own
-// view of each message and its verdict. The lines go to the endpoint's creator as unicast signals
+// busgate-dbus-proxy --log: what xdg-dbus-proxy prints of a sandbox's traffic, in its form, from the bus's
+// own view of each message and its verdict. The lines go to the endpoint's creator as unicast signals
 // org.busgate.Endpoints1.Log(s endpoint, s line), from the driver.
 #include "bus/endpoint_log.h"
 
@@ -18,8 +18,9 @@ std::string outgoing_log_line(const marshal::MessageHeader& header) {
     const std::string serial = "C" + std::to_string(header.serial) + ": -> ";
     switch (header.type) {
         case marshal::MessageType::method_call:
-            return serial + or_text(header.destination, "(no dest)") + " call " + std::string(header.interface) +
-                   "." + std::string(header.member) + " at " + std::string(header.path);
+            return serial + or_text(header.destination, "(no dest)") + " call " +
+                   std::string(header.interface) + "." + std::string(header.member) + " at " +
+                   std::string(header.path);
         case marshal::MessageType::method_return:
             return serial + or_text(header.destination, "(no dest)") + " return from B" +
                    std::to_string(header.reply_serial);
@@ -27,8 +28,8 @@ std::string outgoing_log_line(const marshal::MessageHeader& header) {
             return serial + or_text(header.destination, "(no dest)") + " return error " +
                    or_text(header.error_name, "(no error)") + " from B" + std::to_string(header.reply_serial);
         case marshal::MessageType::signal:
-            return serial + or_text(header.destination, "all") + " signal " + std::string(header.interface) + "." +
-                   std::string(header.member) + " at " + std::string(header.path);
+            return serial + or_text(header.destination, "all") + " signal " + std::string(header.interface) +
+                   "." + std::string(header.member) + " at " + std::string(header.path);
         default:
             return "unknown message type";
     }
@@ -39,22 +40,23 @@ std::string incoming_log_line(const marshal::MessageHeader& header) {
     const std::string sender = or_text(header.sender, "(no sender)");
     switch (header.type) {
         case marshal::MessageType::method_call:
-            return serial + sender + " call " + std::string(header.interface) + "." + std::string(header.member) +
-                   " at " + std::string(header.path);
+            return serial + sender + " call " + std::string(header.interface) + "." +
+                   std::string(header.member) + " at " + std::string(header.path);
         case marshal::MessageType::method_return:
             return serial + sender + " return from C" + std::to_string(header.reply_serial);
         case marshal::MessageType::error:
             return serial + sender + " return error " + or_text(header.error_name, "(no error)") + " from C" +
                    std::to_string(header.reply_serial);
         case marshal::MessageType::signal:
-            return serial + sender + " signal " + std::string(header.interface) + "." + std::string(header.member) +
-                   " at " + std::string(header.path);
+            return serial + sender + " signal " + std::string(header.interface) + "." +
+                   std::string(header.member) + " at " + std::string(header.path);
         default:
             return "unknown message type";
     }
 }
 
-std::optional<std::string> verdict_log_line(std::string_view error_name, const marshal::MessageHeader& refused) {
+std::optional<std::string> verdict_log_line(std::string_view error_name,
+                                            const marshal::MessageHeader& refused) {
     const char* verdict = nullptr;
     if (error_name == "org.freedesktop.DBus.Error.AccessDenied") {
         verdict = "*DENIED*";

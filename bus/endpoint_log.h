@@ -13,7 +13,9 @@ namespace busgate::bus {
 
 std::string outgoing_log_line(const marshal::MessageHeader& header);
 std::string incoming_log_line(const marshal::MessageHeader& header);
-// The verdict for a refusal with `error_name` of `refused`; nothing for an error that is no filtering decision.
-std::optional<std::string> verdict_log_line(std::string_view error_name, const marshal::MessageHeader& refused);
+// The verdict for a refusal with `error_name` of `refused`; nothing for an error that is no filtering
+// decision.
+std::optional<std::string> verdict_log_line(std::string_view error_name,
+                                            const marshal::MessageHeader& refused);
 
 }  // namespace busgate::bus

@@ -57,13 +57,26 @@ bool Bus::may_talk_to_name(const Connection& viewer, std::string_view name) cons
 }
 
 bool Bus::can_see_connection(const Connection& viewer, const Connection& target) const {
-    if (viewer.endpoint() == default_endpoint || viewer.id() == target.id()) {
+    if (viewer.endpoint() == default_endpoint || viewer.id() == target.id() ||
+        viewer.was_called_by(target.id())) {
         return true;
     }
     bool visible = false;
     names_.for_each_owned(
         target.id(), [&](const NameEntry& entry) { visible = visible || can_see_name(viewer, entry.name); });
     return visible;
+}
+
+void Bus::remember_caller(Connection& receiver, ConnectionId caller) {
+    auto& callers = receiver.callers_;
+    if (const auto found = std::find(callers.begin(), callers.end(), caller); found != callers.end()) {
+        std::rotate(found, found + 1, callers.end());  // the most recent goes last
+        return;
+    }
+    if (callers.size() == Connection::max_remembered_callers) {
+        callers.erase(callers.begin());
+    }
+    callers.push_back(caller);
 }
 
 bool Bus::may_own(const Connection& connection, std::string_view name) const {
@@ -757,6 +770,9 @@ Result<SendReceipt> Bus::unicast(Connection& sender, OutgoingMessage& message) {
             replies_.consume(receiver->id(), sender.id(), message.cookie);
         }
         return status.error();
+    }
+    if (!is_reply && !is_signal && receiver->endpoint() != default_endpoint) {
+        remember_caller(*receiver, sender.id());
     }
     receipt.sequence = ++clock_;
     if (is_reply) {

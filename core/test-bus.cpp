@@ -1004,16 +1004,39 @@ TEST_F(EndpointTest, TalkIsEnforcedInsideAnEndpointEvenBetweenTheSameUser) {
     EXPECT_EQ(drain_messages(inside).size(), 1u);
 }
 
-TEST_F(EndpointTest, ASandboxedServiceMayAnswerACallerItCannotSee) {
+TEST_F(EndpointTest, ASandboxedServiceMayAnswerACallerAndSeeButNotCallIt) {
     const ConnectionId inside = connect(bus_owner, hello_flag::accept_fds, sandbox);
     hold_policy(
         {{"org.example.Sandboxed", {{Grantee::world, 0, Access::own}, {Grantee::world, 0, Access::talk}}}});
     ASSERT_TRUE(bus.acquire_name(inside, "org.example.Sandboxed", 0).ok());
     const ConnectionId caller = connect(alice);  // no names: invisible from the sandbox
+    const ConnectionId bystander = connect(alice);
+    expect_error(bus.connection_info(inside, caller), Error::no_such_connection);
     ASSERT_TRUE(bus.send(caller, call_to_name("org.example.Sandboxed", 1)).ok());
-    expect_error(bus.send(inside, call_to(caller, 2)), Error::no_such_connection);
+    // Having called in, the caller may be seen (xdg-dbus-proxy's SEE for a peer that calls the sandbox), not
+    // called; its bystander stays hidden.
+    EXPECT_TRUE(bus.connection_info(inside, caller).ok());
+    expect_error(bus.connection_info(inside, bystander), Error::no_such_connection);
+    expect_error(bus.send(inside, call_to(caller, 2)), Error::permission_denied);
     EXPECT_TRUE(bus.send(inside, reply_to(caller, 3, 1)).ok());
-    expect_error(bus.send(inside, reply_to(caller, 4, 1)), Error::no_such_connection);  // nothing owed now
+    expect_error(bus.send(inside, reply_to(caller, 4, 1)), Error::unexpected_reply);  // nothing owed now
+}
+
+TEST_F(EndpointTest, AConnectionRemembersOnlyItsMostRecentCallers) {
+    const ConnectionId inside = connect(bus_owner, hello_flag::accept_fds, sandbox);
+    hold_policy(
+        {{"org.example.Sandboxed", {{Grantee::world, 0, Access::own}, {Grantee::world, 0, Access::talk}}}});
+    ASSERT_TRUE(bus.acquire_name(inside, "org.example.Sandboxed", 0).ok());
+    std::vector<ConnectionId> callers;
+    for (std::size_t i = 0; i <= Connection::max_remembered_callers; ++i) {
+        callers.push_back(connect(alice));
+        OutgoingMessage call = call_to_name("org.example.Sandboxed", i + 1);
+        call.flags = 0;  // no reply expected: the reply limit stays out of it
+        ASSERT_TRUE(bus.send(callers.back(), std::move(call)).ok());
+    }
+    expect_error(bus.connection_info(inside, callers.front()), Error::no_such_connection);
+    EXPECT_TRUE(bus.connection_info(inside, callers[1]).ok());
+    EXPECT_TRUE(bus.connection_info(inside, callers.back()).ok());
 }
 
 TEST_F(EndpointTest, UpdateReplacesTheEndpointPolicy) {

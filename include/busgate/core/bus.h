@@ -173,6 +173,9 @@ class Bus {
     bool may_hear(const Connection& receiver, const Connection& sender) const;
 
   private:
+    // A method call from `caller` reached `receiver`, a connection of a custom endpoint: it may see the
+    // caller.
+    void remember_caller(Connection& receiver, ConnectionId caller);
     Connection* find(ConnectionId id) const;
     Endpoint* find_endpoint(EndpointId id) const;
 

@@ -1,12 +1,14 @@
 // Connection: one peer of the bus as the core knows it: its never-reused id, the credentials and hello flags
 // it connected with, its endpoint, the user its resources are charged to, and its receive queue.
 // Invariants: id, credentials, flags and endpoint never change after hello; only the Bus mutates a
-// connection (its queue, its readable mark).
+// connection (its queue, its readable mark, the callers it remembers).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "busgate/core/quota.h"
 #include "busgate/core/receive_queue.h"
@@ -44,6 +46,13 @@ class Connection {
     bool is_policy_holder() const { return flags_ & hello_flag::policy_holder; }
     bool accepts_fds() const { return flags_ & hello_flag::accept_fds; }
 
+    // A connection of a custom endpoint may see the peers that called it (xdg-dbus-proxy gives a caller SEE):
+    // the most recent `max_remembered_callers` of them.
+    static constexpr std::size_t max_remembered_callers = 256;
+    bool was_called_by(ConnectionId caller) const {
+        return std::find(callers_.begin(), callers_.end(), caller) != callers_.end();
+    }
+
     const QueueCounters& queue_counters() const { return queue_.counters(); }
     std::size_t queued() const { return queue_.size(); }
 
@@ -65,6 +74,7 @@ class Connection {
     // cookies of its matches that selected it.
     std::uint64_t fanout_stamp_ = 0;
     MatchCookies fanout_cookies_;
+    std::vector<ConnectionId> callers_;  // oldest first; only for a connection of a custom endpoint
 };
 
 }  // namespace busgate::core

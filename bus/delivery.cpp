@@ -245,7 +245,12 @@ bool BusDaemon::endpoint_may_hear(Peer& peer, const core::QueueItem& item) {
         endpoint != nullptr && endpoint->spec.sloppy_names) {
         return true;
     }
-    const core::Connection* subject = bus_.connection(id_of_unique_name(*name));
+    // A caller it remembers is seen leaving too, after the core has forgotten the connection itself.
+    const core::ConnectionId subject_id = id_of_unique_name(*name);
+    if (self->was_called_by(subject_id)) {
+        return true;
+    }
+    const core::Connection* subject = bus_.connection(subject_id);
     return subject != nullptr && (subject == self || bus_.can_see_connection(*self, *subject));
 }
 

@@ -55,6 +55,7 @@ std::optional<transport::Listener> listener_of_socket(util::UniqueFd socket, std
     transport::Listener listener;
     listener.fd = std::move(socket);
     listener.is_unix = true;
+    listener.foreign = true;  // the creator keeps it: accepted on a thread of its own (transport/acceptor.h)
     listener.connectable = path.empty() ? "unix:" : "unix:path=" + path;
     return listener;
 }
@@ -242,7 +243,7 @@ bool Endpoints::same_spec(const EndpointSpec& a, const EndpointSpec& b) {
 Endpoints::~Endpoints() {
     for (auto& [name, endpoint] : endpoints_) {
         if (endpoint.listener) {
-            daemon_.loop().remove(endpoint.listener->fd.get());
+            daemon_.acceptor().unwatch(endpoint.listener->fd.get());  // a foreign listener's thread ends here
             ::unlink(endpoint.listener->unlink_path.c_str());
         }
     }
@@ -426,9 +427,11 @@ bool Endpoints::remove(std::string_view name) {
 
 void Endpoints::creator_left(core::ConnectionId creator) {
     std::vector<std::string> leaving;
-    for (const auto& [name, endpoint] : endpoints_) {
+    for (auto& [name, endpoint] : endpoints_) {
         if (endpoint.creator == creator && endpoint.spec.remove_with_creator) {
             leaving.push_back(name);
+        } else if (endpoint.creator == creator) {
+            endpoint.spec.log = false;  // nobody is left to read its lines
         }
     }
     for (const std::string& name : leaving) {

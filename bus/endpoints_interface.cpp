@@ -40,6 +40,10 @@ Caller caller_of(Driver& driver, const Peer& peer) {
     return caller;
 }
 
+// Far above what Flatpak passes for an app (tens of rules), far below what a message could carry.
+constexpr std::size_t max_user_spec_bytes = 64 * 1024;
+constexpr std::size_t max_user_spec_entries = 1024;
+
 std::string name_prefix_of(uid_t uid) {
     return "uid" + std::to_string(uid) + "-";
 }
@@ -63,6 +67,27 @@ std::optional<Refusal> narrow_for_user(Driver& driver, const Caller& caller, End
         return Refusal{BusError::access_denied, "Cannot add the endpoint: an endpoint made by uid " +
                                                     std::to_string(caller.uid) +
                                                     " has a name beginning with \"" + prefix + "\""};
+    }
+    // What a user may make the bus hold and walk for each of its messages: at most this much of rules.
+    std::size_t bytes = spec.type.size();
+    std::size_t entries = 0;
+    for (const auto* list : {&spec.see, &spec.talk, &spec.own}) {
+        entries += list->size();
+        for (const std::string& pattern : *list) {
+            bytes += pattern.size();
+        }
+    }
+    for (const auto* rules : {&spec.calls, &spec.broadcasts}) {
+        entries += rules->size();
+        for (const MethodRule& rule : *rules) {
+            bytes += rule.name.size() + rule.interface.size() + rule.member.size() + rule.path.size();
+        }
+    }
+    if (bytes > max_user_spec_bytes || entries > max_user_spec_entries) {
+        return Refusal{BusError::limits_exceeded, "Cannot add the endpoint: an endpoint made by uid " +
+                                                      std::to_string(caller.uid) + " has at most " +
+                                                      std::to_string(max_user_spec_entries) + " rules of " +
+                                                      std::to_string(max_user_spec_bytes) + " bytes in all"};
     }
     const std::size_t most = driver.daemon().options().max_connections_per_user_endpoint;
     if (max_connections_given && spec.max_connections > most) {

@@ -1,5 +1,6 @@
 // Container endpoints: first the pure rule parsing and matching (endpoints.h), then the
 // org.busgate.Endpoints1 methods of a bus in process, spoken to over the wire.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pwd.h>
@@ -350,7 +351,7 @@ TEST(EndpointsDriver, AUserMayCreateOnlySoManyEndpoints) {
     BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
     RunningBus bus;
     BusClient admin(bus.address());
-    // 16 per uid (Endpoints::max_endpoints_per_user); the literal keeps the test off the class.
+    // 16 per uid (max_containers_per_user's default, DaemonOptions::max_endpoints_per_user).
     for (std::size_t index = 0; index < 16; ++index) {
         const std::string name = "e" + std::to_string(index);
         ASSERT_TRUE(add_endpoint(admin, name, (bus.directory() / name).string()).ok()) << index;
@@ -464,6 +465,18 @@ TEST(EndpointsDriver, OtherUsersManageOnlyTheirOwnBoundedEndpoints) {
             line(add_endpoint_on_socket(user, name, socket, [](sd_bus_message* call) {
                 sd_bus_message_append(call, "{sv}", "MaxConnections", "u", 3u);
             }));
+            line(add_endpoint_on_socket(user, name, socket, [](sd_bus_message* call) {
+                sd_bus_message_open_container(call, 'e', "sv");
+                sd_bus_message_append(call, "s", "See");
+                sd_bus_message_open_container(call, 'v', "as");
+                sd_bus_message_open_container(call, 'a', "s");
+                for (int i = 0; i < 1025; ++i) {
+                    sd_bus_message_append(call, "s", ("org.example.N" + std::to_string(i)).c_str());
+                }
+                sd_bus_message_close_container(call);
+                sd_bus_message_close_container(call);
+                sd_bus_message_close_container(call);
+            }));
             Reply added = add_endpoint_on_socket(user, name, socket);
             line(added);
             const std::string address = added.ok() ? read_string(added) : "";
@@ -517,6 +530,9 @@ TEST(EndpointsDriver, OtherUsersManageOnlyTheirOwnBoundedEndpoints) {
             "org.freedesktop.DBus.Error.LimitsExceeded: Cannot add the endpoint: an endpoint made by uid " +
             uid +
             " takes at most 2 connections\n"
+            "org.freedesktop.DBus.Error.LimitsExceeded: Cannot add the endpoint: an endpoint made by uid " +
+            uid +
+            " has at most 1024 rules of 65536 bytes in all\n"
             "ok\n"
             "listed: uid" +
             uid +
@@ -529,6 +545,34 @@ TEST(EndpointsDriver, OtherUsersManageOnlyTheirOwnBoundedEndpoints) {
         names.push_back(row.name);
     }
     EXPECT_EQ(names, std::vector<std::string>{"admins"});
+}
+
+// The creator keeps its copy of a passed socket and may make it blocking, or shut it down: the bus must go
+// on.
+TEST(EndpointsDriver, AListenerItsCreatorMadeBlockingOrShutDownDoesNotStopTheBus) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    RunningBus bus;
+    BusClient admin(bus.address());
+    const int socket = listening_socket(bus.directory() / "passed");
+    ASSERT_GE(socket, 0);
+    Reply added = add_endpoint_on_socket(admin, "passed", socket);
+    ASSERT_TRUE(added.ok()) << added.error();
+    const std::string address = read_string(added);
+    ASSERT_EQ(fcntl(socket, F_SETFL, fcntl(socket, F_GETFL) & ~O_NONBLOCK), 0);
+    {
+        BusClient first(address), second(address);
+        EXPECT_FALSE(first.unique_name().empty());
+        EXPECT_FALSE(second.unique_name().empty());
+    }
+    EXPECT_TRUE(call_method(admin, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "GetId", "")
+                    .ok());
+    ASSERT_EQ(shutdown(socket, SHUT_RDWR), 0);
+    EXPECT_TRUE(call_method(admin, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                            "GetId", "")
+                    .ok());
+    EXPECT_TRUE(call_endpoints(admin, "RemoveEndpoint", "s", "passed").ok());
+    close(socket);
 }
 
 TEST(EndpointsDriver, AnEndpointSeesOnlyTheNamesItsSpecAllows) {

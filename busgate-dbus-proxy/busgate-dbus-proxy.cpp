@@ -40,6 +40,7 @@ struct Group {
     std::vector<std::string> see, talk, own, calls, broadcasts;
     sd_bus* bus = nullptr;  // the endpoint's creator: the endpoint lives while it is connected
     int socket = -1;
+    std::string endpoint;  // the endpoint's name on the bus
 };
 
 struct Options {
@@ -181,11 +182,15 @@ std::optional<Options> parse(std::vector<std::string> arguments) {
 
 // --log: the bus sends the lines about the endpoint's clients to its creator, in xdg-dbus-proxy's form; they
 // are printed as xdg-dbus-proxy prints them, on standard output.
-int print_log_line(sd_bus_message* message, void*, sd_bus_error*) {
+// Only the bus's own lines about this group's endpoint: anyone may send us a signal.
+int print_log_line(sd_bus_message* message, void* data, sd_bus_error*) {
+    const Group& group = *static_cast<const Group*>(data);
     const char* endpoint = nullptr;
     const char* line = nullptr;
-    if (sd_bus_message_is_signal(message, "org.busgate.Endpoints1", "Log") > 0 &&
-        sd_bus_message_read(message, "ss", &endpoint, &line) >= 0) {
+    const char* sender = sd_bus_message_get_sender(message);
+    if (sd_bus_message_is_signal(message, "org.busgate.Endpoints1", "Log") > 0 && sender != nullptr &&
+        std::strcmp(sender, "org.freedesktop.DBus") == 0 &&
+        sd_bus_message_read(message, "ss", &endpoint, &line) >= 0 && group.endpoint == endpoint) {
         std::printf("%s\n", line);
         std::fflush(stdout);
         return 1;
@@ -285,8 +290,9 @@ bool add_endpoint(Group& group, std::size_t index, std::string& problem) {
     // An endpoint reads names and rules as xdg-dbus-proxy does ("org.foo.*" is org.foo and all below it).
     // The bus names a user's endpoints after it: "uid<UID>-" is required unless we are root or the bus's
     // user.
-    const std::string name = "uid" + std::to_string(::getuid()) + "-dbus-proxy-" +
-                             std::to_string(::getpid()) + "-" + std::to_string(index);
+    group.endpoint = "uid" + std::to_string(::getuid()) + "-dbus-proxy-" + std::to_string(::getpid()) + "-" +
+                     std::to_string(index);
+    const std::string& name = group.endpoint;
     sd_bus_message* call = nullptr;
     int result =
         sd_bus_message_new_method_call(group.bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -407,14 +413,23 @@ int main(int argc, char** argv) {
             fallback.push_back(&group);
             continue;
         }
-        if (group.log && sd_bus_add_filter(group.bus, nullptr, print_log_line, nullptr) < 0) {
+        if (group.log && sd_bus_add_filter(group.bus, nullptr, print_log_line, &group) < 0) {
             std::fprintf(stderr, "busgate-dbus-proxy: %s: cannot receive the bus's log\n",
                          group.path.c_str());
             return 1;
         }
         if (!add_endpoint(group, i, problem)) {
-            std::fprintf(stderr, "%s\n", problem.c_str());
-            return 1;
+            // Refused (the bus's limits, or a policy without org.busgate.Endpoints1): xdg-dbus-proxy would
+            // have served it, so it does.
+            std::fprintf(stderr, "busgate-dbus-proxy: %s; %s is served by %s\n", problem.c_str(),
+                         group.path.c_str(), XDG_DBUS_PROXY);
+            if (group.socket >= 0) {
+                ::unlink(group.path.c_str());
+                ::close(group.socket);
+                group.socket = -1;
+            }
+            group.bus = sd_bus_flush_close_unref(group.bus);
+            fallback.push_back(&group);
         }
     }
     if (fallback.size() == options->groups.size()) {

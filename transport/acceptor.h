@@ -17,10 +17,13 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "transport/address.h"
 #include "transport/connection.h"
@@ -82,7 +85,23 @@ class Acceptor {
     void expire(std::uint64_t now);
 
   private:
+    // A foreign listener's accepting thread: it waits and accepts, so that a socket made blocking (or shut
+    // down) by the one who passed it stalls that thread alone, never the bus; the loop takes what it
+    // accepted through `ready` (an eventfd).
+    struct ForeignAccept {
+        int listener = -1;
+        util::UniqueFd ready;  // readable when `accepted` has sockets
+        util::UniqueFd stop;   // written to end the thread
+        std::mutex lock;
+        std::vector<util::UniqueFd> accepted;
+        std::thread thread;
+        void run();
+    };
+
     void accept(int listener_fd);
+    void take_foreign(int listener_fd);
+    // The loop's side of one accepted socket: credentials, admission, the authentication deadline.
+    void take(const Listener& listener, util::UniqueFd socket);
     void pause();
     void resume();
     // Forgets `fd` as incomplete; false if it was not.
@@ -93,6 +112,7 @@ class Acceptor {
     AcceptorOptions options_;
     Handlers handlers_;
     std::deque<Listener> listeners_;  // a deque: the loop's callbacks and watched_ point into it
+    boost::unordered_flat_map<int, std::unique_ptr<ForeignAccept>> foreign_;  // by listening fd
     boost::unordered_flat_map<int, const Listener*> watched_;  // by listening fd, own and others'
     // Incomplete connections: socket fd -> authentication deadline, and the same ordered by deadline,
     // which is also the order they were accepted in (the timeout is one for all).

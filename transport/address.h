@@ -40,6 +40,9 @@ struct Listener {
     std::string nonce_file;   // nonce-tcp: where they are written (removed at shutdown)
     bool is_unix = false;
     core::EndpointId endpoint = core::default_endpoint;  // a container endpoint's socket, or the bus's own
+    // A socket someone else passed and still holds (busgate-dbus-proxy's): its flags and options are theirs
+    // to change, O_NONBLOCK included, so the Acceptor never accepts on it from the event loop.
+    bool foreign = false;
 };
 
 struct ListenResult {

@@ -547,6 +547,103 @@ TEST(EndpointsDriver, OtherUsersManageOnlyTheirOwnBoundedEndpoints) {
     EXPECT_EQ(names, std::vector<std::string>{"admins"});
 }
 
+// --log from an endpoint a user made shows that user's clients only: nobody learns what root sends through
+// it.
+TEST(EndpointsDriver, AUsersLoggingEndpointLogsOnlyThatUsersClients) {
+    BUSGATE_SKIP_ON_REFERENCE("org.busgate.Endpoints1");
+    if (getuid() != 0) {
+        GTEST_SKIP() << "needs root: a child becomes nobody, and root connects through its endpoint";
+    }
+    const uid_t other = 65534;
+    RunningBus bus({},
+                   std::string(session_policy) + "<policy context=\"default\"><allow user=\"*\"/></policy>");
+    chmod(bus.directory().c_str(), 0755);
+    chmod((bus.directory() / "bus").c_str(), 0777);
+    const std::filesystem::path theirs = bus.directory() / "theirs";
+    std::filesystem::create_directory(theirs);
+    chmod(theirs.c_str(), 0777);
+    int to_parent[2], to_child[2];
+    ASSERT_EQ(pipe(to_parent), 0);
+    ASSERT_EQ(pipe(to_child), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        close(to_parent[0]);
+        close(to_child[1]);
+        if (setgid(other) != 0 || setuid(other) != 0) {
+            _exit(2);
+        }
+        std::string text;
+        {
+            BusClient user(bus.address());
+            const int socket = listening_socket(theirs / "logged");
+            Reply added = add_endpoint_on_socket(
+                user, "uid" + std::to_string(other) + "-logged", socket,
+                [](sd_bus_message* call) { sd_bus_message_append(call, "{sv}", "Log", "b", 1); });
+            const std::string address = added.ok() ? read_string(added) : "failed: " + added.error();
+            (void)!write(to_parent[1], (address + "\n").data(), address.size() + 1);
+            char go = 0;
+            (void)!read(to_child[0], &go, 1);  // root has made its call through the endpoint
+            {
+                BusClient own(address);
+                (void)call_method(own, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                  "org.freedesktop.DBus", "GetId", "");
+            }
+            // Every line the bus sent is queued on `user` once its own GetId is answered: the reply comes
+            // after.
+            (void)call_method(user, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                              "GetId", "");
+            for (;;) {
+                sd_bus_message* message = nullptr;
+                if (sd_bus_process(user.bus, &message) <= 0) {
+                    break;
+                }
+                const char *endpoint = nullptr, *line = nullptr;
+                if (message != nullptr &&
+                    sd_bus_message_is_signal(message, "org.busgate.Endpoints1", "Log") > 0 &&
+                    sd_bus_message_read(message, "ss", &endpoint, &line) >= 0) {
+                    text += std::string(line) + "\n";
+                }
+                sd_bus_message_unref(message);
+            }
+            close(socket);
+        }
+        (void)!write(to_parent[1], text.data(), text.size());
+        _exit(0);
+    }
+    close(to_parent[1]);
+    close(to_child[0]);
+    std::string text;
+    char buffer[512];
+    ssize_t length = 0;
+    while (text.find('\n') == std::string::npos && (length = read(to_parent[0], buffer, sizeof buffer)) > 0) {
+        text.append(buffer, static_cast<std::size_t>(length));
+    }
+    const std::string address = text.substr(0, text.find('\n'));
+    text.erase(0, text.find('\n') + 1);
+    EXPECT_TRUE(address.starts_with("unix:path=")) << address;
+    if (address.starts_with("unix:path=")) {
+        BusClient root_inside(address);
+        EXPECT_TRUE(call_method(root_inside, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                "org.freedesktop.DBus", "ListNames", "")
+                        .ok());
+    }
+    (void)!write(to_child[1], "g", 1);
+    close(to_child[1]);
+    while ((length = read(to_parent[0], buffer, sizeof buffer)) > 0) {
+        text.append(buffer, static_cast<std::size_t>(length));
+    }
+    close(to_parent[0]);
+    int status = 0;
+    waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    // nobody's own client is logged (its GetId); root's ListNames is not.
+    EXPECT_NE(text.find("-> org.freedesktop.DBus call org.freedesktop.DBus.GetId at /org/freedesktop/DBus\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("ListNames"), std::string::npos) << text;
+}
+
 // The creator keeps its copy of a passed socket and may make it blocking, or shut it down: the bus must go
 // on.
 TEST(EndpointsDriver, AListenerItsCreatorMadeBlockingOrShutDownDoesNotStopTheBus) {

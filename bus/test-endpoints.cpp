@@ -213,9 +213,9 @@ Reply call_endpoints(BusClient& client, const char* member, const char* types, a
                        member, types, arguments...);
 }
 
-// AddEndpoint with a name, a socket path and, when given, one more string-array option.
-Reply add_endpoint(BusClient& client, const std::string& name, const std::string& path,
-                   const char* list_key = nullptr, const char* list_value = nullptr) {
+// AddEndpoint with a name and what `options` appends to the a{sv} after it.
+Reply add_endpoint_with(BusClient& client, const std::string& name,
+                        const std::function<void(sd_bus_message*)>& options) {
     sd_bus_message* call = nullptr;
     EXPECT_GE(
         sd_bus_message_new_method_call(client.bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
@@ -223,17 +223,25 @@ Reply add_endpoint(BusClient& client, const std::string& name, const std::string
         0);
     sd_bus_message_open_container(call, 'a', "{sv}");
     sd_bus_message_append(call, "{sv}", "Name", "s", name.c_str());
-    sd_bus_message_append(call, "{sv}", "Type", "s", "test");
-    sd_bus_message_append(call, "{sv}", "Path", "s", path.c_str());
-    if (list_key != nullptr) {
-        sd_bus_message_append(call, "{sv}", list_key, "as", 1, list_value);
-    }
+    options(call);
     sd_bus_message_close_container(call);
     sd_bus_error error = SD_BUS_ERROR_NULL;
     sd_bus_message* reply = nullptr;
     const int result = sd_bus_call(client.bus, call, 0, &error, &reply);
     sd_bus_message_unref(call);
     return take_reply(result, error, reply);
+}
+
+// AddEndpoint with a name, a socket path and, when given, one more string-array option.
+Reply add_endpoint(BusClient& client, const std::string& name, const std::string& path,
+                   const char* list_key = nullptr, const char* list_value = nullptr) {
+    return add_endpoint_with(client, name, [&](sd_bus_message* call) {
+        sd_bus_message_append(call, "{sv}", "Type", "s", "test");
+        sd_bus_message_append(call, "{sv}", "Path", "s", path.c_str());
+        if (list_key != nullptr) {
+            sd_bus_message_append(call, "{sv}", list_key, "as", 1, list_value);
+        }
+    });
 }
 
 std::vector<EndpointRow> list_endpoints(BusClient& client) {
@@ -385,23 +393,12 @@ TEST(EndpointsDriver, ClientsOfAnEndpointMayNotManageEndpoints) {
 // AddEndpoint on a listening socket the caller bound, as busgate-dbus-proxy does; `extra` adds one option.
 Reply add_endpoint_on_socket(BusClient& client, const std::string& name, int socket,
                              const std::function<void(sd_bus_message*)>& extra = {}) {
-    sd_bus_message* call = nullptr;
-    EXPECT_GE(
-        sd_bus_message_new_method_call(client.bus, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.busgate.Endpoints1", "AddEndpoint"),
-        0);
-    sd_bus_message_open_container(call, 'a', "{sv}");
-    sd_bus_message_append(call, "{sv}", "Name", "s", name.c_str());
-    sd_bus_message_append(call, "{sv}", "Socket", "h", socket);
-    if (extra) {
-        extra(call);
-    }
-    sd_bus_message_close_container(call);
-    sd_bus_error error = SD_BUS_ERROR_NULL;
-    sd_bus_message* reply = nullptr;
-    const int result = sd_bus_call(client.bus, call, 0, &error, &reply);
-    sd_bus_message_unref(call);
-    return take_reply(result, error, reply);
+    return add_endpoint_with(client, name, [&](sd_bus_message* call) {
+        sd_bus_message_append(call, "{sv}", "Socket", "h", socket);
+        if (extra) {
+            extra(call);
+        }
+    });
 }
 
 int listening_socket(const std::filesystem::path& path) {

@@ -240,12 +240,12 @@ void BusDaemon::on_client_event(int fd, std::uint32_t events) {
     std::string reason;
     const bool alive = peer.connection->read(messages, reason);
     if (!was_authenticated && peer.connection->authenticated()) {
-        if (peer.connection->sasl().authenticated_anonymously() && !options_.allow_anonymous) {
+        if (peer.connection->authentication().anonymous && !options_.allow_anonymous) {
             disconnect(peer, "anonymous authentication is not allowed");
             return;
         }
-        if (policy_ && !peer.connection->sasl().authenticated_anonymously()) {
-            const std::uint32_t uid = peer.connection->sasl().authorized_uid().value_or(~0u);
+        if (policy_ && !peer.connection->authentication().anonymous) {
+            const std::uint32_t uid = peer.connection->authentication().authorized_uid.value_or(~0u);
             const auto& groups = peer.connection->credentials().groups;
             if (!policy_->allows_connection(uid, std::span<const std::uint32_t>(groups.data(), groups.size()),
                                             uid == options_.bus_uid)) {

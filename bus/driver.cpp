@@ -407,7 +407,7 @@ Driver::Outcome Driver::hello(Peer& peer, const transport::IncomingMessage& call
                        "The maximum number of active connections has been reached"};
     }
     const transport::PeerCredentials& socket = peer.connection->credentials();
-    const std::uint32_t uid = peer.connection->sasl().authorized_uid().value_or(socket.uid.value_or(~0u));
+    const std::uint32_t uid = peer.connection->authentication().authorized_uid.value_or(socket.uid.value_or(~0u));
     if (daemon_.peers().connections_of(uid) >= daemon_.options().max_connections_per_user) {
         ++daemon_.counters().quota_hits[BusCounters::connections_per_user];
         return Refusal{BusError::limits_exceeded, "The maximum number of active connections for UID " +

@@ -27,7 +27,7 @@ Connection::Connection(util::UniqueFd socket, PeerCredentials credentials, SaslO
                        ConnectionLimits limits, std::string nonce)
     : socket_(std::move(socket)),
       credentials_(credentials),
-      sasl_(std::move(sasl), credentials),
+      sasl_(std::make_unique<SaslServer>(std::move(sasl), credentials)),
       limits_(limits),
       nonce_(std::move(nonce)) {}
 
@@ -78,7 +78,7 @@ bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reaso
         reason = peer_hung_up;
         return false;
     }
-    if (!received_fds_.empty() && !sasl_.unix_fd_negotiated()) {
+    if (!received_fds_.empty() && !unix_fds_allowed()) {
         reason = "file descriptors passed without negotiating them";
         return false;
     }
@@ -144,18 +144,20 @@ bool Connection::authenticate(std::span<const std::uint8_t> fresh, std::string& 
         nonce_.erase(0, take);
         bytes.remove_prefix(take);
     }
-    sasl_.receive(bytes);
+    sasl_->receive(bytes);
     input_.clear();
-    if (std::string reply = sasl_.take_output(); !reply.empty()) {
+    if (std::string reply = sasl_->take_output(); !reply.empty()) {
         send_bytes(std::move(reply));
     }
-    if (sasl_.state() == SaslServer::State::need_disconnect) {
+    if (sasl_->state() == SaslServer::State::need_disconnect) {
         reason = "authentication failed";
         return false;
     }
-    if (authenticated()) {
-        const std::string_view rest = sasl_.unused_bytes();
+    if (sasl_->state() == SaslServer::State::authenticated) {
+        const std::string_view rest = sasl_->unused_bytes();
         input_.assign({reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size()}, message_headroom);
+        authentication_ = sasl_->outcome();
+        sasl_.reset();
     }
     return true;
 }

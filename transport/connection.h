@@ -62,9 +62,10 @@ class Connection {
 
     int fd() const { return socket_.get(); }
     const PeerCredentials& credentials() const { return credentials_; }
-    bool authenticated() const { return sasl_.state() == SaslServer::State::authenticated; }
-    bool unix_fds_allowed() const { return sasl_.unix_fd_negotiated(); }
-    const SaslServer& sasl() const { return sasl_; }
+    bool authenticated() const { return !sasl_; }
+    bool unix_fds_allowed() const { return authentication_.unix_fd_negotiated; }
+    // Valid once authenticated.
+    const SaslOutcome& authentication() const { return authentication_; }
 
     // Reads what the socket has and appends every complete message to `messages`. Returns false
     // when the connection must be closed (peer hung up, failed authentication, invalid message);
@@ -111,7 +112,9 @@ class Connection {
 
     util::UniqueFd socket_;
     PeerCredentials credentials_;
-    SaslServer sasl_;
+    // The exchange until BEGIN, then freed: an idle connection keeps only its outcome.
+    std::unique_ptr<SaslServer> sasl_;
+    SaslOutcome authentication_;
     ConnectionLimits limits_;
     std::string nonce_;  // nonce-tcp: bytes still expected before authentication
     ByteBuffer input_;   // an unfinished message; empty (and unallocated) between messages

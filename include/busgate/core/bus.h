@@ -223,6 +223,7 @@ class Bus {
     PolicyDatabase bus_policy_;
     ReplyTracker replies_;
     QuotaRegistry quotas_;
+    QueueStorage queue_storage_;  // shared by every connection's ReceiveQueue
 
     std::uint64_t fanout_generation_ = 0;
     std::vector<Connection*> candidates_;

@@ -36,6 +36,21 @@ struct QueuedEntry {
     QuotaCharge charge;
 };
 
+// The storage of drained quiet queues, for the next queue that needs some: an idle connection holds none,
+// and steady-state traffic allocates nothing. Holds at most max_spares buffers of a quiet queue's size.
+class QueueStorage {
+  public:
+    static constexpr std::size_t quiet_capacity = 2;  // Hello's reply and NameAcquired fit without growing
+    static constexpr std::size_t max_spares = 4096;
+
+    std::vector<QueuedEntry> take();
+    void give(std::vector<QueuedEntry>&& storage);
+    std::size_t spares() const { return spares_.size(); }
+
+  private:
+    std::vector<std::vector<QueuedEntry>> spares_;
+};
+
 class ReceiveQueue {
   public:
     bool empty() const { return head_ == entries_.size(); }
@@ -43,6 +58,8 @@ class ReceiveQueue {
     const QueueCounters& counters() const { return counters_; }
     void count_dropped() { ++counters_.dropped; }
     std::uint64_t take_dropped() { return std::exchange(counters_.dropped, 0); }
+    // Entries its storage has room for: none once a quiet queue is drained.
+    std::size_t capacity() const { return entries_.capacity(); }
 
     bool fits(const QueueLimits& limits, const QueueItem& item) const {
         return counters_.messages + 1 <= limits.max_messages &&
@@ -50,11 +67,12 @@ class ReceiveQueue {
                counters_.fds + item.fd_count() <= limits.max_fds;
     }
 
-    void push(QueuedEntry entry);
+    // Storage comes from and returns to `storage`; a queue's own grown storage stays while it is busy.
+    void push(QueuedEntry entry, QueueStorage& storage);
     // Inserts entries (sorted by sequence) at their place in the order.
     void merge(std::vector<QueuedEntry> entries);
     const QueuedEntry* front() const { return empty() ? nullptr : &entries_[head_]; }
-    std::optional<QueuedEntry> pop();
+    std::optional<QueuedEntry> pop(QueueStorage& storage);
     // Removes and returns the entries for which pred(entry) holds, keeping their order.
     template <typename Pred>
     std::vector<QueuedEntry> extract(Pred&& pred) {
@@ -79,7 +97,7 @@ class ReceiveQueue {
 
   private:
     void account(const QueueItem& item, int direction);
-    void compact();
+    void compact(QueueStorage& storage);
 
     std::vector<QueuedEntry> entries_;
     std::size_t head_ = 0;

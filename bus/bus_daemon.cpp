@@ -92,6 +92,7 @@ BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
         // Before each wait: write out what was queued. A flush can disconnect its peer (a write error) or
         // let a stalled one take what waited in the core, and delivering that makes other sockets dirty:
         // go on until nothing is left unwritten that could be written now.
+        read_fresh();
         while (!dirty_.empty()) {
             // Swapped, not moved out: both lists keep their capacity, so a wake-up allocates nothing.
             std::swap(flushing_, dirty_);
@@ -191,7 +192,26 @@ void BusDaemon::accepted(const transport::Listener& listener,
         deliver();
     });
     peers_.add(std::move(peer));
+    // A client writes its AUTH as soon as connect() returns, so it is most often there already: reading
+    // it before the next wait, not after, saves that wait (one wake-up of the bus per connection).
+    fresh_.push_back(fd);
     arm_timer();
+}
+
+void BusDaemon::read_fresh() {
+    if (fresh_.empty()) {
+        return;
+    }
+    std::swap(reading_, fresh_);
+    for (const int fd : reading_) {
+        // Gone already, or the fd is another connection's by now: either way nothing is lost, as a read
+        // that finds nothing is a no-op and epoll still reports what comes later.
+        if (peers_.at_socket(fd) != nullptr) {
+            on_client_event(fd, EPOLLIN);
+            deliver();
+        }
+    }
+    reading_.clear();
 }
 
 transport::Acceptor::Handlers BusDaemon::acceptor_handlers() {

@@ -220,6 +220,7 @@ class BusDaemon {
     transport::Acceptor::Handlers acceptor_handlers();
     void accepted(const transport::Listener& listener, std::unique_ptr<transport::Connection> connection);
     void on_client_event(int fd, std::uint32_t events);
+    void read_fresh();  // the first read of each connection accepted since the last wait
     void handle_message(Peer& peer, transport::IncomingMessage message);
     // `capture_here`: monitors see the message from route() (after any activation request it caused).
     void route(Peer& peer, transport::IncomingMessage& message, bool capture_here);
@@ -265,6 +266,8 @@ class BusDaemon {
     PeerRegistry peers_;
     std::vector<int> dirty_;                            // peers with output to flush
     std::vector<int> flushing_;                         // the list the idle step is working through
+    std::vector<int> fresh_;    // accepted since the last wait: read before waiting (see accepted())
+    std::vector<int> reading_;  // the list the idle step reads through
     std::vector<transport::IncomingMessage> incoming_;  // what the last read framed (its capacity reused)
     std::vector<core::ConnectionId> readable_;          // scratch for deliver()
     Names names_{*this};

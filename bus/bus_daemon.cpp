@@ -60,6 +60,7 @@ BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
       bus_(options_.core) {
     if (options_.policy) {
         policy_.emplace(*options_.policy);
+        ++policy_generation_;
     }
     driver_ = std::make_unique<Driver>(*this);
     core::HelloParams driver;
@@ -340,6 +341,7 @@ std::optional<std::string> BusDaemon::apply_policy(const policy::PolicyRules& ru
         return "the bus refused the compiled policy: " + std::string(core::describe(uploaded.error()));
     }
     policy_.emplace(rules);
+    ++policy_generation_;
     options_.policy = rules;  // what the web interface shows
     for (auto& [id, peer] : peers_.by_id()) {
         assign_policy(*peer);

@@ -206,6 +206,10 @@ class BusDaemon {
     // with a policy. Its callers decide what a denial means: an error, a message dropped, no copy.
     policy::RouteDecision policy_gate(Peer* sender, Peer* recipient, const marshal::MessageHeader& header,
                                       const GateCheck& check = {});
+    policy::RouteDecision policy_gate(Peer* sender, Peer* recipient, const policy::PreparedMessage& prepared,
+                                      const GateCheck& check = {});
+    // The message as the policy sees it, SENDER `sender`'s unique name (the driver's own when null).
+    policy::PreparedMessage prepare(const Peer* sender, const marshal::MessageHeader& header) const;
     void count_denial(const policy::RouteDecision& decision);
     // The XML policy for one message from `sender` to `recipient` (null: the driver); on denial the
     // sender gets dbus-daemon's AccessDenied error when it waits for a reply.
@@ -272,6 +276,7 @@ class BusDaemon {
     std::vector<core::ConnectionId> readable_;          // scratch for deliver()
     Names names_{*this};
     std::optional<policy::Policy> policy_;
+    std::uint64_t policy_generation_ = 0;  // counts policy_'s replacements: what a kept view was made with
     std::uint32_t serial_ = 0;
     BusCounters counters_;
     std::shared_ptr<BusObserver> observer_;  // null unless the web interface is on

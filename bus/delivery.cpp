@@ -151,7 +151,11 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
         if (!from_driver && sender == nullptr) {
             return false;  // the sender left before its broadcast was delivered: its send rules are unknown
         }
-        const policy::RouteDecision decision = policy_gate(sender, &peer, header);
+        const policy::PreparedMessage* prepared = message.prepared(policy_generation_);
+        if (prepared == nullptr) {
+            prepared = &message.keep_prepared(policy_generation_, prepare(sender, header));
+        }
+        const policy::RouteDecision decision = policy_gate(sender, &peer, *prepared);
         if (decision.verdict != policy::Verdict::allowed) {
             count_denial(decision);
             // dbus-daemon shows monitors the AccessDenied error the refusal causes, even where nobody gets
@@ -176,7 +180,18 @@ bool BusDaemon::wanted(Peer& peer, const core::QueueItem& item) {
         }
     }
     const MessageView view(message.wire(), header);
-    const std::string sender = item.sender == driver_id_ ? std::string() : unique_name_of(item.sender);
+    // The router stamped the sender's unique name into the header: read it there rather than format it
+    // again for every receiver.
+    std::string formatted;
+    std::string_view sender;
+    if (item.sender != driver_id_) {
+        if (header.has(marshal::HeaderField::sender)) {
+            sender = header.sender;
+        } else {
+            formatted = unique_name_of(item.sender);
+            sender = formatted;
+        }
+    }
     const MessageParties parties{.sender = sender, .addressed_recipient = {}, .names = &names_};
     for (const std::uint64_t cookie : item.matched.view()) {
         const InstalledMatch* installed = peer.match(cookie);

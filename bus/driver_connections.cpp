@@ -182,7 +182,7 @@ Driver::Outcome Driver::add_match(Peer& peer, const transport::IncomingMessage& 
     if (parsed.rule->eavesdrop) {
         daemon_.peers().eavesdrop_rule_added(peer);
     }
-    peer.matches.push_back({cookie, *parsed.rule, core_match.matches_broadcasts});
+    peer.add_match({cookie, *parsed.rule, core_match.matches_broadcasts});
     reply(peer, call, BodyWriter());
     return handled;
 }
@@ -201,7 +201,7 @@ Driver::Outcome Driver::remove_match(Peer& peer, const transport::IncomingMessag
             if (it->rule.eavesdrop) {
                 daemon_.peers().eavesdrop_rule_removed(peer);
             }
-            peer.matches.erase(std::next(it).base());
+            peer.remove_match(static_cast<std::size_t>(std::next(it).base() - peer.matches.begin()));
             reply(peer, call, BodyWriter());
             return handled;
         }

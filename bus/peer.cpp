@@ -5,11 +5,25 @@
 namespace busgate::bus {
 
 const InstalledMatch* Peer::match(std::uint64_t cookie) const {
-    // AddMatch appends with the next cookie and RemoveMatch erases in place: the list stays sorted.
-    const auto found = std::lower_bound(
-        matches.begin(), matches.end(), cookie,
-        [](const InstalledMatch& installed, std::uint64_t wanted) { return installed.cookie < wanted; });
-    return found != matches.end() && found->cookie == cookie ? &*found : nullptr;
+    const auto found = std::lower_bound(match_cookies.begin(), match_cookies.end(), cookie);
+    return found != match_cookies.end() && *found == cookie ? &matches[found - match_cookies.begin()] : nullptr;
+}
+
+void Peer::add_match(InstalledMatch installed) {
+    match_cookies.push_back(installed.cookie);
+    matches.push_back(std::move(installed));
+}
+
+void Peer::remove_match(std::size_t index) {
+    const auto offset = static_cast<std::ptrdiff_t>(index);
+    match_cookies.erase(match_cookies.begin() + offset);
+    matches.erase(matches.begin() + offset);
+}
+
+void Peer::clear_matches() {
+    // Swapped out, not cleared: a connection that leaves the bus gives its storage back.
+    std::vector<InstalledMatch>().swap(matches);
+    std::vector<std::uint64_t>().swap(match_cookies);
 }
 
 Peer& PeerRegistry::add(std::unique_ptr<Peer> peer) {
@@ -72,7 +86,7 @@ void PeerRegistry::unregistered(Peer& peer) {
         --eavesdroppers_;
     }
     peer.eavesdrop_rules = 0;
-    peer.matches.clear();
+    peer.clear_matches();
     peer.id = 0;
 }
 

@@ -33,7 +33,10 @@ struct Peer {
     core::EndpointId endpoint = core::default_endpoint;  // the socket it came through
     std::string unique_name;
     std::string listener_address;         // the address of the listener it came through (web interface)
-    std::vector<InstalledMatch> matches;  // in the order added, so by increasing cookie
+    // In the order added, so by increasing cookie; changed only through the three calls below, which keep
+    // `match_cookies` beside it: a delivery's lookup by cookie searches 8-byte keys, not whole rules.
+    std::vector<InstalledMatch> matches;
+    std::vector<std::uint64_t> match_cookies;
     std::uint64_t next_match_cookie = 1;
     policy::ClientPolicy policy;  // the rules for this connection's credentials, set at Hello
     policy::PeerNames names;      // its unique and well-known names, as the policy sees them
@@ -49,6 +52,9 @@ struct Peer {
     bool eavesdrops() const { return eavesdrop_rules > 0; }
     bool registered() const { return id != 0; }
     const InstalledMatch* match(std::uint64_t cookie) const;
+    void add_match(InstalledMatch installed);  // with a cookie above every installed one
+    void remove_match(std::size_t index);
+    void clear_matches();
 };
 
 // Every client of the bus: by socket while it is connected, by core id once Hello made it a bus connection

@@ -17,6 +17,7 @@
 #include "busgate/core/message.h"
 #include "busgate/marshal/message.h"
 #include "busgate/marshal/writer.h"
+#include "busgate/policy/policy.h"
 #include "busgate/util/unique_fd.h"
 #include "transport/connection.h"
 
@@ -43,6 +44,15 @@ class RoutedMessage final : public core::MessagePayload {
     // The header, parsed on first use (the bytes were validated when they arrived or were built); null
     // only if they do not parse, which no message the bus accepted does.
     const marshal::MessageHeader* header() const;
+    // How the policy of generation `generation` sees this message, once kept: a broadcast's receivers
+    // all check the same prepared view, so its names are looked up once per message, not per receiver.
+    const policy::PreparedMessage* prepared(std::uint64_t generation) const {
+        return prepared_ && prepared_generation_ == generation ? &*prepared_ : nullptr;
+    }
+    const policy::PreparedMessage& keep_prepared(std::uint64_t generation, policy::PreparedMessage view) const {
+        prepared_generation_ = generation;
+        return prepared_.emplace(std::move(view));
+    }
 
     RoutedMessage() = default;
     RoutedMessage(const RoutedMessage&) = delete;  // the header's views point into `bytes`
@@ -51,6 +61,8 @@ class RoutedMessage final : public core::MessagePayload {
   private:
     mutable std::optional<marshal::MessageHeader> header_;
     mutable bool parsed_ = false;
+    mutable std::optional<policy::PreparedMessage> prepared_;
+    mutable std::uint64_t prepared_generation_ = 0;
 };
 
 inline const RoutedMessage& routed(const core::MessagePayload& payload) {

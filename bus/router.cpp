@@ -292,12 +292,23 @@ const policy::PeerNames& BusDaemon::names_of(Peer& peer) {
     return peer.names;
 }
 
-policy::RouteDecision BusDaemon::policy_gate(Peer* sender, Peer* recipient,
-                                             const marshal::MessageHeader& header, const GateCheck& check) {
+policy::PreparedMessage BusDaemon::prepare(const Peer* sender, const marshal::MessageHeader& header) const {
     policy::MessageInfo info = policy_view(header);
-    policy::Route route;
     if (sender != nullptr) {
         info.sender = sender->unique_name;  // a client's own header has no SENDER until the router stamps it
+    }
+    return policy_->prepare(info);
+}
+
+policy::RouteDecision BusDaemon::policy_gate(Peer* sender, Peer* recipient,
+                                             const marshal::MessageHeader& header, const GateCheck& check) {
+    return policy_gate(sender, recipient, prepare(sender, header), check);
+}
+
+policy::RouteDecision BusDaemon::policy_gate(Peer* sender, Peer* recipient,
+                                             const policy::PreparedMessage& prepared, const GateCheck& check) {
+    policy::Route route;
+    if (sender != nullptr) {
         route.sender = &sender->policy;
         route.sender_names = &names_of(*sender);
     }
@@ -307,7 +318,7 @@ policy::RouteDecision BusDaemon::policy_gate(Peer* sender, Peer* recipient,
     }
     route.eavesdropping = check.eavesdropping;
     route.reply_expected = check.reply_expected;
-    return policy_->check_route(policy_->prepare(info), route);
+    return policy_->check_route(prepared, route);
 }
 
 void BusDaemon::count_denial(const policy::RouteDecision& decision) {

@@ -568,7 +568,11 @@ MessageView::Argument MessageView::argument(unsigned index) const {
         return {};
     }
     decode_through(index);
-    return index < decoded_ ? arguments_[index] : Argument{};
+    if (index >= decoded_) {
+        return {};
+    }
+    const Decoded& decoded = arguments_[index];
+    return {decoded.type, std::string_view(decoded.text, decoded.size)};
 }
 
 void MessageView::decode_through(unsigned index) const {
@@ -592,7 +596,7 @@ void MessageView::decode_through(unsigned index) const {
             finished_ = true;
             return;
         }
-        arguments_[decoded_++] = argument;
+        arguments_[decoded_++] = {argument.type, argument.text.data(), argument.text.size()};
     }
 }
 

@@ -50,16 +50,21 @@ void BusDaemon::deliver_to(core::ConnectionId id) {
     for (;;) {
         // A receiver that does not read is never cut off for it (dbus-daemon refuses the senders instead):
         // what does not fit its socket's output stays in the core's queue, whose limit refuses more.
-        const core::QueueItem* next = bus_.peek(id);
-        if (next == nullptr) {
-            break;
-        }
-        if (peer != nullptr && next->kind == core::QueueItem::Kind::message &&
-            !peer->connection->can_take(*next->payload)) {
+        bool held = false;
+        auto item = bus_.receive_if(
+            id,
+            [peer](const core::QueueItem& next) {
+                return peer == nullptr || next.kind != core::QueueItem::Kind::message ||
+                       peer->connection->can_take(*next.payload);
+            },
+            held);
+        if (held) {
             peer->stalled = true;
             break;
         }
-        auto item = bus_.receive(id);
+        if (!item) {
+            break;
+        }
         if (peer == nullptr) {
             continue;
         }

@@ -788,7 +788,11 @@ std::optional<QueueItem> Bus::receive(ConnectionId id) {
     if (!connection) {
         return std::nullopt;
     }
-    auto entry = connection->queue_.pop(queue_storage_);
+    return take_front(*connection);
+}
+
+std::optional<QueueItem> Bus::take_front(Connection& connection) {
+    auto entry = connection.queue_.pop(queue_storage_);
     if (!entry) {
         return std::nullopt;
     }

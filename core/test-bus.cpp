@@ -284,6 +284,34 @@ TEST_F(BusTest, QueueAccountsBytesMessagesAndFds) {
     EXPECT_EQ(bus.quotas().actor_count(alice), 0u);
 }
 
+// receive_if takes the oldest item only when the caller wants it (the gateway: when its socket has room);
+// one it does not want stays first, charged, and is reported as held, not as an empty queue.
+TEST_F(BusTest, ReceiveIfLeavesAnUnwantedItemFirstAndSaysItIsThere) {
+    const ConnectionId a = connect(alice);
+    const ConnectionId b = connect(alice);
+    ASSERT_TRUE(bus.send(a, call_to(b, 1)).ok());
+    ASSERT_TRUE(bus.send(a, call_to(b, 2)).ok());
+    bool held = false;
+    EXPECT_FALSE(bus.receive_if(b, [](const QueueItem&) { return false; }, held).has_value());
+    EXPECT_TRUE(held);
+    EXPECT_EQ(bus.connection(b)->queued(), 2u);
+    EXPECT_EQ(bus.peek(b)->cookie, 1u);
+    EXPECT_LT(bus.quotas().remaining(alice, QuotaResource::messages), QuotaLimits{}.messages);
+
+    std::uint64_t seen = 0;
+    auto first = bus.receive_if(b, [&](const QueueItem& item) { seen = item.cookie; return true; }, held);
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(held);
+    EXPECT_EQ(seen, 1u);
+    EXPECT_EQ(first->cookie, 1u);
+    ASSERT_TRUE(bus.receive_if(b, [](const QueueItem&) { return true; }, held).has_value());
+    EXPECT_FALSE(bus.receive_if(b, [](const QueueItem&) { return true; }, held).has_value());
+    EXPECT_FALSE(held);  // empty, not held
+    EXPECT_EQ(bus.quotas().remaining(alice, QuotaResource::messages), QuotaLimits{}.messages);
+    EXPECT_FALSE(bus.receive_if(12345, [](const QueueItem&) { return true; }, held).has_value());
+    EXPECT_FALSE(held);
+}
+
 TEST_F(BusTest, FdsToAConnectionThatDoesNotAcceptThemFail) {
     const ConnectionId a = connect(alice);
     const ConnectionId b = connect(alice, 0);

@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "busgate/core/connection.h"
@@ -125,6 +126,22 @@ class Bus {
     // The oldest item of the connection's queue, if any; its quota charge is returned.
     std::optional<QueueItem> receive(ConnectionId id);
     const QueueItem* peek(ConnectionId id) const;
+    // receive() of the oldest item only if `wanted(item)`, with the one lookup a peek and a receive would
+    // make twice: `held` says an item is there but was not wanted (the receiver has no room for it).
+    template <typename Wanted>
+    std::optional<QueueItem> receive_if(ConnectionId id, Wanted&& wanted, bool& held) {
+        held = false;
+        Connection* connection = find(id);
+        const QueuedEntry* front = connection != nullptr ? connection->queue_.front() : nullptr;
+        if (front == nullptr) {
+            return std::nullopt;
+        }
+        if (!wanted(std::as_const(front->item))) {
+            held = true;
+            return std::nullopt;
+        }
+        return take_front(*connection);
+    }
     // Broadcasts and notifications this connection lost to limits since the last call (kdbus dropped_msgs).
     std::uint64_t take_dropped(ConnectionId id);
     // Connections whose queue went from empty to non-empty since the last call, for the gateway's writers.
@@ -173,6 +190,7 @@ class Bus {
     bool may_hear(const Connection& receiver, const Connection& sender) const;
 
   private:
+    std::optional<QueueItem> take_front(Connection& connection);  // a non-empty queue's oldest, discharged
     // A method call from `caller` reached `receiver`, a connection of a custom endpoint: it may see the
     // caller.
     void remember_caller(Connection& receiver, ConnectionId caller);

@@ -177,6 +177,12 @@ void add_uint32_field(BodyWriter& fields, HeaderField code, std::uint32_t value)
 std::vector<std::uint8_t> build_message(const MessageSpec& spec, const BodyWriter& body) {
     // The fixed header and the field array are marshalled as the values yyyyuua(yv).
     BodyWriter header(body.byte_order());
+    // The fixed header, at most 8 fields of code, variant signature, length, text and padding, and the
+    // body: one allocation for the whole message.
+    const std::size_t texts = spec.path.size() + spec.interface.size() + spec.member.size() +
+                              spec.error_name.size() + spec.destination.size() + spec.sender.size() +
+                              body.written_signature().size();
+    header.reserve(16 + 9 * 16 + texts + 8 + body.data().size(), 3);
     header.byte(static_cast<std::uint8_t>(body.byte_order()))
         .byte(static_cast<std::uint8_t>(spec.type))
         .byte(spec.flags)
@@ -195,7 +201,7 @@ std::vector<std::uint8_t> build_message(const MessageSpec& spec, const BodyWrite
     add_uint32_field(header, HeaderField::unix_fds, spec.unix_fds);
     header.close_array();
 
-    std::vector<std::uint8_t> message = header.data();
+    std::vector<std::uint8_t> message = std::move(header).release();
     message.resize(align_up(message.size(), 8), 0);
     message.insert(message.end(), body.data().begin(), body.data().end());
     return message;

@@ -150,59 +150,101 @@ BodyWriter& BodyWriter::close_variant() {
 
 namespace {
 
-void add_string_field(BodyWriter& fields, HeaderField code, char type_code, std::string_view value) {
-    if (value.empty()) {
-        return;
-    }
-    fields.open_struct().byte(static_cast<std::uint8_t>(code)).open_variant(std::string_view(&type_code, 1));
-    if (type_code == type::object_path) {
-        fields.object_path(value);
-    } else if (type_code == type::signature) {
-        fields.signature(value);
-    } else {
-        fields.string(value);
-    }
-    fields.close_variant().close_struct();
-}
+// The header's fields, a(yv), written straight into a message sized for them: the bus builds every reply,
+// error and signal of its driver this way, and a general writer costs several times as much per field.
+class HeaderFields {
+  public:
+    HeaderFields(std::vector<std::uint8_t>& out, ByteOrder order) : out_(out), order_(order) {}
 
-void add_uint32_field(BodyWriter& fields, HeaderField code, std::uint32_t value) {
-    if (value != 0) {
-        fields.open_struct().byte(static_cast<std::uint8_t>(code)).open_variant("u").uint32(value);
-        fields.close_variant().close_struct();
+    // The bytes `text` of type `type_code` adds, from a position aligned to 8.
+    static std::size_t size_of(char type_code, std::string_view text) {
+        if (text.empty()) {
+            return 0;
+        }
+        // code, signature "x" (length, code, NUL), then: signature (length, text, NUL) or padding to 8
+        // and a uint32 length, text, NUL.
+        return type_code == type::signature ? 4 + 1 + text.size() + 1 : 4 + 4 + 4 + text.size() + 1;
     }
-}
+    static std::size_t size_of(std::uint32_t value) { return value == 0 ? 0 : 8; }
+
+    void text(HeaderField code, char type_code, std::string_view value) {
+        if (value.empty()) {
+            return;
+        }
+        start(code, type_code);
+        if (type_code == type::signature) {
+            out_.push_back(static_cast<std::uint8_t>(value.size()));
+        } else {
+            pad(4);
+            uint32(static_cast<std::uint32_t>(value.size()));
+        }
+        out_.insert(out_.end(), value.begin(), value.end());
+        out_.push_back(0);
+    }
+    void number(HeaderField code, std::uint32_t value) {
+        if (value != 0) {
+            start(code, type::uint32);
+            uint32(value);
+        }
+    }
+    void uint32(std::uint32_t value) {
+        std::uint8_t bytes[4];
+        wire::store(bytes, value, order_);
+        out_.insert(out_.end(), bytes, bytes + 4);
+    }
+    void pad(std::size_t alignment) {
+        while (out_.size() % alignment != 0) {
+            out_.push_back(0);
+        }
+    }
+
+  private:
+    void start(HeaderField code, char type_code) {
+        pad(8);  // each (yv) struct
+        const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(code), 1, static_cast<std::uint8_t>(type_code), 0};
+        out_.insert(out_.end(), bytes, bytes + 4);
+    }
+
+    std::vector<std::uint8_t>& out_;
+    ByteOrder order_;
+};
 
 }  // namespace
 
 std::vector<std::uint8_t> build_message(const MessageSpec& spec, const BodyWriter& body) {
-    // The fixed header and the field array are marshalled as the values yyyyuua(yv).
-    BodyWriter header(body.byte_order());
-    // The fixed header, at most 8 fields of code, variant signature, length, text and padding, and the
-    // body: one allocation for the whole message.
-    const std::size_t texts = spec.path.size() + spec.interface.size() + spec.member.size() +
-                              spec.error_name.size() + spec.destination.size() + spec.sender.size() +
-                              body.written_signature().size();
-    header.reserve(16 + 9 * 16 + texts + 8 + body.data().size(), 3);
-    header.byte(static_cast<std::uint8_t>(body.byte_order()))
-        .byte(static_cast<std::uint8_t>(spec.type))
-        .byte(spec.flags)
-        .byte(protocol_version)
-        .uint32(static_cast<std::uint32_t>(body.data().size()))
-        .uint32(spec.serial)
-        .open_array("(yv)");
-    add_string_field(header, HeaderField::path, type::object_path, spec.path);
-    add_string_field(header, HeaderField::interface, type::string, spec.interface);
-    add_string_field(header, HeaderField::member, type::string, spec.member);
-    add_string_field(header, HeaderField::error_name, type::string, spec.error_name);
-    add_uint32_field(header, HeaderField::reply_serial, spec.reply_serial);
-    add_string_field(header, HeaderField::destination, type::string, spec.destination);
-    add_string_field(header, HeaderField::sender, type::string, spec.sender);
-    add_string_field(header, HeaderField::signature, type::signature, body.written_signature());
-    add_uint32_field(header, HeaderField::unix_fds, spec.unix_fds);
-    header.close_array();
-
-    std::vector<std::uint8_t> message = std::move(header).release();
-    message.resize(align_up(message.size(), 8), 0);
+    const ByteOrder order = body.byte_order();
+    const std::string_view signature = body.written_signature();
+    // Each field is at most 7 bytes of padding before it and its own size; then padding to 8 and the body.
+    const std::size_t bound = 16 + 9 * 7 + HeaderFields::size_of(type::object_path, spec.path) +
+                              HeaderFields::size_of(type::string, spec.interface) +
+                              HeaderFields::size_of(type::string, spec.member) +
+                              HeaderFields::size_of(type::string, spec.error_name) +
+                              HeaderFields::size_of(spec.reply_serial) +
+                              HeaderFields::size_of(type::string, spec.destination) +
+                              HeaderFields::size_of(type::string, spec.sender) +
+                              HeaderFields::size_of(type::signature, signature) +
+                              HeaderFields::size_of(spec.unix_fds) + 7 + body.data().size();
+    std::vector<std::uint8_t> message;
+    message.reserve(bound);
+    message.push_back(static_cast<std::uint8_t>(order));
+    message.push_back(static_cast<std::uint8_t>(spec.type));
+    message.push_back(spec.flags);
+    message.push_back(protocol_version);
+    HeaderFields fields(message, order);
+    fields.uint32(static_cast<std::uint32_t>(body.data().size()));
+    fields.uint32(spec.serial);
+    fields.uint32(0);  // the fields' length, once known
+    fields.text(HeaderField::path, type::object_path, spec.path);
+    fields.text(HeaderField::interface, type::string, spec.interface);
+    fields.text(HeaderField::member, type::string, spec.member);
+    fields.text(HeaderField::error_name, type::string, spec.error_name);
+    fields.number(HeaderField::reply_serial, spec.reply_serial);
+    fields.text(HeaderField::destination, type::string, spec.destination);
+    fields.text(HeaderField::sender, type::string, spec.sender);
+    fields.text(HeaderField::signature, type::signature, signature);
+    fields.number(HeaderField::unix_fds, spec.unix_fds);
+    wire::store(message.data() + 12, static_cast<std::uint32_t>(message.size() - 16), order);
+    fields.pad(8);
     message.insert(message.end(), body.data().begin(), body.data().end());
     return message;
 }

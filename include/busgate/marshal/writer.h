@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "busgate/marshal/types.h"
@@ -46,13 +45,6 @@ class BodyWriter {
     // Signature of the complete values written at top level so far.
     const std::string& written_signature() const { return signature_; }
     const std::vector<std::uint8_t>& data() const { return data_; }
-    // Room for `bytes` of data and `depth` nested containers, so that writing that much allocates once.
-    void reserve(std::size_t bytes, std::size_t depth = 0) {
-        data_.reserve(bytes);
-        open_.reserve(depth);
-    }
-    // The data, moved out: the writer is spent.
-    std::vector<std::uint8_t> release() && { return std::move(data_); }
     ByteOrder byte_order() const { return byte_order_; }
 
   private:

@@ -15,12 +15,13 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// A message with hand-written header fields, for headers build_message() would never produce.
+// A message with hand-written header fields, for headers build_message() would never produce, and as the
+// general writer's reference for the ones it does.
 Bytes raw_message(std::uint8_t type, const std::function<void(BodyWriter&)>& fields,
                   const BodyWriter& body = BodyWriter(), ByteOrder order = native_byte_order,
-                  std::uint32_t serial = 7) {
+                  std::uint32_t serial = 7, std::uint8_t flags = 0) {
     BodyWriter header(order);
-    header.byte(static_cast<std::uint8_t>(order)).byte(type).byte(0).byte(1);
+    header.byte(static_cast<std::uint8_t>(order)).byte(type).byte(flags).byte(1);
     header.uint32(static_cast<std::uint32_t>(body.data().size())).uint32(serial).open_array("(yv)");
     fields(header);
     header.close_array();
@@ -483,4 +484,62 @@ TEST(Header, ValidatedParseLeavesUnknownFieldsToTheFullParse) {
     ASSERT_EQ(parse_validated_header(message, validated), Validity::valid);
     expect_same_header(validated, full);
     EXPECT_EQ(validated.member, "Sig");
+}
+
+// build_message writes the header directly; raw_message, which gives the general writer the header as the
+// values yyyyuua(yv) of the specification, must produce the same bytes for every combination of fields, in
+// both byte orders.
+TEST(Message, BuiltHeadersAreTheGeneralWritersBytes) {
+    const std::string_view paths[] = {"", "/", "/org/freedesktop/DBus"};
+    const std::string_view names[] = {"", "a", "org.freedesktop.DBus", ":1.12345", "org.example.Longer.Name1"};
+    int checked = 0;
+    for (const ByteOrder order : {ByteOrder::little, ByteOrder::big}) {
+        for (unsigned mask = 0; mask < 64; ++mask) {
+            for (std::size_t variant = 0; variant < 5; ++variant) {
+                MessageSpec spec;
+                spec.type = static_cast<MessageType>(1 + mask % 4);
+                spec.flags = static_cast<std::uint8_t>(mask & 3);
+                spec.serial = 1 + mask * 7919u;
+                spec.path = paths[(mask + variant) % 3];
+                spec.interface = (mask & 1) ? names[variant] : "";
+                spec.member = (mask & 2) ? names[(variant + 1) % 5] : "";
+                spec.error_name = (mask & 4) ? names[(variant + 2) % 5] : "";
+                spec.destination = (mask & 8) ? names[(variant + 3) % 5] : "";
+                spec.sender = (mask & 16) ? names[(variant + 4) % 5] : "";
+                spec.reply_serial = (mask & 32) ? 40000 + variant : 0;
+                spec.unix_fds = static_cast<std::uint32_t>(variant % 3);
+                BodyWriter body(order);
+                for (std::size_t i = 0; i < variant; ++i) {
+                    body.string(names[i]).byte(static_cast<std::uint8_t>(i));
+                }
+                const auto fields = [&](BodyWriter& w) {
+                    const auto text = [&w](HeaderField code, char type_code, std::string_view value) {
+                        if (!value.empty()) {
+                            string_field(w, static_cast<std::uint8_t>(code), type_code, value);
+                        }
+                    };
+                    const auto number = [&w](HeaderField code, std::uint32_t value) {
+                        if (value != 0) {
+                            uint_field(w, static_cast<std::uint8_t>(code), value);
+                        }
+                    };
+                    text(HeaderField::path, 'o', spec.path);
+                    text(HeaderField::interface, 's', spec.interface);
+                    text(HeaderField::member, 's', spec.member);
+                    text(HeaderField::error_name, 's', spec.error_name);
+                    number(HeaderField::reply_serial, spec.reply_serial);
+                    text(HeaderField::destination, 's', spec.destination);
+                    text(HeaderField::sender, 's', spec.sender);
+                    text(HeaderField::signature, 'g', body.written_signature());
+                    number(HeaderField::unix_fds, spec.unix_fds);
+                };
+                ASSERT_EQ(build_message(spec, body),
+                          raw_message(static_cast<std::uint8_t>(spec.type), fields, body, order, spec.serial,
+                                      spec.flags))
+                    << "mask " << mask << ", variant " << variant;
+                ++checked;
+            }
+        }
+    }
+    EXPECT_EQ(checked, 640);
 }

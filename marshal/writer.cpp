@@ -150,42 +150,44 @@ BodyWriter& BodyWriter::close_variant() {
 
 namespace {
 
-// The header's fields, a(yv), written straight into a message sized for them: the bus builds every reply,
-// error and signal of its driver this way, and a general writer costs several times as much per field.
+// One header field: a text (path, names, signature) or, for type::uint32, a number. An empty text or a zero
+// number is left out of the header.
+struct FieldValue {
+    HeaderField code;
+    char type;
+    std::string_view text;
+    std::uint32_t number = 0;
+};
+
+// The header's fields, a(yv), written straight into a message reserved for them: the bus builds every reply,
+// error and signal of its driver this way, and the general writer costs several times as much per field.
 class HeaderFields {
   public:
     HeaderFields(std::vector<std::uint8_t>& out, ByteOrder order) : out_(out), order_(order) {}
 
-    // The bytes `text` of type `type_code` adds, from a position aligned to 8.
-    static std::size_t size_of(char type_code, std::string_view text) {
-        if (text.empty()) {
-            return 0;
-        }
-        // code, signature "x" (length, code, NUL), then: signature (length, text, NUL) or padding to 8
-        // and a uint32 length, text, NUL.
-        return type_code == type::signature ? 4 + 1 + text.size() + 1 : 4 + 4 + 4 + text.size() + 1;
-    }
-    static std::size_t size_of(std::uint32_t value) { return value == 0 ? 0 : 8; }
+    // The most a field adds: padding to 8, code and variant signature, a length, the text and its NUL.
+    static std::size_t bound(const FieldValue& field) { return 7 + 4 + 4 + field.text.size() + 1; }
 
-    void text(HeaderField code, char type_code, std::string_view value) {
-        if (value.empty()) {
+    void field(const FieldValue& field) {
+        if (field.type == type::uint32 ? field.number == 0 : field.text.empty()) {
             return;
         }
-        start(code, type_code);
-        if (type_code == type::signature) {
-            out_.push_back(static_cast<std::uint8_t>(value.size()));
+        pad(8);  // each (yv) struct
+        const std::uint8_t start[4] = {static_cast<std::uint8_t>(field.code), 1,
+                                       static_cast<std::uint8_t>(field.type), 0};
+        out_.insert(out_.end(), start, start + 4);
+        if (field.type == type::uint32) {
+            uint32(field.number);
+            return;
+        }
+        if (field.type == type::signature) {
+            out_.push_back(static_cast<std::uint8_t>(field.text.size()));
         } else {
             pad(4);
-            uint32(static_cast<std::uint32_t>(value.size()));
+            uint32(static_cast<std::uint32_t>(field.text.size()));
         }
-        out_.insert(out_.end(), value.begin(), value.end());
+        out_.insert(out_.end(), field.text.begin(), field.text.end());
         out_.push_back(0);
-    }
-    void number(HeaderField code, std::uint32_t value) {
-        if (value != 0) {
-            start(code, type::uint32);
-            uint32(value);
-        }
     }
     void uint32(std::uint32_t value) {
         std::uint8_t bytes[4];
@@ -199,12 +201,6 @@ class HeaderFields {
     }
 
   private:
-    void start(HeaderField code, char type_code) {
-        pad(8);  // each (yv) struct
-        const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(code), 1, static_cast<std::uint8_t>(type_code), 0};
-        out_.insert(out_.end(), bytes, bytes + 4);
-    }
-
     std::vector<std::uint8_t>& out_;
     ByteOrder order_;
 };
@@ -213,38 +209,37 @@ class HeaderFields {
 
 std::vector<std::uint8_t> build_message(const MessageSpec& spec, const BodyWriter& body) {
     const ByteOrder order = body.byte_order();
-    const std::string_view signature = body.written_signature();
-    // Each field is at most 7 bytes of padding before it and its own size; then padding to 8 and the body.
-    const std::size_t bound = 16 + 9 * 7 + HeaderFields::size_of(type::object_path, spec.path) +
-                              HeaderFields::size_of(type::string, spec.interface) +
-                              HeaderFields::size_of(type::string, spec.member) +
-                              HeaderFields::size_of(type::string, spec.error_name) +
-                              HeaderFields::size_of(spec.reply_serial) +
-                              HeaderFields::size_of(type::string, spec.destination) +
-                              HeaderFields::size_of(type::string, spec.sender) +
-                              HeaderFields::size_of(type::signature, signature) +
-                              HeaderFields::size_of(spec.unix_fds) + 7 + body.data().size();
+    const FieldValue fields[] = {
+        {HeaderField::path, type::object_path, spec.path},
+        {HeaderField::interface, type::string, spec.interface},
+        {HeaderField::member, type::string, spec.member},
+        {HeaderField::error_name, type::string, spec.error_name},
+        {HeaderField::reply_serial, type::uint32, {}, spec.reply_serial},
+        {HeaderField::destination, type::string, spec.destination},
+        {HeaderField::sender, type::string, spec.sender},
+        {HeaderField::signature, type::signature, body.written_signature()},
+        {HeaderField::unix_fds, type::uint32, {}, spec.unix_fds},
+    };
+    // The fixed header, the fields, padding to 8 and the body: one allocation for the whole message.
+    std::size_t bound = 16 + 7 + body.data().size();
+    for (const FieldValue& field : fields) {
+        bound += HeaderFields::bound(field);
+    }
     std::vector<std::uint8_t> message;
     message.reserve(bound);
     message.push_back(static_cast<std::uint8_t>(order));
     message.push_back(static_cast<std::uint8_t>(spec.type));
     message.push_back(spec.flags);
     message.push_back(protocol_version);
-    HeaderFields fields(message, order);
-    fields.uint32(static_cast<std::uint32_t>(body.data().size()));
-    fields.uint32(spec.serial);
-    fields.uint32(0);  // the fields' length, once known
-    fields.text(HeaderField::path, type::object_path, spec.path);
-    fields.text(HeaderField::interface, type::string, spec.interface);
-    fields.text(HeaderField::member, type::string, spec.member);
-    fields.text(HeaderField::error_name, type::string, spec.error_name);
-    fields.number(HeaderField::reply_serial, spec.reply_serial);
-    fields.text(HeaderField::destination, type::string, spec.destination);
-    fields.text(HeaderField::sender, type::string, spec.sender);
-    fields.text(HeaderField::signature, type::signature, signature);
-    fields.number(HeaderField::unix_fds, spec.unix_fds);
+    HeaderFields writer(message, order);
+    writer.uint32(static_cast<std::uint32_t>(body.data().size()));
+    writer.uint32(spec.serial);
+    writer.uint32(0);  // the fields' length, once known
+    for (const FieldValue& field : fields) {
+        writer.field(field);
+    }
     wire::store(message.data() + 12, static_cast<std::uint32_t>(message.size() - 16), order);
-    fields.pad(8);
+    writer.pad(8);
     message.insert(message.end(), body.data().begin(), body.data().end());
     return message;
 }

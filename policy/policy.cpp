@@ -74,6 +74,9 @@ struct ClientPolicy::Compiled {
         if (!text) {
             return absent;
         }
+        if (strings.empty()) {
+            return unknown;  // allow-all configurations (session.conf) name nothing: no hash per field
+        }
         auto found = strings.find(*text);
         return found == strings.end() ? unknown : found->second;
     }

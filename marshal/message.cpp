@@ -487,6 +487,7 @@ Validity parse_header(std::span<const std::uint8_t> message, MessageHeader& head
             if (const Validity validity = validator.walk("v", p, 1, false); validity != Validity::valid) {
                 return validity;
             }
+            header.unknown_fields = true;
             continue;
         }
         if (header.present & (1u << code)) {

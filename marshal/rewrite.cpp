@@ -1,7 +1,5 @@
 #include "busgate/marshal/rewrite.h"
 
-#include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstring>
 
@@ -54,30 +52,9 @@ void rewrite_header_with_sender(std::span<const std::uint8_t> message, const Mes
 }
 
 bool stampable_in_front(const MessageHeader& header) {
-    if (header.has(HeaderField::sender)) {
-        return false;
-    }
-    // Known fields that tile the array exactly, each at the 8-aligned end of the one before, leave no
-    // room for a field the parser skipped.
-    std::array<FieldLocation, last_known_header_field + 1> fields{};
-    std::size_t count = 0;
-    for (std::uint8_t code = 1; code <= last_known_header_field; ++code) {
-        if (header.present & (1u << code)) {
-            fields[count++] = header.locations[code];
-        }
-    }
-    std::sort(fields.begin(), fields.begin() + static_cast<std::ptrdiff_t>(count),
-              [](const FieldLocation& a, const FieldLocation& b) { return a.offset < b.offset; });
-    std::size_t next = minimum_header_size;
-    std::size_t end = minimum_header_size;
-    for (std::size_t i = 0; i < count; ++i) {
-        if (fields[i].offset != next) {
-            return false;
-        }
-        end = std::size_t{fields[i].offset} + fields[i].size;
-        next = align_up(end, 8);
-    }
-    return end == minimum_header_size + header.fields_length;
+    // The parser reads the fields one after the other, each at the 8-aligned end of the one before, up
+    // to the array's end: only a field it skipped (an unknown code) leaves the known ones not tiling it.
+    return !header.has(HeaderField::sender) && !header.unknown_fields;
 }
 
 std::size_t sender_field_room(std::string_view sender) {

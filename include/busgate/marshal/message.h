@@ -40,6 +40,7 @@ struct MessageHeader {
     std::uint32_t unix_fds = 0;
 
     std::uint16_t present = 0;  // bit n set if known field n was present
+    bool unknown_fields = false;  // a field with a code this version does not know was skipped
     FieldLocation locations[last_known_header_field + 1] = {};
 
     bool has(HeaderField field) const { return present & (1u << static_cast<unsigned>(field)); }

@@ -1084,7 +1084,8 @@ int usage() {
                  "       bench-bus-workloads p2p [--quick]\n"
                  "       bench-bus-workloads launch-broker SOCKET_PATH CONFIG_FILE\n"
                  "workloads: idle sequential pipelined large fanout50 fanout1000 storm (default: all, in "
-                 "this order); p2p: sequential and pipelined sd-bus calls with no bus between\n");
+                 "this order), fansd1000 (the sd-bus half of fanout1000 alone, for profiles);\n"
+                 "p2p: sequential and pipelined sd-bus calls with no bus between\n");
     return 2;
 }
 
@@ -1157,6 +1158,8 @@ int main(int argc, char** argv) {
             fan_out(options, 50, options.quick ? 200 : 3000, "fansd50", false);
         } else if (workload == "fanout1000") {
             fan_out(options, 1000, options.quick ? 20 : 400, "fan1000", true);
+            fan_out(options, 1000, options.quick ? 20 : 200, "fansd1000", false);
+        } else if (workload == "fansd1000") {  // the sd-bus half alone, for profiles
             fan_out(options, 1000, options.quick ? 20 : 200, "fansd1000", false);
         } else if (workload == "storm") {
             connect_storm(options, "storm");

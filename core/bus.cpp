@@ -701,11 +701,14 @@ Result<SendReceipt> Bus::unicast(Connection& sender, OutgoingMessage& message) {
     Connection* receiver = nullptr;
     std::uint64_t name_id = 0;
     if (!message.destination_name.empty()) {
-        if (!is_valid_well_known_name(message.destination_name)) {
-            return Error::invalid_name;
-        }
+        // Only a valid name is ever registered (acquire and attach_activator check): the name is
+        // checked when it is not found, not for every message.
         const NameEntry* entry = names_.find(message.destination_name);
-        if (!entry || !can_see_name(sender, message.destination_name)) {
+        if (!entry) {
+            return is_valid_well_known_name(message.destination_name) ? Error::name_has_no_owner
+                                                                       : Error::invalid_name;
+        }
+        if (!can_see_name(sender, message.destination_name)) {
             return Error::name_has_no_owner;
         }
         if (entry->only_activator() && (message.flags & message_flag::no_auto_start)) {

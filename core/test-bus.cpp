@@ -580,6 +580,10 @@ TEST_F(BusTest, PinnedDestinationMustStillOwnTheName) {
     EXPECT_TRUE(bus.send(b, std::move(right)).ok());
     expect_error(bus.send(a, call_to_name("org.example.Missing", 3)), Error::name_has_no_owner);
     expect_error(bus.send(a, call_to(99999, 4)), Error::no_such_connection);
+    // A malformed name is found nowhere, and is named as malformed, not as unowned.
+    for (const char* malformed : {"not-a-name", "org..example", ".org.example", "org.1example"}) {
+        expect_error(bus.send(a, call_to_name(malformed, 5)), Error::invalid_name);
+    }
 }
 
 // ------------------------------------------------------------------------------- broadcasts and order

@@ -2,6 +2,7 @@
 // bloom filters need, receive policy, endpoint visibility) and schedules the flush.
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 
@@ -28,11 +29,15 @@ void BusDaemon::deliver() {
     // nothing is readable. Nothing called from here delivers on its own: a disconnect here leaves what it
     // queued to the next round of this loop.
     for (;;) {
-        driver_->process_notifications();
         readable_.clear();
         bus_.take_readable(readable_);
         if (readable_.empty()) {
             break;
+        }
+        // The driver first, and only when something reached it (most rounds carry calls and replies
+        // only): what it hears becomes signals for the others, which this round or the next delivers.
+        if (std::find(readable_.begin(), readable_.end(), driver_id_) != readable_.end()) {
+            driver_->process_notifications();
         }
         for (const core::ConnectionId id : readable_) {
             if (activation_->is_activator(id)) {

@@ -1,6 +1,7 @@
 #include "busgate/core/policy_database.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace busgate::core {
 namespace {
@@ -38,11 +39,23 @@ bool is_valid_well_known_name(std::string_view name) {
 }
 
 std::size_t StringHash::operator()(std::string_view text) const {
-    // FNV-1a, then mixed: boost's open addressing wants well-spread low bits.
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char c : text) {
-        h ^= c;
-        h *= 0x100000001b3ULL;
+    // Eight bytes a step (FNV-1a took one, and bus names are 20 to 40 bytes long), each word multiplied
+    // in, then mixed: boost's open addressing wants well-spread low bits.
+    constexpr std::uint64_t multiplier = 0x9e3779b97f4a7c15ULL;
+    std::uint64_t h = 0xcbf29ce484222325ULL ^ (text.size() * multiplier);
+    const char* p = text.data();
+    std::size_t left = text.size();
+    for (; left >= 8; p += 8, left -= 8) {
+        std::uint64_t word;
+        std::memcpy(&word, p, 8);
+        h = (h ^ word) * multiplier;
+        h ^= h >> 31;
+    }
+    if (left > 0) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, p, left);
+        h = (h ^ word) * multiplier;
+        h ^= h >> 31;
     }
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ULL;

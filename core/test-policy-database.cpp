@@ -1,9 +1,36 @@
 #include <gtest/gtest.h>
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include "busgate/core/policy_database.h"
 
 namespace busgate::core {
 namespace {
+
+// The name tables' hash reads eight bytes a step: every byte must count, the last partial word too,
+// and the low bits (boost's open addressing groups by them) must spread.
+TEST(StringHash, EveryByteCountsAndTheLowBitsSpread) {
+    const StringHash hash;
+    const std::string base = "org.freedesktop.portal.Desktop.Extra";  // 36 bytes: words and a tail
+    for (std::size_t at = 0; at < base.size(); ++at) {
+        std::string changed = base;
+        changed[at] ^= 1;
+        EXPECT_NE(hash(changed), hash(base)) << "byte " << at;
+    }
+    for (std::size_t length = 0; length < base.size(); ++length) {
+        EXPECT_NE(hash(base.substr(0, length)), hash(base.substr(0, length + 1))) << "length " << length;
+    }
+    EXPECT_NE(hash(std::string("a\0", 2)), hash("a"));
+    std::vector<int> buckets(1024);
+    for (int i = 0; i < 16384; ++i) {
+        ++buckets[hash("org.example.Name" + std::to_string(i)) % buckets.size()];
+    }
+    std::set<int> loads(buckets.begin(), buckets.end());
+    EXPECT_LE(*loads.rbegin(), 40);  // 16 expected in each
+    EXPECT_GE(*loads.begin(), 2);
+}
 
 Credentials user(std::uint32_t uid, std::uint32_t gid = 100, std::vector<std::uint32_t> groups = {}) {
     Credentials credentials;

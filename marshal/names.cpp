@@ -1,5 +1,6 @@
 #include "busgate/marshal/names.h"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 
@@ -8,17 +9,45 @@
 namespace busgate::marshal {
 namespace {
 
+// The character classes of D-Bus names, one table lookup a character: names are checked in every
+// header of every message.
+namespace char_class {
+constexpr std::uint8_t initial = 1;      // [A-Za-z_]
+constexpr std::uint8_t name = 2;         // [A-Za-z0-9_]
+constexpr std::uint8_t bus_initial = 4;  // [A-Za-z_-]
+constexpr std::uint8_t bus = 8;          // [A-Za-z0-9_-]
+}  // namespace char_class
+
+constexpr std::array<std::uint8_t, 256> char_classes = [] {
+    std::array<std::uint8_t, 256> classes{};
+    const std::uint8_t all =
+        char_class::initial | char_class::name | char_class::bus_initial | char_class::bus;
+    for (int c = 'A'; c <= 'Z'; ++c) {
+        classes[c] = all;
+        classes[c - 'A' + 'a'] = all;
+    }
+    classes['_'] = all;
+    for (int c = '0'; c <= '9'; ++c) {
+        classes[c] = char_class::name | char_class::bus;
+    }
+    classes['-'] = char_class::bus_initial | char_class::bus;
+    return classes;
+}();
+
+bool in_class(unsigned char c, std::uint8_t wanted) {
+    return (char_classes[c] & wanted) != 0;
+}
 bool is_initial_name_char(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    return in_class(c, char_class::initial);
 }
 bool is_name_char(unsigned char c) {
-    return is_initial_name_char(c) || (c >= '0' && c <= '9');
+    return in_class(c, char_class::name);
 }
 bool is_initial_bus_name_char(unsigned char c) {
-    return is_initial_name_char(c) || c == '-';
+    return in_class(c, char_class::bus_initial);
 }
 bool is_bus_name_char(unsigned char c) {
-    return is_name_char(c) || c == '-';
+    return in_class(c, char_class::bus);
 }
 
 // Dot-separated elements, each starting with an initial character; `min_elements` 1 or 2.

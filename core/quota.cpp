@@ -27,11 +27,11 @@ Result<QuotaCharge> QuotaRegistry::charge(UserKey user_key, UserKey actor, const
     if (created) {
         user.remaining = {limits_.bytes, limits_.fds, limits_.messages};
     }
-    const auto usage = user.usages.find(actor);
-    const QuotaAmounts no_share{};
-    const QuotaAmounts& share = usage == user.usages.end() ? no_share : usage->second.share;
+    // One lookup: the actor's record is made now and dropped again if the charge is refused.
+    auto [usage, new_actor] = user.usages.try_emplace(actor);
+    const QuotaAmounts& share = usage->second.share;  // zero for a new actor
     // n counts the actors holding a share, this one included.
-    const std::uint64_t users = user.usages.size() + (usage == user.usages.end() ? 1 : 0);
+    const std::uint64_t users = user.usages.size();
 
     bool allowed = true;
     for (std::size_t r = 0; r < quota_resource_count && allowed; ++r) {
@@ -45,12 +45,15 @@ Result<QuotaCharge> QuotaRegistry::charge(UserKey user_key, UserKey actor, const
         }
     }
     if (!allowed) {
+        if (new_actor) {
+            user.usages.erase(usage);
+        }
         if (created) {
             users_.erase(it);
         }
         return Error::quota_exceeded;
     }
-    auto& record = user.usages[actor];
+    auto& record = usage->second;
     for (std::size_t r = 0; r < quota_resource_count; ++r) {
         user.remaining[r] -= amounts[r];
         record.share[r] += amounts[r];

@@ -206,6 +206,19 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
     drop_before_last_catch_all(client.send_);
     drop_before_last_catch_all(client.receive_);
     drop_before_last_catch_all(client.own_);
+    // What every test in check_can_send / check_can_receive passes for a message without REPLY_SERIAL, but
+    // for eavesdropping, which check_can_receive's fast path still decides.
+    auto bare = [&](const std::vector<std::uint32_t>& list, bool send) {
+        if (list.size() != 1) {
+            return false;
+        }
+        const CompiledRule& rule = compiled.rules[list.front()];
+        return !rule.message_type && !rule.path && !rule.interface && !rule.member && !rule.error &&
+               !rule.has_name && rule.min_fds == 0 && rule.max_fds >= Rule::max_message_unix_fds &&
+               (!send || rule.broadcast == Tristate::any);
+    };
+    client.send_is_bare_ = bare(client.send_, true);
+    client.receive_is_bare_ = bare(client.receive_, false);
     return client;
 }
 
@@ -365,6 +378,14 @@ Decision ClientPolicy::check_can_send(const PreparedMessage& message, const Peer
         return decision;
     }
     const auto& rules = compiled_->rules;
+    if (send_is_bare_ && !message.has_reply_serial_) {
+        const CompiledRule& rule = rules[send_.front()];
+        decision.allowed = rule.allow;
+        decision.log = rule.log;
+        decision.rule = rule.source;
+        decision.matched_rules = 1;
+        return decision;
+    }
     const bool broadcast =
         !message.has_destination_ && message.type_ == std::uint8_t(marshal::MessageType::signal);
     for (std::uint32_t index : send_) {
@@ -422,6 +443,18 @@ Decision ClientPolicy::check_can_receive(const PreparedMessage& message, const P
         return decision;
     }
     const auto& rules = compiled_->rules;
+    if (receive_is_bare_ && !message.has_reply_serial_) {
+        const CompiledRule& rule = rules[receive_.front()];
+        // The loop's eavesdrop tests, the only ones a bare rule does not pass of itself.
+        if ((eavesdropping && rule.allow && !rule.eavesdrop) ||
+            (!eavesdropping && !rule.allow && rule.eavesdrop)) {
+            return decision;
+        }
+        decision.allowed = rule.allow;
+        decision.rule = rule.source;
+        decision.matched_rules = 1;
+        return decision;
+    }
     for (std::uint32_t index : receive_) {
         const CompiledRule& rule = rules[index];
         if (rule.message_type && rule.message_type != message.type_) {

@@ -389,3 +389,65 @@ TEST(PolicyEvaluation, CatchAllLookingRuleDropsEarlierRulesAsDbusDaemonDoes) {
         "<deny send_destination=\"*\" send_interface=\"x.y\" send_broadcast=\"true\"/></policy>");
     EXPECT_TRUE(g.send(call("a.b", "a.b.I", "M"), {"a.b"}));
 }
+
+// A list of one rule that names nothing is decided without walking the tests (the fast path of
+// check_can_send / check_can_receive). The same rule followed by one that never matches takes the walk:
+// both must decide alike, for every kind of message, eavesdropping or not, requested reply or not.
+TEST(PolicyEvaluation, ABareCatchAllDecidesAsTheFullWalkDoes) {
+    const std::vector<std::string> bare_rules = {
+        "<allow send_destination=\"*\"/>",
+        "<allow send_destination=\"*\" log=\"true\"/>",
+        "<deny send_destination=\"*\"/>",
+        "<allow send_destination=\"*\" eavesdrop=\"true\"/>",
+        "<allow send_destination=\"*\" send_requested_reply=\"false\"/>",
+        "<deny send_destination=\"*\" send_requested_reply=\"true\"/>",
+        "<allow receive_sender=\"*\"/>",
+        "<deny receive_sender=\"*\"/>",
+        "<allow receive_sender=\"*\" eavesdrop=\"true\"/>",
+        "<deny receive_sender=\"*\" eavesdrop=\"true\"/>",
+        "<allow receive_sender=\"*\" receive_requested_reply=\"false\"/>",
+        "<deny receive_sender=\"*\" receive_requested_reply=\"true\"/>",
+        "<allow eavesdrop=\"true\"/>",
+    };
+    const std::string never =
+        "<allow send_interface=\"never.Matched\"/><allow receive_interface=\"never.Matched\"/>";
+    MessageInfo with_fds = call(":1.1", "a.I", "M");
+    with_fds.unix_fds = 3;
+    MessageInfo unicast_signal = broadcast("a.I", "S");
+    unicast_signal.destination = ":1.1";
+    MessageInfo error;
+    error.type = MessageType::error;
+    error.error_name = "a.Error";
+    error.destination = ":1.1";
+    error.has_reply_serial = true;
+    const std::vector<MessageInfo> messages = {call(":1.1", "a.I", "M"), call("a.b", "a.I", "M"),
+                                               broadcast("a.I", "S"), unicast_signal, with_fds,
+                                               reply(":1.1"), error};
+    for (const std::string& rule : bare_rules) {
+        const Policy fast = policy_of("<policy context=\"default\">" + rule + "</policy>");
+        const Policy walked = policy_of("<policy context=\"default\">" + rule + never + "</policy>");
+        const ClientPolicy fast_client = fast.for_connection({1000, {}, false});
+        const ClientPolicy walked_client = walked.for_connection({1000, {}, false});
+        for (const MessageInfo& message : messages) {
+            const auto fast_names = fast.prepare_names(std::vector<std::string>{":1.1", "a.b"});
+            const auto walked_names = walked.prepare_names(std::vector<std::string>{":1.1", "a.b"});
+            for (const bool requested : {false, true}) {
+                const Decision a = fast_client.check_can_send(fast.prepare(message), &fast_names, requested);
+                const Decision b =
+                    walked_client.check_can_send(walked.prepare(message), &walked_names, requested);
+                EXPECT_EQ(a.allowed, b.allowed) << rule << " send, requested " << requested;
+                EXPECT_EQ(a.log, b.log) << rule;
+                EXPECT_EQ(a.matched_rules, b.matched_rules) << rule;
+                for (const bool eavesdropping : {false, true}) {
+                    const Decision c = fast_client.check_can_receive(fast.prepare(message), &fast_names,
+                                                                     requested, eavesdropping);
+                    const Decision d = walked_client.check_can_receive(walked.prepare(message), &walked_names,
+                                                                       requested, eavesdropping);
+                    EXPECT_EQ(c.allowed, d.allowed)
+                        << rule << " receive, requested " << requested << ", eavesdropping " << eavesdropping;
+                    EXPECT_EQ(c.matched_rules, d.matched_rules) << rule;
+                }
+            }
+        }
+    }
+}

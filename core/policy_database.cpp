@@ -1,6 +1,11 @@
 #include "busgate/core/policy_database.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstdint>
 #include <cstring>
 
 namespace busgate::core {
@@ -38,29 +43,83 @@ bool is_valid_well_known_name(std::string_view name) {
     return elements >= 2;
 }
 
+namespace {
+
+// SipHash-1-3 (the variant Rust's HashMap uses) under a key drawn once per process: a client chooses the
+// names in these tables (RequestName, AddMatch sender=), and with an unkeyed hash it could compute names
+// that all collide with a victim's and make every lookup of that name scan them all.
+struct SipKey {
+    std::uint64_t k0 = 0, k1 = 0;
+};
+
+SipKey process_key() {
+    SipKey key;
+    std::uint64_t words[2] = {};
+    if (::getrandom(words, sizeof words, 0) != static_cast<ssize_t>(sizeof words)) {
+        // No entropy source (a very early boot): the clock and an address still differ between runs.
+        words[0] = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+        words[1] = reinterpret_cast<std::uintptr_t>(&key) ^ 0x9e3779b97f4a7c15ULL;
+    }
+    key.k0 = words[0];
+    key.k1 = words[1];
+    return key;
+}
+
+inline std::uint64_t rotate(std::uint64_t x, int bits) {
+    return (x << bits) | (x >> (64 - bits));
+}
+
+struct SipState {
+    std::uint64_t v0, v1, v2, v3;
+    void round() {
+        v0 += v1;
+        v1 = rotate(v1, 13) ^ v0;
+        v0 = rotate(v0, 32);
+        v2 += v3;
+        v3 = rotate(v3, 16) ^ v2;
+        v0 += v3;
+        v3 = rotate(v3, 21) ^ v0;
+        v2 += v1;
+        v1 = rotate(v1, 17) ^ v2;
+        v2 = rotate(v2, 32);
+    }
+    void absorb(std::uint64_t word) {
+        v3 ^= word;
+        round();
+        v0 ^= word;
+    }
+};
+
+}  // namespace
+
 std::size_t StringHash::operator()(std::string_view text) const {
-    // Eight bytes a step (FNV-1a took one, and bus names are 20 to 40 bytes long), each word multiplied
-    // in, then mixed: boost's open addressing wants well-spread low bits.
-    constexpr std::uint64_t multiplier = 0x9e3779b97f4a7c15ULL;
-    std::uint64_t h = 0xcbf29ce484222325ULL ^ (text.size() * multiplier);
+    static const SipKey key = process_key();
+    SipState state{key.k0 ^ 0x736f6d6570736575ULL, key.k1 ^ 0x646f72616e646f6dULL,
+                   key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
     const char* p = text.data();
     std::size_t left = text.size();
     for (; left >= 8; p += 8, left -= 8) {
         std::uint64_t word;
         std::memcpy(&word, p, 8);
-        h = (h ^ word) * multiplier;
-        h ^= h >> 31;
+        state.absorb(word);
     }
-    if (left > 0) {
-        std::uint64_t word = 0;
-        std::memcpy(&word, p, left);
-        h = (h ^ word) * multiplier;
-        h ^= h >> 31;
+    std::uint64_t last = static_cast<std::uint64_t>(text.size()) << 56;
+    // The tail's bytes go below the length byte, in little-endian order.
+    if constexpr (std::endian::native == std::endian::little) {
+        std::uint64_t tail = 0;
+        std::memcpy(&tail, p, left);
+        last |= tail;
+    } else {
+        for (std::size_t i = 0; i < left; ++i) {
+            last |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+        }
     }
-    h ^= h >> 29;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 32;
-    return static_cast<std::size_t>(h);
+    state.absorb(last);
+    state.v2 ^= 0xff;
+    state.round();
+    state.round();
+    state.round();
+    return static_cast<std::size_t>(state.v0 ^ state.v1 ^ state.v2 ^ state.v3);
 }
 
 namespace {

@@ -581,7 +581,7 @@ void Bus::take_readable(std::vector<ConnectionId>& ready) {
     }
 }
 
-Status Bus::enqueue(Connection& receiver, QueuedEntry entry) {
+Status Bus::enqueue(Connection& receiver, QueuedEntry&& entry) {
     if (!receiver.queue_.fits(config_.limits.queue, entry.item)) {
         return Error::queue_full;
     }

@@ -200,7 +200,7 @@ class Bus {
     bool endpoint_allows_talk(const Connection& from, const Connection& to) const;
     bool bus_policy_allows_talk(const Connection& from, const Connection& to) const;
 
-    Status enqueue(Connection& receiver, QueuedEntry entry);
+    Status enqueue(Connection& receiver, QueuedEntry&& entry);
     void enqueue_notification(Connection& receiver, QueueItem item, bool must_deliver);
     void mark_readable(Connection& connection);
 

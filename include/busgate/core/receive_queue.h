@@ -68,7 +68,7 @@ class ReceiveQueue {
     }
 
     // Storage comes from and returns to `storage`; a queue's own grown storage stays while it is busy.
-    void push(QueuedEntry entry, QueueStorage& storage);
+    void push(QueuedEntry&& entry, QueueStorage& storage);
     // Inserts entries (sorted by sequence) at their place in the order.
     void merge(std::vector<QueuedEntry> entries);
     const QueuedEntry* front() const { return empty() ? nullptr : &entries_[head_]; }

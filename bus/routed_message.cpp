@@ -56,19 +56,34 @@ class BlockPool {
 template <std::size_t size>
 thread_local bool BlockPool<size>::gone_ = false;
 
+// Under AddressSanitizer every block goes back to malloc, so that a payload used after its release is
+// still reported.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool pooled = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool pooled = false;
+#else
+constexpr bool pooled = true;
+#endif
+#else
+constexpr bool pooled = true;
+#endif
+
 // allocate_shared's allocator: single blocks from the pool of their size.
 template <typename T>
 struct PooledAllocator {
+    static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__, "the pool's blocks come from operator new");
     using value_type = T;
     PooledAllocator() = default;
     template <typename U>
     PooledAllocator(const PooledAllocator<U>&) {}
     T* allocate(std::size_t n) {
-        return n == 1 ? static_cast<T*>(BlockPool<sizeof(T)>::take())
-                      : static_cast<T*>(::operator new(n * sizeof(T)));
+        return pooled && n == 1 ? static_cast<T*>(BlockPool<sizeof(T)>::take())
+                                : static_cast<T*>(::operator new(n * sizeof(T)));
     }
     void deallocate(T* block, std::size_t n) {
-        if (n == 1) {
+        if (pooled && n == 1) {
             BlockPool<sizeof(T)>::give(block);
         } else {
             ::operator delete(block);

@@ -16,7 +16,7 @@ namespace {
 template <std::size_t size>
 class BlockPool {
   public:
-    static constexpr std::size_t kept = 1024;
+    static constexpr std::size_t kept = 256;  // about 100 KB of payload blocks at most
 
     ~BlockPool() {
         gone_ = true;

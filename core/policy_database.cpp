@@ -3,10 +3,12 @@
 #include <sys/random.h>
 
 #include <algorithm>
-#include <bit>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+
+#include "siphash.h"
 
 namespace busgate::core {
 namespace {
@@ -45,81 +47,26 @@ bool is_valid_well_known_name(std::string_view name) {
 
 namespace {
 
-// SipHash-1-3 (the variant Rust's HashMap uses) under a key drawn once per process: a client chooses the
-// names in these tables (RequestName, AddMatch sender=), and with an unkeyed hash it could compute names
-// that all collide with a victim's and make every lookup of that name scan them all.
-struct SipKey {
-    std::uint64_t k0 = 0, k1 = 0;
-};
-
-SipKey process_key() {
-    SipKey key;
-    std::uint64_t words[2] = {};
-    if (::getrandom(words, sizeof words, 0) != static_cast<ssize_t>(sizeof words)) {
+// A client chooses the names in these tables (RequestName, AddMatch sender=): with an unkeyed hash it could
+// compute names that all collide with a victim's and make every lookup of that name scan them all. So the
+// tables hash with SipHash-1-3 under a key drawn once per process.
+std::array<std::uint8_t, 16> process_key() {
+    std::array<std::uint8_t, 16> key{};
+    if (::getrandom(key.data(), key.size(), 0) != static_cast<ssize_t>(key.size())) {
         // No entropy source (a very early boot): the clock and an address still differ between runs.
-        words[0] = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-        words[1] = reinterpret_cast<std::uintptr_t>(&key) ^ 0x9e3779b97f4a7c15ULL;
+        const std::uint64_t words[2] = {
+            static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()),
+            reinterpret_cast<std::uintptr_t>(&key) ^ 0x9e3779b97f4a7c15ULL};
+        std::memcpy(key.data(), words, key.size());
     }
-    key.k0 = words[0];
-    key.k1 = words[1];
     return key;
 }
-
-inline std::uint64_t rotate(std::uint64_t x, int bits) {
-    return (x << bits) | (x >> (64 - bits));
-}
-
-struct SipState {
-    std::uint64_t v0, v1, v2, v3;
-    void round() {
-        v0 += v1;
-        v1 = rotate(v1, 13) ^ v0;
-        v0 = rotate(v0, 32);
-        v2 += v3;
-        v3 = rotate(v3, 16) ^ v2;
-        v0 += v3;
-        v3 = rotate(v3, 21) ^ v0;
-        v2 += v1;
-        v1 = rotate(v1, 17) ^ v2;
-        v2 = rotate(v2, 32);
-    }
-    void absorb(std::uint64_t word) {
-        v3 ^= word;
-        round();
-        v0 ^= word;
-    }
-};
 
 }  // namespace
 
 std::size_t StringHash::operator()(std::string_view text) const {
-    static const SipKey key = process_key();
-    SipState state{key.k0 ^ 0x736f6d6570736575ULL, key.k1 ^ 0x646f72616e646f6dULL,
-                   key.k0 ^ 0x6c7967656e657261ULL, key.k1 ^ 0x7465646279746573ULL};
-    const char* p = text.data();
-    std::size_t left = text.size();
-    for (; left >= 8; p += 8, left -= 8) {
-        std::uint64_t word;
-        std::memcpy(&word, p, 8);
-        state.absorb(word);
-    }
-    std::uint64_t last = static_cast<std::uint64_t>(text.size()) << 56;
-    // The tail's bytes go below the length byte, in little-endian order.
-    if constexpr (std::endian::native == std::endian::little) {
-        std::uint64_t tail = 0;
-        std::memcpy(&tail, p, left);
-        last |= tail;
-    } else {
-        for (std::size_t i = 0; i < left; ++i) {
-            last |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
-        }
-    }
-    state.absorb(last);
-    state.v2 ^= 0xff;
-    state.round();
-    state.round();
-    state.round();
-    return static_cast<std::size_t>(state.v0 ^ state.v1 ^ state.v2 ^ state.v3);
+    static const std::array<std::uint8_t, 16> key = process_key();
+    return static_cast<std::size_t>(siphash13(key, text));
 }
 
 namespace {

@@ -1,16 +1,23 @@
 #include "siphash.h"
 
 #include <bit>
+#include <cstring>
 
 namespace busgate::core {
 namespace {
 
 std::uint64_t load_le64(const std::uint8_t* p) {
-    std::uint64_t word = 0;
-    for (int i = 7; i >= 0; --i) {
-        word = (word << 8) | p[i];
+    if constexpr (std::endian::native == std::endian::little) {
+        std::uint64_t word;
+        std::memcpy(&word, p, sizeof word);  // one load; the byte loop below is not folded into one
+        return word;
+    } else {
+        std::uint64_t word = 0;
+        for (int i = 7; i >= 0; --i) {
+            word = (word << 8) | p[i];
+        }
+        return word;
     }
-    return word;
 }
 
 inline void sip_round(std::uint64_t& v0, std::uint64_t& v1, std::uint64_t& v2, std::uint64_t& v3) {
@@ -68,6 +75,35 @@ void SipHash24::update(std::string_view bytes) {
         pending_ |= std::uint64_t{p[i]} << (8 * i);
     }
     pending_bytes_ = static_cast<unsigned>(n) + pending_bytes_;
+}
+
+std::uint64_t siphash13(const std::array<std::uint8_t, 16>& key, std::string_view bytes) {
+    const std::uint64_t k0 = load_le64(key.data());
+    const std::uint64_t k1 = load_le64(key.data() + 8);
+    std::uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    std::uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    std::uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    std::uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+    std::size_t n = bytes.size();
+    for (; n >= 8; n -= 8, p += 8) {
+        const std::uint64_t word = load_le64(p);
+        v3 ^= word;
+        sip_round(v0, v1, v2, v3);
+        v0 ^= word;
+    }
+    std::uint64_t last = std::uint64_t{bytes.size()} << 56;
+    for (std::size_t i = 0; i < n; ++i) {
+        last |= std::uint64_t{p[i]} << (8 * i);
+    }
+    v3 ^= last;
+    sip_round(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (int i = 0; i < 3; ++i) {
+        sip_round(v0, v1, v2, v3);
+    }
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 std::uint64_t SipHash24::finish() const {

@@ -193,11 +193,13 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
     // a catch-all and drops every earlier rule of its kind, even when send_broadcast, min_fds/max_fds,
     // eavesdrop or requested_reply narrow it. dbus-daemon 1.14 really does this (differential table,
     // configuration "optimize"), so busgate must too.
+    auto names_nothing = [](const CompiledRule& rule) {
+        return !rule.message_type && !rule.path && !rule.interface && !rule.member && !rule.error &&
+               !rule.has_name;
+    };
     auto drop_before_last_catch_all = [&](std::vector<std::uint32_t>& list) {
         for (std::size_t i = list.size(); i-- > 0;) {
-            const CompiledRule& rule = compiled.rules[list[i]];
-            if (!rule.message_type && !rule.path && !rule.interface && !rule.member && !rule.error &&
-                !rule.has_name) {
+            if (names_nothing(compiled.rules[list[i]])) {
                 list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(i));
                 return;
             }
@@ -213,8 +215,7 @@ ClientPolicy Policy::for_connection(const ConnectionCredentials& credentials) co
             return false;
         }
         const CompiledRule& rule = compiled.rules[list.front()];
-        return !rule.message_type && !rule.path && !rule.interface && !rule.member && !rule.error &&
-               !rule.has_name && rule.min_fds == 0 && rule.max_fds >= Rule::max_message_unix_fds &&
+        return names_nothing(rule) && rule.min_fds == 0 && rule.max_fds >= Rule::max_message_unix_fds &&
                (!send || rule.broadcast == Tristate::any);
     };
     client.send_is_bare_ = bare(client.send_, true);

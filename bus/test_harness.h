@@ -111,6 +111,19 @@ class RunningBus {
 
     const std::string& address() const { return address_; }
     const std::filesystem::path& directory() const { return directory_; }
+    // Runs `inspect` on the daemon while its loop is stopped (busgate only), then lets it run again.
+    template <typename Inspect>
+    void paused(Inspect&& inspect) {
+        stop_ = true;
+        thread_.join();
+        inspect(*daemon_);
+        stop_ = false;
+        thread_ = std::thread([this] {
+            while (!stop_) {
+                loop_.run_once(20);
+            }
+        });
+    }
     std::filesystem::path services_directory() const { return directory_ / "services"; }
 
   private:

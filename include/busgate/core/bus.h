@@ -106,6 +106,8 @@ class Bus {
     // CONN_INFO: the connection if `caller` may see it (custom endpoints hide peers without visible names).
     Result<const Connection*> connection_info(ConnectionId caller, ConnectionId id) const;
     std::size_t connection_count() const { return connections_.size(); }
+    // The id the next ordinary Hello gets (a restart carries it over: ids are never reused).
+    ConnectionId next_connection_id() const { return next_connection_id_; }
 
     // ---- names
     // flags: name_flag::{replace_existing, allow_replacement, queue}. permission_denied when neither the

@@ -1,0 +1,248 @@
+// BusState's byte format: what one version writes the next reads, and a cut, damaged or too new state is
+// refused with where and why, before anything would act on it.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "bus/match_rule.h"
+#include "bus/state.h"
+#include "bus/test_harness.h"
+#include "bus/unique_name.h"
+#include "core/siphash.h"
+
+namespace busgate::bus {
+namespace {
+
+// The state the golden fixture holds: every field of format 1 with a value that is not its default.
+BusState sample() {
+    BusState state;
+    state.guid = "0123456789abcdef0123456789abcdef";
+    state.next_connection_id = 42;
+    state.connections.push_back({.id = 3,
+                                 .uid = 1000,
+                                 .gid = 1000,
+                                 .pid = 4242,
+                                 .groups = {4, 24, 27},
+                                 .security_label = "unconfined",
+                                 .unix_fds = true,
+                                 .endpoint = {},
+                                 .listener_address = "unix:path=/run/user/1000/bus",
+                                 .match_rules = {"type='signal',interface='org.example.A'",
+                                                 "type='signal',sender='org.freedesktop.DBus',"
+                                                 "member='NameOwnerChanged',arg0='org.example.B'"}});
+    state.connections.push_back({.id = 7,
+                                 .uid = std::nullopt,
+                                 .gid = std::nullopt,
+                                 .pid = 0,
+                                 .groups = {},
+                                 .security_label = {},
+                                 .unix_fds = false,
+                                 .endpoint = "org.example.Sandbox",
+                                 .listener_address = "unix:path=/run/busgate/sandbox",
+                                 .match_rules = {}});
+    state.names.push_back({.name = "org.example.Queued",
+                           .owners = {{.id = 7, .flags = 1}, {.id = 3, .flags = 4}}});
+    state.names.push_back({.name = "org.example.Single", .owners = {{.id = 3, .flags = 0}}});
+    return state;
+}
+
+std::vector<std::uint8_t> read_file(const char* path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void put32(std::vector<std::uint8_t>& bytes, std::size_t at, std::uint32_t value) {
+    for (std::size_t i = 0; i < 4; ++i) {
+        bytes[at + i] = static_cast<std::uint8_t>(value >> (8 * i));
+    }
+}
+
+// The length and the check made right again after a test changed the records, so that only the change
+// itself can be what a decoder refuses.
+void reseal(std::vector<std::uint8_t>& bytes) {
+    bytes.resize(bytes.size() - 8);
+    const std::uint64_t length = bytes.size() - 24;
+    for (std::size_t i = 0; i < 8; ++i) {
+        bytes[16 + i] = static_cast<std::uint8_t>(length >> (8 * i));
+    }
+    const std::uint64_t check = core::SipHash24::hash(
+        {}, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    for (std::size_t i = 0; i < 8; ++i) {
+        bytes.push_back(static_cast<std::uint8_t>(check >> (8 * i)));
+    }
+}
+
+// A top-level record `tag` with one 4-byte field, placed before the check.
+void append_record(std::vector<std::uint8_t>& bytes, std::uint16_t tag, std::uint16_t flags) {
+    std::vector<std::uint8_t> record = {static_cast<std::uint8_t>(tag), static_cast<std::uint8_t>(tag >> 8),
+                                        static_cast<std::uint8_t>(flags), static_cast<std::uint8_t>(flags >> 8),
+                                        12, 0, 0, 0,
+                                        1, 0, 0, 0, 4, 0, 0, 0, 9, 9, 9, 9};
+    bytes.insert(bytes.end() - 8, record.begin(), record.end());
+    reseal(bytes);
+}
+
+TEST(BusState, WhatIsWrittenReadsBackEqual) {
+    const BusState state = sample();
+    const DecodedState decoded = decode_state(encode_state(state));
+    ASSERT_TRUE(decoded.state) << decoded.error;
+    EXPECT_EQ(*decoded.state, state);
+
+    const BusState empty{.guid = "ffffffffffffffffffffffffffffffff"};
+    const DecodedState none = decode_state(encode_state(empty));
+    ASSERT_TRUE(none.state) << none.error;
+    EXPECT_EQ(*none.state, empty);
+}
+
+// The fixture was written by format 1 (`BUSGATE_WRITE_STATE_FIXTURE=PATH` writes it again). Every later
+// format must keep loading it: change the decoder, never the file.
+TEST(BusState, TheFormatOneFixtureStillLoads) {
+    if (const char* path = std::getenv("BUSGATE_WRITE_STATE_FIXTURE")) {
+        const std::vector<std::uint8_t> bytes = encode_state(sample());
+        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                                    static_cast<std::streamsize>(bytes.size()));
+    }
+    const std::vector<std::uint8_t> bytes = read_file(BUSGATE_STATE_FIXTURE);
+    ASSERT_FALSE(bytes.empty()) << BUSGATE_STATE_FIXTURE;
+    const DecodedState decoded = decode_state(bytes);
+    ASSERT_TRUE(decoded.state) << decoded.error;
+    EXPECT_EQ(*decoded.state, sample());
+}
+
+TEST(BusState, EveryCutIsRefusedAndSaysWhere) {
+    const std::vector<std::uint8_t> bytes = encode_state(sample());
+    for (std::size_t length = 0; length < bytes.size(); ++length) {
+        const DecodedState decoded = decode_state(std::span(bytes).first(length));
+        EXPECT_FALSE(decoded.state) << "cut at " << length;
+        EXPECT_EQ(decoded.error.rfind("state: ", 0), 0u) << decoded.error;
+    }
+    EXPECT_EQ(decode_state(std::span(bytes).first(100)).error,
+              "state: at byte 16: the header says " + std::to_string(bytes.size() - 32) +
+                  " bytes of records, the file has 68 (cut short, or something appended)");
+}
+
+TEST(BusState, EveryDamagedByteIsRefused) {
+    const std::vector<std::uint8_t> original = encode_state(sample());
+    for (std::size_t at = 0; at < original.size(); ++at) {
+        std::vector<std::uint8_t> bytes = original;
+        bytes[at] ^= 0x20;
+        EXPECT_FALSE(decode_state(bytes).state) << "byte " << at;
+    }
+    std::vector<std::uint8_t> bytes = original;
+    bytes[40] ^= 1;
+    EXPECT_EQ(decode_state(bytes).error, "state: at byte " + std::to_string(bytes.size() - 8) +
+                                             ": the check does not match: the state is damaged");
+}
+
+TEST(BusState, ARecordOfALaterFormatIsSkippedOnlyWhenItsWriterAllows) {
+    std::vector<std::uint8_t> skippable = encode_state(sample());
+    append_record(skippable, 999, 1);
+    const DecodedState skipped = decode_state(skippable);
+    ASSERT_TRUE(skipped.state) << skipped.error;
+    EXPECT_EQ(*skipped.state, sample());
+
+    std::vector<std::uint8_t> required = encode_state(sample());
+    append_record(required, 999, 0);
+    const DecodedState refused = decode_state(required);
+    EXPECT_FALSE(refused.state);
+    EXPECT_EQ(refused.error, "state: at byte " + std::to_string(required.size() - 28) +
+                                 " (in state): record 999 is not known to this busgate and its writer did "
+                                 "not let it be skipped");
+}
+
+TEST(BusState, AFormatThatNeedsANewerReaderIsRefusedBeforeItsRecordsAreRead) {
+    std::vector<std::uint8_t> bytes = encode_state(sample());
+    put32(bytes, 8, 3);   // written by format 3 ...
+    put32(bytes, 12, 2);  // ... for readers of format 2 and later
+    reseal(bytes);
+    EXPECT_EQ(decode_state(bytes).error,
+              "state: at byte 8: format 3 needs a reader of format 2 or later; this busgate reads up to "
+              "format 1");
+
+    put32(bytes, 12, 1);  // format 3 that format 1 may read: its new records are skippable
+    reseal(bytes);
+    EXPECT_TRUE(decode_state(bytes).state) << decode_state(bytes).error;
+}
+
+TEST(BusState, RecordsThatDoNotHoldTogetherAreRefused) {
+    BusState unknown_owner = sample();
+    unknown_owner.names[0].owners.push_back({.id = 9, .flags = 0});
+    EXPECT_EQ(decode_state(encode_state(unknown_owner)).error,
+              "state (in name): name org.example.Queued is held by connection 9, which the state does not "
+              "have or lists twice");
+
+    BusState twice = sample();
+    twice.connections.push_back(twice.connections[0]);
+    EXPECT_EQ(decode_state(encode_state(twice)).error, "state (in connection): connection 3 twice");
+
+    BusState reused = sample();
+    reused.next_connection_id = 7;
+    EXPECT_FALSE(decode_state(encode_state(reused)).state);
+
+    BusState bad_rule = sample();
+    bad_rule.connections[1].match_rules.push_back("type='nonsense'");
+    EXPECT_NE(decode_state(encode_state(bad_rule)).error.find("a match rule that does not parse"),
+              std::string::npos);
+
+    BusState bad_guid = sample();
+    bad_guid.guid = "not-a-guid";
+    EXPECT_EQ(decode_state(encode_state(bad_guid)).error,
+              "state: at byte 24 (in bus): the GUID is not 32 hex digits");
+}
+
+// What a running bus would hand over: its connections with their credentials and rules in order, and the
+// owner queue of a name in order; the bytes it becomes read back as the same state.
+TEST(BusState, ARunningBusIsCapturedWithItsQueuesAndRulesInOrder) {
+    BUSGATE_SKIP_ON_REFERENCE("the state is busgate's");
+    testing::RunningBus bus;
+    testing::BusClient first(bus.address());
+    testing::BusClient second(bus.address());
+    const std::vector<std::string> rules = {"type='signal',interface='org.example.A'",
+                                            "type='signal',member='Changed',arg0='x'"};
+    for (const std::string& rule : rules) {
+        EXPECT_TRUE(testing::call_bus(first, "AddMatch", "s", rule.c_str()).ok());
+    }
+    EXPECT_TRUE(testing::call_bus(second, "RequestName", "su", "org.example.Queued", 0u).ok());
+    EXPECT_TRUE(testing::call_bus(first, "RequestName", "su", "org.example.Queued", 0u).ok());
+
+    BusState state;
+    bus.paused([&](BusDaemon& daemon) { state = capture_state(daemon); });
+    const auto first_id = connection_id_of(first.unique_name());
+    const auto second_id = connection_id_of(second.unique_name());
+    ASSERT_TRUE(first_id && second_id);
+    ASSERT_EQ(state.connections.size(), 2u);
+    EXPECT_EQ(state.connections[0].id, *first_id);
+    EXPECT_EQ(state.connections[1].id, *second_id);
+    EXPECT_EQ(state.connections[0].uid, getuid());
+    EXPECT_EQ(state.connections[0].pid, getpid());
+    EXPECT_TRUE(state.connections[0].unix_fds);
+    std::vector<std::string> captured_rules;
+    for (const std::string& rule : state.connections[0].match_rules) {
+        captured_rules.push_back(rule);
+    }
+    ASSERT_EQ(captured_rules.size(), 2u);
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        EXPECT_EQ(parse_match_rule(captured_rules[i]).rule, parse_match_rule(rules[i]).rule) << i;
+    }
+    EXPECT_TRUE(state.connections[1].match_rules.empty());
+    EXPECT_GT(state.next_connection_id, *second_id);
+    ASSERT_EQ(state.names.size(), 1u);
+    EXPECT_EQ(state.names[0].name, "org.example.Queued");
+    ASSERT_EQ(state.names[0].owners.size(), 2u);
+    EXPECT_EQ(state.names[0].owners[0].id, *second_id);
+    EXPECT_EQ(state.names[0].owners[1].id, *first_id);
+
+    const DecodedState decoded = decode_state(encode_state(state));
+    ASSERT_TRUE(decoded.state) << decoded.error;
+    EXPECT_EQ(*decoded.state, state);
+}
+
+}  // namespace
+}  // namespace busgate::bus

@@ -175,7 +175,17 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
     }
 
     const bool internal = special || (flags & hello_flag::bus_driver);
-    const ConnectionId id = internal ? next_internal_id_++ : next_connection_id_++;
+    if (params.restored_id) {
+        if (internal || *params.restored_id == 0 || *params.restored_id >= next_connection_id_) {
+            return Error::invalid_argument;
+        }
+        if (connections_.contains(*params.restored_id)) {
+            return Error::already_exists;
+        }
+    }
+    const ConnectionId id = internal               ? next_internal_id_++
+                            : params.restored_id ? *params.restored_id
+                                                 : next_connection_id_++;
     if (stands_for_name) {
         // An activator's rules may only name its own name, without wildcards (kdbus).
         const bool holder = flags & hello_flag::policy_holder;
@@ -200,7 +210,7 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
     ++counted.all;
     counted.ordinary += special ? 0 : 1;
     // A policy holder stands for rules, not for a peer: no one hears of it.
-    if (!added.is_policy_holder()) {
+    if (!added.is_policy_holder() && !params.restored_id) {
         notify_id_change(NotificationType::id_add, added);
     }
 
@@ -279,6 +289,25 @@ Result<AcquireResult> Bus::acquire_name(ConnectionId id, std::string_view name, 
     auto result = names_.acquire(id, name, flags, changes);
     apply_name_changes(changes);
     return result;
+}
+
+Result<AcquireResult> Bus::restore_name(ConnectionId id, std::string_view name, std::uint64_t saved_flags) {
+    const Connection* connection = find(id);
+    if (!connection) {
+        return Error::no_such_connection;
+    }
+    if (!connection->is_ordinary()) {
+        return Error::not_supported;
+    }
+    if (saved_flags & ~name_flag::saved) {
+        return Error::invalid_argument;
+    }
+    std::vector<NameChange> unheard;  // the queue is as it was: nothing changed that anyone could hear
+    return names_.acquire(id, name, saved_flags, unheard);
+}
+
+void Bus::resume_numbering(ConnectionId next) {
+    next_connection_id_ = std::max(next_connection_id_, std::min(next, first_internal_connection_id));
 }
 
 Result<ReleaseResult> Bus::release_name(ConnectionId id, std::string_view name) {

@@ -1304,5 +1304,59 @@ TEST_F(BusTest, MessageSizeAndFdLimits) {
     expect_error(small.send(a, std::move(fds)), Error::too_many_fds);
 }
 
+// A restart: the new bus numbers on from where the old one stopped, takes the old connections back under
+// their ids and rebuilds a name's queue in order, and no one hears of any of it.
+TEST_F(BusTest, ARestoredBusKeepsIdsAndQueuesAndNobodyHearsOfIt) {
+    const ConnectionId a = connect(bus_owner);
+    const ConnectionId b = connect(bus_owner);
+    const ConnectionId c = connect(bus_owner);
+    ASSERT_TRUE(bus.acquire_name(a, "org.example.A", name_flag::allow_replacement | name_flag::queue).ok());
+    ASSERT_EQ(*bus.acquire_name(b, "org.example.A", name_flag::queue), AcquireResult::queued);
+    ASSERT_EQ(*bus.acquire_name(c, "org.example.A", name_flag::queue), AcquireResult::queued);
+
+    Bus restored(test_config());
+    restored.resume_numbering(bus.next_connection_id());
+    HelloParams watching;
+    watching.credentials.uid = bob;
+    const ConnectionId watcher = *restored.hello(std::move(watching));
+    EXPECT_EQ(watcher, bus.next_connection_id());
+    for (const NotificationType type :
+         {NotificationType::id_add, NotificationType::name_add, NotificationType::name_change}) {
+        ASSERT_TRUE(restored.add_match(watcher, NotificationMatch{.cookie = 1, .type = type}).ok());
+    }
+    for (const ConnectionId id : {a, b, c}) {
+        HelloParams params;
+        params.credentials = bus.connection(id)->credentials();
+        params.flags = hello_flag::accept_fds;
+        params.restored_id = id;
+        ASSERT_EQ(*restored.hello(std::move(params)), id);
+    }
+    for (const NameOwner& owner : bus.names().find("org.example.A")->owners) {
+        ASSERT_TRUE(restored.restore_name(owner.id, "org.example.A", owner.flags).ok());
+    }
+    EXPECT_EQ(*restored.queued_owners(watcher, "org.example.A"), *bus.queued_owners(a, "org.example.A"));
+    EXPECT_EQ(*restored.queued_owners(watcher, "org.example.A"), (std::vector<ConnectionId>{a, b, c}));
+    EXPECT_EQ(restored.names().find("org.example.A")->owners[0].flags,
+              name_flag::allow_replacement | name_flag::queue);
+    EXPECT_TRUE(drain(watcher).empty() && restored.receive(watcher) == std::nullopt);
+
+    // Ids go on past the watcher; none is given twice.
+    HelloParams later;
+    later.credentials.uid = bob;
+    EXPECT_EQ(*restored.hello(std::move(later)), watcher + 1);
+    HelloParams taken;
+    taken.restored_id = b;
+    expect_error(restored.hello(std::move(taken)), Error::already_exists);
+    HelloParams ahead;
+    ahead.restored_id = watcher + 5;
+    expect_error(restored.hello(std::move(ahead)), Error::invalid_argument);
+    HelloParams internal;
+    internal.restored_id = first_internal_connection_id + 1;
+    expect_error(restored.hello(std::move(internal)), Error::invalid_argument);
+    expect_error(restored.restore_name(a, "org.example.B", name_flag::replace_existing), Error::invalid_argument);
+    restored.resume_numbering(1);  // never back
+    EXPECT_EQ(restored.next_connection_id(), watcher + 2);
+}
+
 }  // namespace
 }  // namespace busgate::core

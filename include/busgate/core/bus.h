@@ -73,6 +73,9 @@ struct HelloParams {
     std::string name;                 // activators and policy holders: the name they stand for
     std::vector<PolicyEntry> policy;  // activators and policy holders: their initial rules
     std::string description;
+    // A connection a restart handed over keeps its number (below the one resume_numbering() set, and
+    // free), and nobody hears of it: it did not come, it stayed. Ordinary connections only.
+    std::optional<ConnectionId> restored_id;
 };
 
 struct ListEntry {
@@ -108,12 +111,18 @@ class Bus {
     std::size_t connection_count() const { return connections_.size(); }
     // The id the next ordinary Hello gets (a restart carries it over: ids are never reused).
     ConnectionId next_connection_id() const { return next_connection_id_; }
+    // A restart: ordinary ids go on from `next` (never back).
+    void resume_numbering(ConnectionId next);
 
     // ---- names
     // flags: name_flag::{replace_existing, allow_replacement, queue}. permission_denied when neither the
     // endpoint nor (unless privileged) the bus policy grants OWN.
     Result<AcquireResult> acquire_name(ConnectionId id, std::string_view name, std::uint64_t flags);
     Result<ReleaseResult> release_name(ConnectionId id, std::string_view name);
+    // A restart puts `id` back in the queue of `name`, with the flags it had: called in queue order (the
+    // primary owner first), it rebuilds the queue as it was. No policy check (the name was granted before,
+    // as a reload never takes one back) and nobody hears of it.
+    Result<AcquireResult> restore_name(ConnectionId id, std::string_view name, std::uint64_t saved_flags);
     // list_flag::{unique, names, activators, queued}; names the caller cannot SEE are left out, and so are
     // policy holders (they stand for rules, not for a peer).
     std::vector<ListEntry> list(ConnectionId caller, std::uint64_t flags) const;

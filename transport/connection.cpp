@@ -31,6 +31,45 @@ Connection::Connection(util::UniqueFd socket, PeerCredentials credentials, SaslO
       limits_(limits),
       nonce_(std::move(nonce)) {}
 
+std::unique_ptr<Connection> Connection::resumed(util::UniqueFd socket, PeerCredentials credentials,
+                                                SaslOutcome authentication, ConnectionLimits limits,
+                                                std::span<const std::uint8_t> unread_input,
+                                                std::span<const std::uint8_t> unwritten_output) {
+    auto connection =
+        std::make_unique<Connection>(std::move(socket), std::move(credentials), SaslOptions{}, limits);
+    connection->sasl_.reset();
+    connection->authentication_ = authentication;
+    if (!unread_input.empty()) {
+        connection->input_.assign(unread_input, message_headroom);
+    }
+    if (!unwritten_output.empty()) {
+        connection->send_bytes(std::string(unwritten_output.begin(), unwritten_output.end()));
+    }
+    return connection;
+}
+
+std::vector<std::uint8_t> Connection::unwritten_output() const {
+    std::vector<std::uint8_t> bytes;
+    for (std::size_t i = output_head_; i < output_.size(); ++i) {
+        const auto* rest = static_cast<const std::uint8_t*>(output_[i].rest());
+        bytes.insert(bytes.end(), rest, rest + (output_[i].size() - output_[i].offset));
+    }
+    return bytes;
+}
+
+bool Connection::holds_descriptors() const {
+    if (!received_fds_.empty()) {
+        return true;
+    }
+    for (std::size_t i = output_head_; i < output_.size(); ++i) {
+        // A frame's descriptors went with its first byte.
+        if (output_[i].payload && !output_[i].payload->fds.empty() && output_[i].offset == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool Connection::read(std::vector<IncomingMessage>& messages, std::string& reason) {
     // Most reads go to one buffer shared by every connection (the bus has one thread), and a
     // connection keeps only the unfinished tail, so an idle connection holds no input buffer. The

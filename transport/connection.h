@@ -60,6 +60,13 @@ class Connection {
     Connection(util::UniqueFd socket, PeerCredentials credentials, SaslOptions sasl, ConnectionLimits limits,
                std::string nonce = {});
 
+    // A connection authenticated before (a restart hands it over): no SASL, the outcome it had, and the
+    // bytes the last process had read but not framed, and had queued but not written.
+    static std::unique_ptr<Connection> resumed(util::UniqueFd socket, PeerCredentials credentials,
+                                               SaslOutcome authentication, ConnectionLimits limits,
+                                               std::span<const std::uint8_t> unread_input = {},
+                                               std::span<const std::uint8_t> unwritten_output = {});
+
     int fd() const { return socket_.get(); }
     const PeerCredentials& credentials() const { return credentials_; }
     bool authenticated() const { return !sasl_; }
@@ -84,6 +91,13 @@ class Connection {
     // Writes as much as the socket takes. Returns false on a fatal error.
     bool flush();
     bool has_output() const { return output_head_ < output_.size(); }
+    // For a restart, byte-exact: what was read but is no complete message yet, and what is queued but
+    // not written, from its first unwritten byte.
+    std::span<const std::uint8_t> unread_input() const { return {input_.data(), input_.size()}; }
+    std::vector<std::uint8_t> unwritten_output() const;
+    // Descriptors the bus holds for this connection: received for a message not complete yet, or queued
+    // with a message not written yet.
+    bool holds_descriptors() const;
     std::size_t queued_bytes() const { return queued_bytes_; }
 
   private:

@@ -47,7 +47,7 @@ std::vector<core::PolicyEntry> core_policy_of(const std::optional<policy::Policy
 BusDaemon::BusDaemon(transport::EventLoop& loop, DaemonOptions options)
     : loop_(loop),
       options_(std::move(options)),
-      guid_(transport::make_guid()),
+      guid_(options_.guid.value_or(transport::make_guid())),
       acceptor_(loop_,
                 {.sasl = {.guid = guid_,
                           .mechanisms = options_.auth_mechanisms,
@@ -316,6 +316,19 @@ bool BusDaemon::Names::is_primary_owner(std::string_view unique_name,
                                         std::string_view well_known_name) const {
     const auto owner = daemon_.bus_.name_owner(daemon_.driver_id_, well_known_name);
     return owner.ok() && *owner == id_of_unique_name(unique_name);
+}
+
+bool BusDaemon::install_match(Peer& peer, const MatchRule& rule) {
+    const std::uint64_t cookie = peer.next_match_cookie++;
+    CoreMatch core_match = to_core_match(rule, cookie, driver_id_);
+    if (core_match.matches_broadcasts && !bus_.add_match(peer.id, std::move(core_match.match))) {
+        return false;
+    }
+    if (rule.eavesdrop) {
+        peers_.eavesdrop_rule_added(peer);
+    }
+    peer.add_match({cookie, rule, core_match.matches_broadcasts});
+    return true;
 }
 
 void BusDaemon::assign_policy(Peer& peer) {

@@ -81,10 +81,12 @@ struct DaemonOptions {
     // ReloadConfig: reloads the configuration (and calls apply_policy); returns an error text on failure,
     // leaving what is in force untouched.
     std::function<std::optional<std::string>()> reload;
+    std::optional<std::string> guid;  // a restart keeps the bus's GUID; none: a new one
 };
 
 class Activation;
 class Driver;
+struct BusState;
 class Endpoints;
 
 // How the policy gate checks one message (BusDaemon::policy_gate).
@@ -122,6 +124,14 @@ class BusDaemon {
     // it gets a copy of what is routed. The read-only view it may ask for is below. In bus_view.cpp.
     void attach_observer(std::shared_ptr<BusObserver> observer);
     BusSnapshot snapshot();
+    // A restart: takes over the connections of `state`, `sockets[i]` being the socket of connection i, with
+    // their ids, credentials, match rules and places in name queues, before any client of this bus said
+    // Hello. False with `error` when the state cannot be taken as it is (the caller then gives up and the
+    // old process goes on). Format 1 has no container endpoints: a connection of one is refused.
+    bool restore(const BusState& state, std::vector<util::UniqueFd> sockets, std::string& error);
+    // AddMatch's work once the rule parsed and may be added: the core's mask, then the peer's list. False
+    // when the core has no room for the mask.
+    bool install_match(Peer& peer, const MatchRule& rule);
     PolicyCheckResult check_policy(const PolicyCheckRequest& request);
     // Counted by the bus, read by /metrics; activation.cpp reports starts and failures here.
     BusCounters& counters() { return counters_; }

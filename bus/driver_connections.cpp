@@ -173,16 +173,10 @@ Driver::Outcome Driver::add_match(Peer& peer, const transport::IncomingMessage& 
                 "required; max_match_rules_per_connection=" +
                 std::to_string(daemon_.options().max_match_rules_per_connection) + ")"};
     }
-    const std::uint64_t cookie = peer.next_match_cookie++;
-    CoreMatch core_match = to_core_match(*parsed.rule, cookie, daemon_.driver_id());
-    if (core_match.matches_broadcasts && !daemon_.core().add_match(peer.id, std::move(core_match.match))) {
+    if (!daemon_.install_match(peer, *parsed.rule)) {
         return Refusal{BusError::limits_exceeded,
                        "Connection \"" + peer.unique_name + "\" is not allowed to add more match rules"};
     }
-    if (parsed.rule->eavesdrop) {
-        daemon_.peers().eavesdrop_rule_added(peer);
-    }
-    peer.add_match({cookie, *parsed.rule, core_match.matches_broadcasts});
     reply(peer, call, BodyWriter());
     return handled;
 }

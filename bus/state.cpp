@@ -1,5 +1,7 @@
 #include "bus/state.h"
 
+#include <sys/epoll.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -9,6 +11,7 @@
 #include "bus/bus_daemon.h"
 #include "bus/endpoints.h"
 #include "bus/match_rule.h"
+#include "bus/unique_name.h"
 #include "core/siphash.h"
 
 namespace busgate::bus {
@@ -35,6 +38,10 @@ enum ConnectionField : std::uint16_t {
     connection_endpoint = 8,
     connection_listener = 9,
     connection_match_rule = 10,  // one per rule, in order
+    connection_authorized_uid = 11,
+    connection_anonymous = 12,
+    connection_unread_input = 13,
+    connection_unwritten_output = 14,
 };
 enum NameField : std::uint16_t { name_text = 1, name_owner = 2 };
 enum OwnerField : std::uint16_t { owner_id = 1, owner_flags = 2 };  // in a name_owner field's value
@@ -83,7 +90,11 @@ class RecordWriter {
         header(tag, static_cast<std::uint32_t>(value.size()));
         out_.insert(out_.end(), value.begin(), value.end());
     }
-    std::vector<std::uint8_t>& bytes() { return out_; }
+    void bytes(std::uint16_t tag, std::span<const std::uint8_t> value) {
+        header(tag, static_cast<std::uint32_t>(value.size()));
+        out_.insert(out_.end(), value.begin(), value.end());
+    }
+    std::vector<std::uint8_t>& written() { return out_; }
 
   private:
     void header(std::uint16_t tag, std::uint32_t length) {
@@ -204,12 +215,22 @@ bool decode_connection(Decoder& decoder, const Item& record, ConnectionState& co
             case connection_security_label:
                 connection.security_label = decoder.text(field);
                 break;
+            case connection_authorized_uid:
+                ok = decoder.integer(field, context, connection.authorized_uid.emplace());
+                break;
+            case connection_anonymous:
             case connection_unix_fds: {
                 std::uint8_t flag = 0;
                 ok = decoder.integer(field, context, flag);
-                connection.unix_fds = flag != 0;
+                (field.tag == connection_anonymous ? connection.anonymous : connection.unix_fds) = flag != 0;
                 break;
             }
+            case connection_unread_input:
+                connection.unread_input.assign(field.value.begin(), field.value.end());
+                break;
+            case connection_unwritten_output:
+                connection.unwritten_output.assign(field.value.begin(), field.value.end());
+                break;
             case connection_endpoint:
                 connection.endpoint = decoder.text(field);
                 break;
@@ -316,12 +337,29 @@ bool check_references(Decoder& decoder, const BusState& state) {
 
 }  // namespace
 
-BusState capture_state(BusDaemon& daemon) {
+std::optional<BusState> capture_state(BusDaemon& daemon, std::string& error) {
     BusState state;
     state.guid = daemon.guid();
     state.next_connection_id = daemon.core().next_connection_id();
+    if (daemon.incomplete_count() > 0) {
+        error = "a client is still authenticating or has not said Hello yet";
+        return std::nullopt;
+    }
     daemon.peers().for_each([&](const Peer& peer) {
+        if (!error.empty()) {
+            return;
+        }
         if (!peer.registered()) {
+            error = peer.monitor ? "a monitor is connected, and state format 1 does not carry monitors"
+                                 : "a client is still authenticating or has not said Hello yet";
+            return;
+        }
+        if (peer.connection->holds_descriptors()) {
+            error = peer.unique_name + " has file descriptors in flight";
+            return;
+        }
+        if (daemon.core().peek(peer.id) != nullptr) {
+            error = "the bus still queues messages for " + peer.unique_name;
             return;
         }
         const transport::PeerCredentials& credentials = peer.connection->credentials();
@@ -332,7 +370,10 @@ BusState capture_state(BusDaemon& daemon) {
         connection.pid = credentials.pid;
         connection.groups.assign(credentials.groups.begin(), credentials.groups.end());
         connection.security_label = credentials.security_label;
-        connection.unix_fds = peer.connection->unix_fds_allowed();
+        const transport::SaslOutcome& authentication = peer.connection->authentication();
+        connection.authorized_uid = authentication.authorized_uid;
+        connection.anonymous = authentication.anonymous;
+        connection.unix_fds = authentication.unix_fd_negotiated;
         if (const Endpoints::Endpoint* endpoint = daemon.endpoints().find(peer.endpoint)) {
             connection.endpoint = endpoint->spec.name;
         }
@@ -340,7 +381,13 @@ BusState capture_state(BusDaemon& daemon) {
         for (const InstalledMatch& installed : peer.matches) {
             connection.match_rules.push_back(installed.rule.to_string());
         }
+        const std::span<const std::uint8_t> unread = peer.connection->unread_input();
+        connection.unread_input.assign(unread.begin(), unread.end());
+        connection.unwritten_output = peer.connection->unwritten_output();
     });
+    if (!error.empty()) {
+        return std::nullopt;
+    }
     std::sort(state.connections.begin(), state.connections.end(),
               [](const ConnectionState& a, const ConnectionState& b) { return a.id < b.id; });
     daemon.core().names().for_each([&](const core::NameEntry& entry) {
@@ -357,6 +404,94 @@ BusState capture_state(BusDaemon& daemon) {
     std::sort(state.names.begin(), state.names.end(),
               [](const NameState& a, const NameState& b) { return a.name < b.name; });
     return state;
+}
+
+bool BusDaemon::restore(const BusState& state, std::vector<util::UniqueFd> sockets, std::string& error) {
+    if (state.guid != guid_ || sockets.size() != state.connections.size()) {
+        error = "the state is of another bus (GUID " + state.guid + "), or not every connection has its socket";
+        return false;
+    }
+    bus_.resume_numbering(state.next_connection_id);
+    for (std::size_t i = 0; i < state.connections.size(); ++i) {
+        const ConnectionState& saved = state.connections[i];
+        if (!saved.endpoint.empty()) {
+            error = "connection " + unique_name_of(saved.id) + " came through container endpoint " +
+                    saved.endpoint + ", which state format 1 does not carry";
+            return false;
+        }
+        transport::PeerCredentials credentials{.uid = saved.uid,
+                                               .gid = saved.gid,
+                                               .pid = saved.pid,
+                                               .groups = {saved.groups.begin(), saved.groups.end()},
+                                               .security_label = saved.security_label};
+        auto peer = std::make_unique<Peer>();
+        peer->listener_address = saved.listener_address;
+        peer->connection = transport::Connection::resumed(std::move(sockets[i]), credentials,
+                                                          {.unix_fd_negotiated = saved.unix_fds,
+                                                           .authorized_uid = saved.authorized_uid,
+                                                           .anonymous = saved.anonymous,
+                                                           .authorized_pid = saved.pid},
+                                                          options_.client, saved.unread_input,
+                                                          saved.unwritten_output);
+        // As Hello counts it: whom SASL let in, else the socket's owner.
+        const std::uint32_t uid = saved.authorized_uid.value_or(saved.uid.value_or(~0u));
+        core::HelloParams params;
+        params.credentials = {.uid = uid,
+                              .gid = saved.gid.value_or(~0u),
+                              .groups = saved.groups,
+                              .pid = saved.pid,
+                              .security_label = saved.security_label};
+        params.flags = saved.unix_fds ? core::hello_flag::accept_fds : 0;
+        params.restored_id = saved.id;
+        const auto id = bus_.hello(std::move(params));
+        if (!id) {
+            error = "connection " + unique_name_of(saved.id) + " could not be taken back: " +
+                    std::string(core::describe(id.error()));
+            return false;
+        }
+        peer->id = *id;
+        peer->uid = uid;
+        peer->unique_name = unique_name_of(peer->id);
+        const int fd = peer->connection->fd();
+        loop_.add(fd, EPOLLIN, [this, fd](std::uint32_t events) {
+            on_client_event(fd, events);
+            deliver();
+        });
+        Peer& added = peers_.add(std::move(peer));
+        peers_.registered(added);
+        assign_policy(added);
+        for (const std::string& text : saved.match_rules) {
+            const ParsedMatchRule parsed = parse_match_rule(text);
+            if (!parsed.ok() || !install_match(added, *parsed.rule)) {
+                error = "connection " + added.unique_name + " could not take back its match rule " + text;
+                return false;
+            }
+        }
+        fresh_.push_back(fd);  // what it wrote while the bus changed hands is read before the next wait
+        if (added.connection->has_output()) {
+            mark_dirty(added);
+        }
+    }
+    for (const NameState& name : state.names) {
+        for (std::size_t position = 0; position < name.owners.size(); ++position) {
+            const NameOwnerState& owner = name.owners[position];
+            const auto result = bus_.restore_name(owner.id, name.name, owner.flags);
+            const core::AcquireResult expected =
+                position == 0 ? core::AcquireResult::acquired : core::AcquireResult::queued;
+            if (!result || *result != expected) {
+                error = "name " + name.name + " could not be given back to " + unique_name_of(owner.id) +
+                        " at place " + std::to_string(position) + " of its queue";
+                return false;
+            }
+        }
+    }
+    for (const ConnectionState& saved : state.connections) {
+        if (Peer* peer = peers_.find(saved.id)) {
+            peer->names_stale = true;
+        }
+    }
+    arm_timer();
+    return true;
 }
 
 std::vector<std::uint8_t> encode_state(const BusState& state) {
@@ -379,12 +514,18 @@ std::vector<std::uint8_t> encode_state(const BusState& state) {
             records.integer(connection_group, group);
         }
         records.text(connection_security_label, connection.security_label);
+        if (connection.authorized_uid) {
+            records.integer(connection_authorized_uid, *connection.authorized_uid);
+        }
+        records.integer(connection_anonymous, std::uint8_t{connection.anonymous});
         records.integer(connection_unix_fds, std::uint8_t{connection.unix_fds});
         records.text(connection_endpoint, connection.endpoint);
         records.text(connection_listener, connection.listener_address);
         for (const std::string& rule : connection.match_rules) {
             records.text(connection_match_rule, rule);
         }
+        records.bytes(connection_unread_input, connection.unread_input);
+        records.bytes(connection_unwritten_output, connection.unwritten_output);
         records.close();
     }
     for (const NameState& name : state.names) {
@@ -402,8 +543,8 @@ std::vector<std::uint8_t> encode_state(const BusState& state) {
     std::vector<std::uint8_t> out(magic.begin(), magic.end());
     put(out, state_format_version);
     put(out, std::uint32_t{1});  // the oldest reader: every version reads version 1
-    put(out, static_cast<std::uint64_t>(records.bytes().size()));
-    out.insert(out.end(), records.bytes().begin(), records.bytes().end());
+    put(out, static_cast<std::uint64_t>(records.written().size()));
+    out.insert(out.end(), records.written().begin(), records.written().end());
     put(out, check_of(out));
     return out;
 }

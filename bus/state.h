@@ -37,10 +37,15 @@ struct ConnectionState {
     std::int32_t pid = 0;
     std::vector<std::uint32_t> groups;
     std::string security_label;
-    bool unix_fds = false;         // it negotiated descriptor passing
+    std::optional<std::uint32_t> authorized_uid;  // whom SASL let in (EXTERNAL, DBUS_COOKIE_SHA1)
+    bool anonymous = false;                       // SASL ANONYMOUS let it in
+    bool unix_fds = false;                        // it negotiated descriptor passing
     std::string endpoint;          // the container endpoint it came through; empty: the bus's own socket
     std::string listener_address;  // the address of the listener it came through
     std::vector<std::string> match_rules;  // MatchRule::to_string of each, in the order they were added
+    // Byte-exact: a message it was in the middle of sending, and what the bus had not written to it yet.
+    std::vector<std::uint8_t> unread_input;
+    std::vector<std::uint8_t> unwritten_output;
     friend bool operator==(const ConnectionState&, const ConnectionState&) = default;
 };
 
@@ -69,9 +74,12 @@ struct BusState {
 std::vector<std::uint8_t> encode_state(const BusState& state);
 
 class BusDaemon;
-// The state of `daemon` as it is now: connections past Hello (not monitors, not ones still
-// authenticating: later formats add them) and the names clients hold.
-BusState capture_state(BusDaemon& daemon);
+// The state of `daemon` as it is now, between two messages (its loop is not running): every connection
+// and the names clients hold. Or nullopt, with why, when format 1 cannot carry all of it now, so that
+// nobody would be dropped: a client still authenticating or before Hello, a monitor, descriptors in
+// flight, or messages the core still queues for a receiver whose socket is full. The caller goes on
+// serving and may try again.
+std::optional<BusState> capture_state(BusDaemon& daemon, std::string& error);
 
 // The state, or why these bytes are not one this binary can load (with the byte offset where it found out).
 struct DecodedState {

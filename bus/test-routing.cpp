@@ -58,40 +58,6 @@ bool sees_call(BusClient& client, const char* member,
     return message != nullptr;
 }
 
-// A client that speaks the wire itself: authenticated (EXTERNAL) and past Hello, or an invalid fd.
-util::UniqueFd raw_client(const std::string& address) {
-    const std::string path = address.substr(address.find('=') + 1, address.find(',') - address.find('=') - 1);
-    util::UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un where{};
-    where.sun_family = AF_UNIX;
-    path.copy(where.sun_path, sizeof where.sun_path - 1);
-    if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&where), sizeof where) != 0) {
-        return {};
-    }
-    std::string uid = std::to_string(::getuid());
-    std::string hex;
-    for (const char digit : uid) {
-        hex += "3" + std::string(1, digit);
-    }
-    const std::string auth = std::string(1, '\0') + "AUTH EXTERNAL " + hex + "\r\n";
-    char answer[256];
-    if (::write(socket.get(), auth.data(), auth.size()) < 0 ||
-        ::read(socket.get(), answer, sizeof answer) <= 0 || ::write(socket.get(), "BEGIN\r\n", 7) < 0) {
-        return {};
-    }
-    const std::vector<std::uint8_t> hello = marshal::build_message({.type = marshal::MessageType::method_call,
-                                                                    .serial = 1,
-                                                                    .path = "/org/freedesktop/DBus",
-                                                                    .interface = "org.freedesktop.DBus",
-                                                                    .member = "Hello",
-                                                                    .destination = "org.freedesktop.DBus"});
-    if (::write(socket.get(), hello.data(), hello.size()) < 0 ||
-        ::read(socket.get(), answer, sizeof answer) <= 0) {
-        return {};
-    }
-    return socket;
-}
-
 }  // namespace
 
 TEST(Routing, WhatAClientSentBeforeGarbageIsDeliveredBeforeItIsCutOff) {

@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
 #include <unistd.h>
@@ -31,7 +33,9 @@
 #include <vector>
 
 #include "bus/bus_daemon.h"
+#include "busgate/marshal/writer.h"
 #include "busgate/policy/configuration.h"
+#include "busgate/util/unique_fd.h"
 #include "transport/event_loop.h"
 
 namespace busgate::bus::testing {
@@ -100,7 +104,9 @@ class RunningBus {
             waitpid(reference_pid_, nullptr, 0);
         } else {
             stop_ = true;
-            thread_.join();
+            if (thread_.joinable()) {
+                thread_.join();
+            }
             daemon_.reset();
         }
         std::error_code ignored;
@@ -111,12 +117,19 @@ class RunningBus {
 
     const std::string& address() const { return address_; }
     const std::filesystem::path& directory() const { return directory_; }
+    // Stops the daemon's loop for good (a bus that handed its clients over), then runs `inspect` on it.
+    template <typename Inspect>
+    void halted(Inspect&& inspect) {
+        stop_ = true;
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+        inspect(*daemon_);
+    }
     // Runs `inspect` on the daemon while its loop is stopped (busgate only), then lets it run again.
     template <typename Inspect>
     void paused(Inspect&& inspect) {
-        stop_ = true;
-        thread_.join();
-        inspect(*daemon_);
+        halted(inspect);
         stop_ = false;
         thread_ = std::thread([this] {
             while (!stop_) {
@@ -275,6 +288,40 @@ inline std::string call_string(BusClient& client, const char* member, const char
 inline std::string add_match(BusClient& client, const char* rule, const char* method = "AddMatch") {
     Reply reply = call_bus(client, method, "s", rule);
     return reply.error_name;
+}
+
+// A client that speaks the wire itself: authenticated (EXTERNAL) and past Hello, or an invalid fd.
+inline util::UniqueFd raw_client(const std::string& address) {
+    const std::string path = address.substr(address.find('=') + 1, address.find(',') - address.find('=') - 1);
+    util::UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un where{};
+    where.sun_family = AF_UNIX;
+    path.copy(where.sun_path, sizeof where.sun_path - 1);
+    if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&where), sizeof where) != 0) {
+        return {};
+    }
+    std::string uid = std::to_string(::getuid());
+    std::string hex;
+    for (const char digit : uid) {
+        hex += "3" + std::string(1, digit);
+    }
+    const std::string auth = std::string(1, '\0') + "AUTH EXTERNAL " + hex + "\r\n";
+    char answer[256];
+    if (::write(socket.get(), auth.data(), auth.size()) < 0 ||
+        ::read(socket.get(), answer, sizeof answer) <= 0 || ::write(socket.get(), "BEGIN\r\n", 7) < 0) {
+        return {};
+    }
+    const std::vector<std::uint8_t> hello = marshal::build_message({.type = marshal::MessageType::method_call,
+                                                                    .serial = 1,
+                                                                    .path = "/org/freedesktop/DBus",
+                                                                    .interface = "org.freedesktop.DBus",
+                                                                    .member = "Hello",
+                                                                    .destination = "org.freedesktop.DBus"});
+    if (::write(socket.get(), hello.data(), hello.size()) < 0 ||
+        ::read(socket.get(), answer, sizeof answer) <= 0) {
+        return {};
+    }
+    return socket;
 }
 
 // Processes `client` until `accept` takes a message (true) or `timeout` passes; the message it took, or null.

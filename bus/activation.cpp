@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -502,6 +503,11 @@ void Activation::update_environment(const std::vector<std::pair<std::string, std
                                  .member = "SetEnvironment",
                                  .destination = destination},
                                 body);
+}
+
+bool Activation::in_progress() const {
+    return std::any_of(services_.begin(), services_.end(),
+                       [](const auto& entry) { return entry.second.pending; });
 }
 
 std::optional<std::uint64_t> Activation::next_deadline() const {

@@ -60,6 +60,8 @@ class Activation {
     // UpdateActivationEnvironment (already authorized); forwards to systemd with --systemd-activation.
     void update_environment(const std::vector<std::pair<std::string, std::string>>& variables);
 
+    // A service is being started: something waits for it (a restart waits until nothing does).
+    bool in_progress() const;
     std::optional<std::uint64_t> next_deadline() const;
     void expire(std::uint64_t now);
 

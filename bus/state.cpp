@@ -8,6 +8,7 @@
 #include <set>
 #include <string_view>
 
+#include "bus/activation.h"
 #include "bus/bus_daemon.h"
 #include "bus/endpoints.h"
 #include "bus/match_rule.h"
@@ -25,7 +26,7 @@ constexpr std::uint16_t skippable = 1;  // a record flag: a reader that does not
 constexpr std::array<std::uint8_t, 16> check_key{};
 
 // Tags: top-level records, then the fields of each. Never renumber one; retire it instead.
-enum Record : std::uint16_t { bus_record = 1, connection_record = 2, name_record = 3 };
+enum Record : std::uint16_t { bus_record = 1, connection_record = 2, name_record = 3, pending_reply_record = 4 };
 enum BusField : std::uint16_t { bus_guid = 1, bus_next_connection_id = 2 };
 enum ConnectionField : std::uint16_t {
     connection_id = 1,
@@ -45,6 +46,7 @@ enum ConnectionField : std::uint16_t {
 };
 enum NameField : std::uint16_t { name_text = 1, name_owner = 2 };
 enum OwnerField : std::uint16_t { owner_id = 1, owner_flags = 2 };  // in a name_owner field's value
+enum PendingReplyField : std::uint16_t { pending_callee = 1, pending_caller = 2, pending_cookie = 3, pending_deadline = 4 };
 
 template <typename T>
 void put(std::vector<std::uint8_t>& out, T value) {
@@ -303,6 +305,25 @@ bool decode_name(Decoder& decoder, const Item& record, NameState& name) {
     return true;
 }
 
+bool decode_pending_reply(Decoder& decoder, const Item& record, PendingReplyState& pending) {
+    static constexpr std::string_view context = "pending reply";
+    std::vector<Item> fields;
+    if (!decoder.split(record.value, decoder.value_offset(record), context, fields)) {
+        return false;
+    }
+    for (const Item& field : fields) {
+        const bool ok = field.tag == pending_callee     ? decoder.integer(field, context, pending.callee)
+                        : field.tag == pending_caller   ? decoder.integer(field, context, pending.caller)
+                        : field.tag == pending_cookie   ? decoder.integer(field, context, pending.cookie)
+                        : field.tag == pending_deadline ? decoder.integer(field, context, pending.deadline)
+                                                        : decoder.unknown(field, context);
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
 // What the records say must also hold together: every owner is a connection of the state, no connection
 // twice, no name twice, no owner twice in one queue.
 bool check_references(Decoder& decoder, const BusState& state) {
@@ -332,6 +353,13 @@ bool check_references(Decoder& decoder, const BusState& state) {
             }
         }
     }
+    for (const PendingReplyState& pending : state.pending_replies) {
+        if (!ids.contains(pending.callee) || !ids.contains(pending.caller)) {
+            return decoder.fail(Decoder::whole, "pending reply",
+                                "a call from connection " + std::to_string(pending.caller) + " to " +
+                                    std::to_string(pending.callee) + ", which the state does not both have");
+        }
+    }
     return true;
 }
 
@@ -344,6 +372,21 @@ std::optional<BusState> capture_state(BusDaemon& daemon, std::string& error) {
     if (daemon.incomplete_count() > 0) {
         error = "a client is still authenticating or has not said Hello yet";
         return std::nullopt;
+    }
+    if (daemon.activation().in_progress()) {
+        error = "a service is being activated";
+        return std::nullopt;
+    }
+    for (const core::PendingReply& pending : daemon.core().pending_replies()) {
+        if (pending.callee >= core::first_internal_connection_id ||
+            pending.caller >= core::first_internal_connection_id) {
+            error = "a call waits on one of the bus's own connections";
+            return std::nullopt;
+        }
+        state.pending_replies.push_back({.callee = pending.callee,
+                                         .caller = pending.caller,
+                                         .cookie = pending.cookie,
+                                         .deadline = pending.deadline});
     }
     daemon.peers().for_each([&](const Peer& peer) {
         if (!error.empty()) {
@@ -485,6 +528,16 @@ bool BusDaemon::restore(const BusState& state, std::vector<util::UniqueFd> socke
             }
         }
     }
+    for (const PendingReplyState& pending : state.pending_replies) {
+        if (!bus_.restore_pending_reply({.callee = pending.callee,
+                                         .caller = pending.caller,
+                                         .cookie = pending.cookie,
+                                         .deadline = pending.deadline})) {
+            error = "the call " + std::to_string(pending.cookie) + " from " + unique_name_of(pending.caller) +
+                    " to " + unique_name_of(pending.callee) + " could not wait for its reply again";
+            return false;
+        }
+    }
     for (const ConnectionState& saved : state.connections) {
         if (Peer* peer = peers_.find(saved.id)) {
             peer->names_stale = true;
@@ -537,6 +590,15 @@ std::vector<std::uint8_t> encode_state(const BusState& state) {
             records.integer(owner_flags, owner.flags);
             records.close();
         }
+        records.close();
+    }
+
+    for (const PendingReplyState& pending : state.pending_replies) {
+        records.open(pending_reply_record);
+        records.integer(pending_callee, pending.callee);
+        records.integer(pending_caller, pending.caller);
+        records.integer(pending_cookie, pending.cookie);
+        records.integer(pending_deadline, pending.deadline);
         records.close();
     }
 
@@ -607,6 +669,8 @@ DecodedState decode_state(std::span<const std::uint8_t> bytes) {
                 decode_connection(decoder, record, state.connections.emplace_back());
             } else if (record.tag == name_record) {
                 decode_name(decoder, record, state.names.emplace_back());
+            } else if (record.tag == pending_reply_record) {
+                decode_pending_reply(decoder, record, state.pending_replies.emplace_back());
             } else {
                 decoder.unknown(record, "state");
             }

@@ -63,11 +63,21 @@ struct NameState {
     friend bool operator==(const NameState&, const NameState&) = default;
 };
 
+// A method call still waiting for its reply: the reply is let through, exactly once, on the new bus.
+struct PendingReplyState {
+    core::ConnectionId callee = 0;
+    core::ConnectionId caller = 0;
+    std::uint64_t cookie = 0;    // the call's serial
+    std::uint64_t deadline = 0;  // CLOCK_MONOTONIC ns (a restart does not move it); 0: none
+    friend bool operator==(const PendingReplyState&, const PendingReplyState&) = default;
+};
+
 struct BusState {
     std::string guid;  // 32 hex digits: clients compare it with the address they were given
     core::ConnectionId next_connection_id = 1;  // unique names are never given twice, across restarts too
     std::vector<ConnectionState> connections;   // by increasing id
     std::vector<NameState> names;               // by name
+    std::vector<PendingReplyState> pending_replies;  // by caller and cookie
     friend bool operator==(const BusState&, const BusState&) = default;
 };
 
@@ -77,8 +87,8 @@ class BusDaemon;
 // The state of `daemon` as it is now, between two messages (its loop is not running): every connection
 // and the names clients hold. Or nullopt, with why, when format 1 cannot carry all of it now, so that
 // nobody would be dropped: a client still authenticating or before Hello, a monitor, descriptors in
-// flight, or messages the core still queues for a receiver whose socket is full. The caller goes on
-// serving and may try again.
+// flight, messages the core still queues for a receiver whose socket is full, or a service being
+// activated. The caller goes on serving and may try again.
 std::optional<BusState> capture_state(BusDaemon& daemon, std::string& error);
 
 // The state, or why these bytes are not one this binary can load (with the byte offset where it found out).

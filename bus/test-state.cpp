@@ -59,6 +59,7 @@ BusState sample() {
     state.names.push_back({.name = "org.example.Queued",
                            .owners = {{.id = 7, .flags = 1}, {.id = 3, .flags = 4}}});
     state.names.push_back({.name = "org.example.Single", .owners = {{.id = 3, .flags = 0}}});
+    state.pending_replies.push_back({.callee = 7, .caller = 3, .cookie = 12, .deadline = 987654321});
     return state;
 }
 
@@ -200,6 +201,11 @@ TEST(BusState, RecordsThatDoNotHoldTogetherAreRefused) {
     EXPECT_NE(decode_state(encode_state(bad_rule)).error.find("a match rule that does not parse"),
               std::string::npos);
 
+    BusState lost_callee = sample();
+    lost_callee.pending_replies.push_back({.callee = 8, .caller = 3, .cookie = 13, .deadline = 0});
+    EXPECT_EQ(decode_state(encode_state(lost_callee)).error,
+              "state (in pending reply): a call from connection 3 to 8, which the state does not both have");
+
     BusState bad_guid = sample();
     bad_guid.guid = "not-a-guid";
     EXPECT_EQ(decode_state(encode_state(bad_guid)).error,
@@ -272,6 +278,16 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
     testing::Reply id_before = testing::call_bus(listener, "GetId", "");
     const std::string guid = testing::read_string(id_before);
 
+    // A call the owner answers only after the handover: the new bus must still let its reply through.
+    sd_bus_message* slow = nullptr;
+    ASSERT_GE(sd_bus_message_new_method_call(listener.bus, &slow, "org.example.Name", "/org/example",
+                                             "org.example.Slow", "Wait"),
+              0);
+    std::uint64_t slow_cookie = 0;
+    ASSERT_GE(sd_bus_send(listener.bus, slow, &slow_cookie), 0);
+    sd_bus_message_unref(slow);
+    sd_bus_flush(listener.bus);
+
     // A client halfway through writing a signal when the bus changes hands ...
     util::UniqueFd half_writer = testing::raw_client(old_bus.address());
     ASSERT_TRUE(half_writer);
@@ -309,6 +325,8 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
         }
     });
     ASSERT_EQ(state.connections.size(), 5u);
+    ASSERT_EQ(state.pending_replies.size(), 1u);
+    EXPECT_EQ(state.pending_replies[0].cookie, slow_cookie);
     std::size_t unread = 0;
     std::size_t unwritten = 0;
     for (const ConnectionState& connection : state.connections) {
@@ -335,6 +353,19 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
     EXPECT_EQ(testing::read_strings(queued), (std::vector<std::string>{owner.unique_name(), waiter.unique_name()}));
     testing::Reply owner_name = testing::call_bus(waiter, "GetNameOwner", "s", "org.example.Name");
     EXPECT_EQ(testing::read_string(owner_name), owner.unique_name());
+
+    sd_bus_message* waiting = testing::wait_for(
+        owner, [](sd_bus_message* m) { return sd_bus_message_is_method_call(m, "org.example.Slow", "Wait") > 0; });
+    ASSERT_NE(waiting, nullptr);
+    ASSERT_GE(sd_bus_reply_method_return(waiting, "s", "late"), 0);
+    sd_bus_message_unref(waiting);
+    sd_bus_message* late = testing::wait_for(listener, [&](sd_bus_message* m) {
+        std::uint64_t answered = 0;
+        return sd_bus_message_get_reply_cookie(m, &answered) >= 0 && answered == slow_cookie;
+    });
+    ASSERT_NE(late, nullptr);
+    EXPECT_FALSE(sd_bus_message_is_method_error(late, nullptr));
+    sd_bus_message_unref(late);
 
     ASSERT_GE(sd_bus_emit_signal(owner.bus, "/org/example", "org.example.Tick", "Tick", "s", "tick"), 0);
     sd_bus_flush(owner.bus);

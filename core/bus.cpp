@@ -306,6 +306,13 @@ Result<AcquireResult> Bus::restore_name(ConnectionId id, std::string_view name, 
     return names_.acquire(id, name, saved_flags, unheard);
 }
 
+Status Bus::restore_pending_reply(const PendingReply& pending) {
+    if (find(pending.callee) == nullptr || find(pending.caller) == nullptr) {
+        return Error::no_such_connection;
+    }
+    return replies_.add(pending.callee, pending.caller, pending.cookie, pending.deadline);
+}
+
 void Bus::resume_numbering(ConnectionId next) {
     next_connection_id_ = std::max(next_connection_id_, std::min(next, first_internal_connection_id));
 }

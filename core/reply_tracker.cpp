@@ -1,6 +1,7 @@
 #include "busgate/core/reply_tracker.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace busgate::core {
 namespace {
@@ -151,6 +152,18 @@ void ReplyTracker::drop_caller(ConnectionId caller) {
     for (const auto& key : keys) {
         erase(entries_.find(key));
     }
+}
+
+std::vector<PendingReply> ReplyTracker::entries() const {
+    std::vector<PendingReply> all;
+    all.reserve(entries_.size());
+    for (const auto& [key, value] : entries_) {
+        all.push_back({.callee = key.callee, .caller = key.caller, .cookie = key.cookie, .deadline = value.deadline});
+    }
+    std::sort(all.begin(), all.end(), [](const PendingReply& a, const PendingReply& b) {
+        return std::tie(a.caller, a.cookie, a.callee) < std::tie(b.caller, b.cookie, b.callee);
+    });
+    return all;
 }
 
 std::optional<Timestamp> ReplyTracker::next_deadline() {

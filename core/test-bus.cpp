@@ -1356,6 +1356,13 @@ TEST_F(BusTest, ARestoredBusKeepsIdsAndQueuesAndNobodyHearsOfIt) {
     expect_error(restored.restore_name(a, "org.example.B", name_flag::replace_existing), Error::invalid_argument);
     restored.resume_numbering(1);  // never back
     EXPECT_EQ(restored.next_connection_id(), watcher + 2);
+
+    // A call that waited for its reply goes on waiting; one between connections that are not there is refused.
+    ASSERT_TRUE(restored.restore_pending_reply({.callee = a, .caller = b, .cookie = 5, .deadline = 0}).ok());
+    EXPECT_EQ(restored.pending_replies().size(), 1u);
+    EXPECT_EQ(restored.pending_replies(b), 1u);
+    expect_error(restored.restore_pending_reply({.callee = a, .caller = watcher + 9, .cookie = 6, .deadline = 0}),
+                 Error::no_such_connection);
 }
 
 }  // namespace

@@ -165,6 +165,10 @@ class Bus {
     std::size_t expire(Timestamp now);
     std::optional<Timestamp> next_deadline() { return replies_.next_deadline(); }
     std::size_t pending_replies(ConnectionId caller) const { return replies_.pending_for_caller(caller); }
+    std::vector<PendingReply> pending_replies() const { return replies_.entries(); }
+    // A restart: a call still waits for its reply, as it did (both connections restored first; the
+    // deadline is CLOCK_MONOTONIC, which a restart does not move).
+    Status restore_pending_reply(const PendingReply& pending);
 
     // ---- matches
     Status add_match(ConnectionId id, MessageMatch match);

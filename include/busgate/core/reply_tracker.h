@@ -44,6 +44,8 @@ class ReplyTracker {
     // Forgets every entry of `caller` (it disconnected; nobody is left to tell).
     void drop_caller(ConnectionId caller);
 
+    // Every entry, by caller and cookie (a restart hands them over).
+    std::vector<PendingReply> entries() const;
     std::optional<Timestamp> next_deadline();
     std::size_t pending_for_caller(ConnectionId caller) const;
     std::size_t size() const { return entries_.size(); }

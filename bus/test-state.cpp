@@ -1,17 +1,20 @@
 // BusState's byte format: what one version writes the next reads, and a cut, damaged or too new state is
 // refused with where and why, before anything would act on it.
 #include <gtest/gtest.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
 
-#include <cstdint>
-#include <cstdlib>
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include "bus/match_rule.h"
 #include "bus/state.h"
@@ -97,6 +100,35 @@ void append_record(std::vector<std::uint8_t>& bytes, std::uint16_t tag, std::uin
                                         1, 0, 0, 0, 4, 0, 0, 0, 9, 9, 9, 9};
     bytes.insert(bytes.end() - 8, record.begin(), record.end());
     reseal(bytes);
+}
+
+// What the driver says about the bus and about each of `clients`: the names, and every client's
+// credentials (body only, without the pidfd's number, which differs from call to call).
+std::string bus_as_seen_by(testing::BusClient& asking, std::vector<testing::BusClient*> clients) {
+    std::string seen;
+    testing::Reply names = testing::call_bus(asking, "ListNames", "");
+    std::vector<std::string> listed = testing::read_strings(names);
+    std::sort(listed.begin(), listed.end());
+    for (const std::string& name : listed) {
+        seen += name + "\n";
+    }
+    for (testing::BusClient* client : clients) {
+        testing::Reply credentials =
+            testing::call_bus(asking, "GetConnectionCredentials", "s", client->unique_name().c_str());
+        char* text = nullptr;
+        std::size_t length = 0;
+        FILE* out = open_memstream(&text, &length);
+        sd_bus_message_dump(credentials.message, out, SD_BUS_MESSAGE_DUMP_SUBTREE_ONLY);
+        std::fclose(out);
+        std::istringstream lines(std::string(text, length));
+        std::free(text);
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find("UNIX_FD") == std::string::npos) {
+                seen += line + "\n";
+            }
+        }
+    }
+    return seen;
 }
 
 TEST(BusState, WhatIsWrittenReadsBackEqual) {
@@ -313,6 +345,8 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
     sd_bus_message_unref(large);
     sd_bus_flush(owner.bus);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const std::string seen_before = bus_as_seen_by(listener, {&listener, &owner, &waiter, &receiver});
+    ASSERT_NE(seen_before.find("org.example.Name"), std::string::npos);
 
     BusState state;
     std::vector<util::UniqueFd> sockets;
@@ -347,6 +381,7 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
         EXPECT_TRUE(daemon.restore(*decoded.state, std::move(sockets), error)) << error;
     });
 
+    EXPECT_EQ(bus_as_seen_by(listener, {&listener, &owner, &waiter, &receiver}), seen_before);
     testing::Reply id_after = testing::call_bus(listener, "GetId", "");
     EXPECT_EQ(testing::read_string(id_after), guid);
     testing::Reply queued = testing::call_bus(owner, "ListQueuedOwners", "s", "org.example.Name");

@@ -125,9 +125,9 @@ class BusDaemon {
     void attach_observer(std::shared_ptr<BusObserver> observer);
     BusSnapshot snapshot();
     // A restart: takes over the connections of `state`, `sockets[i]` being the socket of connection i, with
-    // their ids, credentials, match rules and places in name queues, before any client of this bus said
-    // Hello. False with `error` when the state cannot be taken as it is (the caller then gives up and the
-    // old process goes on). Format 1 has no container endpoints: a connection of one is refused.
+    // their ids, credentials, match rules and places in name queues, before any client came to this bus.
+    // False with `error` when the state cannot be taken as it is: then this process must exit, and the old
+    // one goes on (what can be checked first is, so most refusals leave this bus untouched).
     bool restore(const BusState& state, std::vector<util::UniqueFd> sockets, std::string& error);
     // AddMatch's work once the rule parsed and may be added: the core's mask, then the peer's list. False
     // when the core has no room for the mask.

@@ -501,10 +501,13 @@ std::string_view message_type_name(marshal::MessageType type) {
 }
 
 ParsedMatchRule parse_match_rule(std::string_view text) {
-    if (text.size() > max_match_rule_length) {
+    return parse_match_rule(text, max_match_rule_length);
+}
+
+ParsedMatchRule parse_match_rule(std::string_view text, std::size_t max_length) {
+    if (text.size() > max_length) {
         return failure(match_error::limits_exceeded, "Match rule text is " + std::to_string(text.size()) +
-                                                         " bytes, maximum is " +
-                                                         std::to_string(max_match_rule_length));
+                                                         " bytes, maximum is " + std::to_string(max_length));
     }
     // dbus-daemon reads the rule as a C string; a D-Bus string never holds a NUL anyway.
     text = text.substr(0, text.find('\0'));

@@ -82,6 +82,11 @@ struct ParsedMatchRule {
 // is ignored; a pair with an empty key ends parsing successfully; argument numbers are read as strtoul
 // with base 0 ("arg0x1" is arg1); eavesdrop may repeat (the last one counts).
 ParsedMatchRule parse_match_rule(std::string_view text);
+// The same with another length limit: MatchRule::to_string quotes every value, so a rule a client added
+// at the limit may print longer (a restart carries rules as that text).
+ParsedMatchRule parse_match_rule(std::string_view text, std::size_t max_length);
+// Enough for to_string of any rule parse_match_rule accepts.
+inline constexpr std::size_t max_printed_match_rule_length = 4 * max_match_rule_length;
 
 // A message as rules see it: the parsed header and its top-level arguments, decoded lazily, at most once,
 // and only as far as the highest argument a rule asked for. Make one per message and evaluate every

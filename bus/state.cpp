@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include "bus/activation.h"
 #include "bus/bus_daemon.h"
@@ -241,7 +242,7 @@ bool decode_connection(Decoder& decoder, const Item& record, ConnectionState& co
                 break;
             case connection_match_rule: {
                 std::string rule = decoder.text(field);
-                if (!parse_match_rule(rule).rule) {
+                if (!parse_match_rule(rule, max_printed_match_rule_length).rule) {
                     return decoder.fail(field.offset, context, "a match rule that does not parse: " + rule);
                 }
                 connection.match_rules.push_back(std::move(rule));
@@ -299,8 +300,19 @@ bool decode_name(Decoder& decoder, const Item& record, NameState& name) {
             return false;
         }
     }
-    if (name.name.empty() || name.owners.empty()) {
-        return decoder.fail(record.offset, context, "a name without its text, or with nobody holding it");
+    if (!core::is_valid_well_known_name(name.name) || name.name == "org.freedesktop.DBus" ||
+        name.owners.empty()) {
+        return decoder.fail(record.offset, context,
+                            "a name that no client can own (\"" + name.name + "\"), or with nobody holding it");
+    }
+    for (std::size_t position = 0; position < name.owners.size(); ++position) {
+        const std::uint64_t flags = name.owners[position].flags;
+        // A waiter asked to queue; nobody keeps more than the flags an owner keeps.
+        if ((flags & ~core::name_flag::saved) != 0 || (position > 0 && (flags & core::name_flag::queue) == 0)) {
+            return decoder.fail(record.offset, context,
+                                "owner " + std::to_string(position) + " of " + name.name + " has flags " +
+                                    std::to_string(flags) + ", which no owner in that place can have");
+        }
     }
     return true;
 }
@@ -327,6 +339,11 @@ bool decode_pending_reply(Decoder& decoder, const Item& record, PendingReplyStat
 // What the records say must also hold together: every owner is a connection of the state, no connection
 // twice, no name twice, no owner twice in one queue.
 bool check_references(Decoder& decoder, const BusState& state) {
+    if (state.next_connection_id == 0 || state.next_connection_id >= core::first_internal_connection_id) {
+        return decoder.fail(Decoder::whole, "bus",
+                            "the next connection id, " + std::to_string(state.next_connection_id) +
+                                ", is not one a client can be given");
+    }
     std::set<core::ConnectionId> ids;
     for (const ConnectionState& connection : state.connections) {
         if (!ids.insert(connection.id).second) {
@@ -353,7 +370,13 @@ bool check_references(Decoder& decoder, const BusState& state) {
             }
         }
     }
+    std::set<std::tuple<core::ConnectionId, core::ConnectionId, std::uint64_t>> calls;
     for (const PendingReplyState& pending : state.pending_replies) {
+        if (!calls.emplace(pending.callee, pending.caller, pending.cookie).second) {
+            return decoder.fail(Decoder::whole, "pending reply",
+                                "the call " + std::to_string(pending.cookie) + " from connection " +
+                                    std::to_string(pending.caller) + " twice");
+        }
         if (!ids.contains(pending.callee) || !ids.contains(pending.caller)) {
             return decoder.fail(Decoder::whole, "pending reply",
                                 "a call from connection " + std::to_string(pending.caller) + " to " +
@@ -405,6 +428,10 @@ std::optional<BusState> capture_state(BusDaemon& daemon, std::string& error) {
             error = "the bus still queues messages for " + peer.unique_name;
             return;
         }
+        if (peer.endpoint != core::default_endpoint) {
+            error = peer.unique_name + " came through a container endpoint, which state format 1 does not carry";
+            return;
+        }
         const transport::PeerCredentials& credentials = peer.connection->credentials();
         ConnectionState& connection = state.connections.emplace_back();
         connection.id = peer.id;
@@ -417,9 +444,6 @@ std::optional<BusState> capture_state(BusDaemon& daemon, std::string& error) {
         connection.authorized_uid = authentication.authorized_uid;
         connection.anonymous = authentication.anonymous;
         connection.unix_fds = authentication.unix_fd_negotiated;
-        if (const Endpoints::Endpoint* endpoint = daemon.endpoints().find(peer.endpoint)) {
-            connection.endpoint = endpoint->spec.name;
-        }
         connection.listener_address = peer.listener_address;
         for (const InstalledMatch& installed : peer.matches) {
             connection.match_rules.push_back(installed.rule.to_string());
@@ -454,14 +478,29 @@ bool BusDaemon::restore(const BusState& state, std::vector<util::UniqueFd> socke
         error = "the state is of another bus (GUID " + state.guid + "), or not every connection has its socket";
         return false;
     }
+    // Everything that can be checked before anything changes: a refusal here leaves this bus as it was.
+    if (peers_.size() > 0 || acceptor_.incomplete_count() > 0) {
+        error = "clients came to this bus before it took the state over";
+        return false;
+    }
+    for (std::size_t i = 0; i < state.connections.size(); ++i) {
+        const ConnectionState& saved = state.connections[i];
+        if (!saved.endpoint.empty() || !sockets[i]) {
+            error = "connection " + unique_name_of(saved.id) +
+                    (sockets[i] ? " came through container endpoint " + saved.endpoint +
+                                      ", which state format 1 does not carry"
+                                : " has no socket");
+            return false;
+        }
+        if (saved.match_rules.size() > options_.max_match_rules_per_connection) {
+            error = "connection " + unique_name_of(saved.id) + " has more match rules than this bus allows";
+            return false;
+        }
+    }
+    // From here a refusal leaves this bus half made: its process must exit (the old one goes on).
     bus_.resume_numbering(state.next_connection_id);
     for (std::size_t i = 0; i < state.connections.size(); ++i) {
         const ConnectionState& saved = state.connections[i];
-        if (!saved.endpoint.empty()) {
-            error = "connection " + unique_name_of(saved.id) + " came through container endpoint " +
-                    saved.endpoint + ", which state format 1 does not carry";
-            return false;
-        }
         transport::PeerCredentials credentials{.uid = saved.uid,
                                                .gid = saved.gid,
                                                .pid = saved.pid,
@@ -504,7 +543,7 @@ bool BusDaemon::restore(const BusState& state, std::vector<util::UniqueFd> socke
         peers_.registered(added);
         assign_policy(added);
         for (const std::string& text : saved.match_rules) {
-            const ParsedMatchRule parsed = parse_match_rule(text);
+            const ParsedMatchRule parsed = parse_match_rule(text, max_printed_match_rule_length);
             if (!parsed.ok() || !install_match(added, *parsed.rule)) {
                 error = "connection " + added.unique_name + " could not take back its match rule " + text;
                 return false;

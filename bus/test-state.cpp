@@ -60,7 +60,7 @@ BusState sample() {
                                  .listener_address = "unix:path=/run/busgate/sandbox",
                                  .match_rules = {}});
     state.names.push_back({.name = "org.example.Queued",
-                           .owners = {{.id = 7, .flags = 1}, {.id = 3, .flags = 4}}});
+                           .owners = {{.id = 7, .flags = 6}, {.id = 3, .flags = 4}}});
     state.names.push_back({.name = "org.example.Single", .owners = {{.id = 3, .flags = 0}}});
     state.pending_replies.push_back({.callee = 7, .caller = 3, .cookie = 12, .deadline = 987654321});
     return state;
@@ -129,6 +129,26 @@ std::string bus_as_seen_by(testing::BusClient& asking, std::vector<testing::BusC
         }
     }
     return seen;
+}
+
+// How many signals of the driver (NameAcquired, NameOwnerChanged...) `client` is given within 200 ms.
+int driver_signals(testing::BusClient& client) {
+    int count = 0;
+    while (testing::wait_for(
+               client,
+               [](sd_bus_message* m) {
+                   const char* sender = sd_bus_message_get_sender(m);
+                   const bool driver = sender != nullptr && std::string(sender) == "org.freedesktop.DBus" &&
+                                       sd_bus_message_is_signal(m, nullptr, nullptr) > 0;
+                   if (driver) {
+                       sd_bus_message_unref(m);
+                   }
+                   return driver;
+               },
+               std::chrono::milliseconds(200)) != nullptr) {
+        ++count;
+    }
+    return count;
 }
 
 TEST(BusState, WhatIsWrittenReadsBackEqual) {
@@ -215,7 +235,7 @@ TEST(BusState, AFormatThatNeedsANewerReaderIsRefusedBeforeItsRecordsAreRead) {
 
 TEST(BusState, RecordsThatDoNotHoldTogetherAreRefused) {
     BusState unknown_owner = sample();
-    unknown_owner.names[0].owners.push_back({.id = 9, .flags = 0});
+    unknown_owner.names[0].owners.push_back({.id = 9, .flags = core::name_flag::queue});
     EXPECT_EQ(decode_state(encode_state(unknown_owner)).error,
               "state (in name): name org.example.Queued is held by connection 9, which the state does not "
               "have or lists twice");
@@ -238,6 +258,27 @@ TEST(BusState, RecordsThatDoNotHoldTogetherAreRefused) {
     EXPECT_EQ(decode_state(encode_state(lost_callee)).error,
               "state (in pending reply): a call from connection 3 to 8, which the state does not both have");
 
+    BusState internal = sample();
+    internal.next_connection_id = core::first_internal_connection_id;
+    EXPECT_EQ(decode_state(encode_state(internal)).error,
+              "state (in bus): the next connection id, 4611686018427387904, is not one a client can be given");
+
+    BusState unqueued_waiter = sample();
+    unqueued_waiter.names[0].owners[1].flags = 0;  // a waiter that never asked to queue
+    EXPECT_NE(decode_state(encode_state(unqueued_waiter)).error.find("which no owner in that place can have"),
+              std::string::npos);
+    BusState replacing = sample();
+    replacing.names[0].owners[0].flags = core::name_flag::replace_existing;  // not a flag an owner keeps
+    EXPECT_FALSE(decode_state(encode_state(replacing)).state);
+    BusState drivers_name = sample();
+    drivers_name.names[0].name = "org.freedesktop.DBus";
+    EXPECT_NE(decode_state(encode_state(drivers_name)).error.find("a name that no client can own"),
+              std::string::npos);
+    BusState call_twice = sample();
+    call_twice.pending_replies.push_back(call_twice.pending_replies[0]);
+    EXPECT_EQ(decode_state(encode_state(call_twice)).error,
+              "state (in pending reply): the call 12 from connection 3 twice");
+
     BusState bad_guid = sample();
     bad_guid.guid = "not-a-guid";
     EXPECT_EQ(decode_state(encode_state(bad_guid)).error,
@@ -251,13 +292,19 @@ TEST(BusState, ARunningBusIsCapturedWithItsQueuesAndRulesInOrder) {
     testing::RunningBus bus;
     testing::BusClient first(bus.address());
     testing::BusClient second(bus.address());
+    // Rules print longer than they were sent (every value quoted, an apostrophe as '\''): one at the
+    // length limit, one with apostrophes, and an eavesdropping one.
     const std::vector<std::string> rules = {"type='signal',interface='org.example.A'",
-                                            "type='signal',member='Changed',arg0='x'"};
+                                            "type='signal',member='Changed',arg0='x'",
+                                            "arg0=" + std::string(1019, 'a'),
+                                            "arg1=\\'\\'\\'it\\'s",
+                                            "eavesdrop=true,type='method_call',interface='org.example.Overheard'"};
     for (const std::string& rule : rules) {
-        EXPECT_TRUE(testing::call_bus(first, "AddMatch", "s", rule.c_str()).ok());
+        EXPECT_TRUE(testing::call_bus(first, "AddMatch", "s", rule.c_str()).ok()) << rule;
     }
     EXPECT_TRUE(testing::call_bus(second, "RequestName", "su", "org.example.Queued", 0u).ok());
-    EXPECT_TRUE(testing::call_bus(first, "RequestName", "su", "org.example.Queued", 0u).ok());
+    testing::Reply requested = testing::call_bus(first, "RequestName", "su", "org.example.Queued", 0u);
+    EXPECT_TRUE(requested.ok()) << requested.error();
 
     BusState state;
     bus.paused([&](BusDaemon& daemon) {
@@ -278,9 +325,12 @@ TEST(BusState, ARunningBusIsCapturedWithItsQueuesAndRulesInOrder) {
     for (const std::string& rule : state.connections[0].match_rules) {
         captured_rules.push_back(rule);
     }
-    ASSERT_EQ(captured_rules.size(), 2u);
+    ASSERT_EQ(captured_rules.size(), rules.size());
+    EXPECT_GT(captured_rules[2].size(), max_match_rule_length);
     for (std::size_t i = 0; i < rules.size(); ++i) {
-        EXPECT_EQ(parse_match_rule(captured_rules[i]).rule, parse_match_rule(rules[i]).rule) << i;
+        EXPECT_EQ(parse_match_rule(captured_rules[i], max_printed_match_rule_length).rule,
+                  parse_match_rule(rules[i]).rule)
+            << i;
     }
     EXPECT_TRUE(state.connections[1].match_rules.empty());
     EXPECT_GT(state.next_connection_id, *second_id);
@@ -309,6 +359,7 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
     ASSERT_TRUE(testing::call_bus(waiter, "RequestName", "su", "org.example.Name", 0u).ok());
     testing::Reply id_before = testing::call_bus(listener, "GetId", "");
     const std::string guid = testing::read_string(id_before);
+    EXPECT_GT(driver_signals(owner) + driver_signals(waiter), 0);  // NameAcquired, before the handover
 
     // A call the owner answers only after the handover: the new bus must still let its reply through.
     sd_bus_message* slow = nullptr;
@@ -419,6 +470,11 @@ TEST(BusState, AnotherBusTakesTheConnectionsOverAndTheClientsNoticeNothing) {
                                         static_cast<const std::uint8_t*>(bytes) + size),
               payload);
     sd_bus_message_unref(taken);
+
+    // Nothing changed that a client could hear: no NameAcquired, NameOwnerChanged or NameLost again.
+    for (testing::BusClient* client : {&listener, &owner, &waiter, &receiver}) {
+        EXPECT_EQ(driver_signals(*client), 0) << client->unique_name();
+    }
 
     testing::BusClient newcomer(new_bus.address());
     EXPECT_EQ(newcomer.unique_name(), unique_name_of(state.next_connection_id));

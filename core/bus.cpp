@@ -183,6 +183,9 @@ Result<ConnectionId> Bus::hello(HelloParams params) {
             return Error::already_exists;
         }
     }
+    if (!internal && !params.restored_id && next_connection_id_ >= first_internal_connection_id) {
+        return Error::connection_limit_reached;  // 2^62 ids given: never one of the bus's own
+    }
     const ConnectionId id = internal               ? next_internal_id_++
                             : params.restored_id ? *params.restored_id
                                                  : next_connection_id_++;

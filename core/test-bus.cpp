@@ -1338,12 +1338,16 @@ TEST_F(BusTest, ARestoredBusKeepsIdsAndQueuesAndNobodyHearsOfIt) {
     EXPECT_EQ(*restored.queued_owners(watcher, "org.example.A"), (std::vector<ConnectionId>{a, b, c}));
     EXPECT_EQ(restored.names().find("org.example.A")->owners[0].flags,
               name_flag::allow_replacement | name_flag::queue);
-    EXPECT_TRUE(drain(watcher).empty() && restored.receive(watcher) == std::nullopt);
+    EXPECT_EQ(restored.receive(watcher), std::nullopt);
 
-    // Ids go on past the watcher; none is given twice.
+    // Ids go on past the watcher; none is given twice. And the watcher's rules work: it hears of this one.
     HelloParams later;
     later.credentials.uid = bob;
     EXPECT_EQ(*restored.hello(std::move(later)), watcher + 1);
+    const auto heard = restored.receive(watcher);
+    ASSERT_TRUE(heard);
+    EXPECT_EQ(heard->notification.type, NotificationType::id_add);
+    EXPECT_EQ(heard->notification.id, watcher + 1);
     HelloParams taken;
     taken.restored_id = b;
     expect_error(restored.hello(std::move(taken)), Error::already_exists);
@@ -1356,6 +1360,10 @@ TEST_F(BusTest, ARestoredBusKeepsIdsAndQueuesAndNobodyHearsOfIt) {
     expect_error(restored.restore_name(a, "org.example.B", name_flag::replace_existing), Error::invalid_argument);
     restored.resume_numbering(1);  // never back
     EXPECT_EQ(restored.next_connection_id(), watcher + 2);
+    Bus exhausted(test_config());
+    exhausted.resume_numbering(first_internal_connection_id);  // every ordinary id given
+    HelloParams one_too_many;
+    expect_error(exhausted.hello(std::move(one_too_many)), Error::connection_limit_reached);
 
     // A call that waited for its reply goes on waiting; one between connections that are not there is refused.
     ASSERT_TRUE(restored.restore_pending_reply({.callee = a, .caller = b, .cookie = 5, .deadline = 0}).ok());

@@ -80,7 +80,8 @@ void put32(std::vector<std::uint8_t>& bytes, std::size_t at, std::uint32_t value
 // The length and the check made right again after a test changed the records, so that only the change
 // itself can be what a decoder refuses.
 void reseal(std::vector<std::uint8_t>& bytes) {
-    bytes.resize(bytes.size() - 8);
+    ASSERT_GE(bytes.size(), 32u);
+    bytes.erase(bytes.end() - 8, bytes.end());
     const std::uint64_t length = bytes.size() - 24;
     for (std::size_t i = 0; i < 8; ++i) {
         bytes[16 + i] = static_cast<std::uint8_t>(length >> (8 * i));
